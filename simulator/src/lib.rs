@@ -1,0 +1,2 @@
+//! firehose-sim: a load-testing traffic simulator and firehose harness for Phoenix
+//! Channels apps.
