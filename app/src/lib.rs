@@ -1,5 +1,15 @@
 //! firehose-app: a real-time social app whose WebSocket speaks the Phoenix Channels
-//! protocol. The library exposes the server so tests and the simulator can boot it
-//! in-process on any listener.
+//! protocol. The library exposes the server (`server::start`) so tests and the
+//! simulator can boot it in-process on any listener.
 
+pub mod accounts;
+pub mod bookmarks;
+pub mod channels;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod pubsub;
+pub mod server;
+pub mod state;
+pub mod store;
 pub mod wire;

@@ -1,1 +1,90 @@
-fn main(){}
+//! The `firehose` binary: parses flags, sets up logging, runs the server until SIGINT
+//! or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use firehose_app::config::Config;
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "firehose", version, about = "A real-time social app speaking Phoenix Channels")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "FIREHOSE_BIND", default_value = "127.0.0.1:4000")]
+    bind: SocketAddr,
+    /// Directory for the SQLite database and uploads.
+    #[arg(long, env = "FIREHOSE_DATA_DIR", default_value = "firehose-data")]
+    data_dir: PathBuf,
+    /// Database URL (default: sqlite file in the data dir).
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(long, env = "FIREHOSE_LOG", default_value = "info")]
+    log: String,
+    /// Close sockets that send nothing for this many seconds.
+    #[arg(long, env = "FIREHOSE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    idle_timeout_secs: u64,
+    /// Frames queued per socket before it is closed as a slow consumer.
+    #[arg(long, env = "FIREHOSE_OUTBOX", default_value_t = 1024)]
+    outbox: usize,
+    /// Channels one socket may join.
+    #[arg(long, env = "FIREHOSE_MAX_CHANNELS", default_value_t = 100)]
+    max_channels: usize,
+    /// Enable `debug:*` topics (a `crash` event makes the channel fail), for testing.
+    #[arg(long, env = "FIREHOSE_DEBUG_TOPICS")]
+    debug_topics: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let Command::Serve(args) = Cli::parse().command;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&args.log).context("invalid --log filter")?)
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = Config::for_data_dir(&args.data_dir);
+    config.database_url = args.database_url;
+    config.socket.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
+    config.socket.outbox_capacity = args.outbox.max(1);
+    config.socket.max_channels = args.max_channels;
+    config.debug_topics = args.debug_topics;
+    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
+    let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;
+    println!("firehose listening on http://{}", running.addr);
+    running.wait().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

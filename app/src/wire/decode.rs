@@ -4,8 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::Vsn;
@@ -39,12 +39,7 @@ pub enum DecodeError {
     #[error("frame is not valid JSON: {0}")]
     NotJson(String),
     #[error("frame does not have the shape of a Phoenix message: {reason}")]
-    BadShape {
-        reason: String,
-        msg_ref: Option<String>,
-        join_ref: Option<String>,
-        topic: Option<String>,
-    },
+    BadShape { reason: String, msg_ref: Option<String>, join_ref: Option<String>, topic: Option<String> },
 }
 
 /// Decodes one text frame for the serializer `vsn`.

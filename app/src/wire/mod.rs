@@ -10,7 +10,9 @@ mod decode;
 mod encode;
 mod payloads;
 
-pub use binary::{BinaryError, BinaryPush, decode_binary_push, encode_binary_broadcast, encode_binary_push, encode_binary_reply};
+pub use binary::{
+    BinaryError, BinaryPush, decode_binary_push, encode_binary_broadcast, encode_binary_push, encode_binary_reply,
+};
 pub use decode::{DecodeError, InFrame, decode_text};
 pub use encode::{encode_broadcast, encode_push, encode_reply, encode_text};
 pub use payloads::{BookmarkEvent, BookmarkUser, ErrorReason, JoinSince};

@@ -48,7 +48,9 @@ fn every_captured_client_frame_decodes_except_the_garbage_one() {
         match decode_text(vsn, text) {
             Ok(frame) => {
                 assert!(frame.payload_is_object(), "{text}");
-                assert_eq!(reencode(vsn, &frame).len() > 10, true);
+                if vsn == Vsn::V2 {
+                    assert_eq!(reencode(vsn, &frame), text);
+                }
                 decoded += 1;
             }
             Err(DecodeError::NotJson(_)) => assert_eq!(text, "this is not json"),
@@ -66,7 +68,10 @@ fn replies_match_the_capture() {
     assert_eq!(hb, r#"[null,"3","phoenix","phx_reply",{"response":{},"status":"ok"}]"#);
     let unmatched =
         encode_reply(Vsn::V2, None, Some("6"), "nope:x", ReplyStatus::Error, &ErrorReason::new("unmatched topic"));
-    assert_eq!(unmatched, r#"[null,"6","nope:x","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#);
+    assert_eq!(
+        unmatched,
+        r#"[null,"6","nope:x","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#
+    );
     let v1 = encode_reply(Vsn::V1, Some("9"), Some("2"), "phoenix", ReplyStatus::Ok, &json!({}));
     assert_eq!(v1, r#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"2","topic":"phoenix"}"#);
     let close = encode_text(Vsn::V2, Some("1"), Some("1"), "room:lobby", events::CLOSE, &json!({}));
@@ -125,7 +130,10 @@ fn bad_shapes_keep_what_can_be_read() {
     assert!(matches!(decode_text(Vsn::V2, r#"[1,2,3,4,5]"#), Err(DecodeError::BadShape { .. })));
     assert!(matches!(decode_text(Vsn::V2, "this is not json"), Err(DecodeError::NotJson(_))));
     assert!(matches!(decode_text(Vsn::V2, r#"["1","2""#), Err(DecodeError::NotJson(_))));
-    assert!(matches!(decode_text(Vsn::V1, r#"{"topic":"t","event":"e","ref":"1"}"#), Err(DecodeError::BadShape { .. })));
+    assert!(matches!(
+        decode_text(Vsn::V1, r#"{"topic":"t","event":"e","ref":"1"}"#),
+        Err(DecodeError::BadShape { .. })
+    ));
 }
 
 #[test]

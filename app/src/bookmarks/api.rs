@@ -1,0 +1,134 @@
+//! The bookmarks JSON API under `/api/bookmarks`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use super::{Bookmark, NewBookmark, normalize_tag, publish_created, publish_deleted};
+use crate::accounts::{CurrentUser, User};
+use crate::http::{ApiError, JsonBody};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: usize = 20;
+const MAX_LIMIT: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/bookmarks", get(list).post(create))
+        .route("/api/bookmarks/random", get(random))
+        .route("/api/bookmarks/{id}", get(show).delete(delete))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = NewBookmark::from_body(&body)?;
+    let bookmark = Arc::new(state.store.insert_bookmark(&user, &new).await?);
+    // Committed: from here on the bookmark exists whatever happens to this request.
+    if bookmark.public {
+        state.cache.insert(bookmark.clone());
+    }
+    publish_created(&state.pubsub, &state.metrics, &bookmark);
+    Ok((StatusCode::CREATED, Json(json!({ "data": bookmark.to_json() }))))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let tag = match params.get("tag").map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        Some(t) => Some(normalize_tag(t).ok_or_else(|| ApiError::BadRequest("invalid tag".into()))?),
+        None => None,
+    };
+    let limit = match params.get("limit") {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => return Err(ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
+        },
+        None => DEFAULT_LIMIT,
+    };
+    let before_id = match params.get("before_id") {
+        Some(b) => Some(b.parse::<i64>().map_err(|_| ApiError::BadRequest("before_id must be an integer".into()))?),
+        None => None,
+    };
+    let page: Vec<Value> = match state.cache.page(tag.as_deref(), before_id, limit) {
+        Some(page) => page.iter().map(|b| b.to_json()).collect(),
+        None => {
+            state.store.recent_public(tag.as_deref(), before_id, limit).await?.iter().map(Bookmark::to_json).collect()
+        }
+    };
+    let next = page.last().filter(|_| page.len() == limit).and_then(|b| b.get("id").cloned());
+    Ok(Json(json!({ "data": page, "next_before_id": next })))
+}
+
+async fn random(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let bookmark = state.cache.random().ok_or(ApiError::NotFound("no bookmarks yet"))?;
+    Ok(Json(json!({ "data": bookmark.to_json() })))
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>().map_err(|_| ApiError::BadRequest("bookmark id must be an integer".into()))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    viewer: OptionalUser,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    let bookmark = match state.cache.get(id) {
+        Some(b) => b,
+        None => Arc::new(state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?),
+    };
+    // A private bookmark is invisible, not forbidden, to anyone but its owner.
+    if !bookmark.public && viewer.0.as_ref().is_none_or(|v| v.id != bookmark.user.id) {
+        return Err(ApiError::NotFound("no such bookmark"));
+    }
+    Ok(Json(json!({ "data": bookmark.to_json() })))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = parse_id(&id)?;
+    let bookmark = state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?;
+    if bookmark.user.id != user.id {
+        return Err(if bookmark.public {
+            ApiError::Forbidden("only the owner may delete a bookmark")
+        } else {
+            ApiError::NotFound("no such bookmark")
+        });
+    }
+    if state.store.delete_bookmark(id).await? {
+        state.cache.remove(id);
+        publish_deleted(&state.pubsub, &state.metrics, &bookmark);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The bearer user when a valid token is given; anonymous otherwise. A present but
+/// invalid token is still an error, so a typo never silently downgrades to anonymous.
+struct OptionalUser(Option<User>);
+
+impl FromRequestParts<AppState> for OptionalUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
+            return Ok(OptionalUser(None));
+        }
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        Ok(OptionalUser(Some(user)))
+    }
+}

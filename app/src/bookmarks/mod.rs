@@ -1,0 +1,14 @@
+//! Bookmarks: the domain type, validation at the edge, the in-memory cache of recent
+//! public bookmarks, publishing to the firehose and tag topics, and the JSON API.
+
+mod api;
+mod cache;
+mod model;
+mod publish;
+mod validate;
+
+pub use api::router;
+pub use cache::RecentCache;
+pub use model::Bookmark;
+pub use publish::{FIREHOSE_TOPIC, TAG_TOPIC_PREFIX, publish_created, publish_deleted};
+pub use validate::{NewBookmark, normalize_tag};

@@ -1,0 +1,15 @@
+//! The Phoenix socket: the HTTP upgrade at `/socket/websocket`, one task per connection
+//! speaking Phoenix Channels V1/V2, and the topics a socket may join.
+
+mod socket;
+mod topics;
+mod upgrade;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/socket/websocket", get(upgrade::upgrade))
+}

@@ -1,0 +1,108 @@
+//! The HTTP side of a socket: version negotiation, connect authentication (query
+//! `token` or phoenix.js's `base64url.bearer.phx.` subprotocol), load refusal, and the
+//! WebSocket buffer sizes, all decided before the upgrade.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+use super::socket;
+use crate::accounts::authenticate;
+use crate::http::ApiError;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+use crate::wire::Vsn;
+
+const BEARER_PREFIX: &str = "base64url.bearer.phx.";
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match prepare(&state, &params, &headers, ws).await {
+        Ok(response) => response,
+        Err(err) => {
+            Metrics::add(&state.metrics.sockets_refused, 1);
+            err.into_response()
+        }
+    }
+}
+
+async fn prepare(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let ws = ws.map_err(|e| ApiError::BadRequest(format!("WebSocket upgrade required: {e}")))?;
+    let vsn = Vsn::from_param(params.get("vsn").map(String::as_str))
+        .ok_or_else(|| ApiError::BadRequest("unsupported vsn; use 2.0.0 or 1.0.0".into()))?;
+    let cfg = &state.config.socket;
+    if state.metrics.open_sockets.load(Relaxed) >= cfg.max_sockets as i64 {
+        return Err(ApiError::RateLimited(std::time::Duration::from_secs(1)));
+    }
+    let token = params.get("token").cloned().or_else(|| subprotocol_token(headers));
+    let user = match token {
+        Some(token) => Some(authenticate(state, &token).await?.ok_or(ApiError::Forbidden("invalid token"))?),
+        None => None,
+    };
+    let state = state.clone();
+    let tracker = state.sockets.clone();
+    let response = ws
+        .protocols(["phoenix"])
+        .read_buffer_size(cfg.read_buffer_bytes)
+        .write_buffer_size(cfg.write_buffer_bytes)
+        .max_write_buffer_size(cfg.write_buffer_bytes.max(64 * 1024) * 4)
+        .max_message_size(cfg.max_message_bytes)
+        .max_frame_size(cfg.max_message_bytes)
+        .on_upgrade(move |ws| tracker.track_future(socket::run(ws, state, vsn, user)));
+    Ok(response)
+}
+
+/// phoenix.js ≥ 1.8 sends `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<token>`.
+fn subprotocol_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix(BEARER_PREFIX))
+        .map(|encoded| decode_lenient(encoded).unwrap_or_else(|| encoded.to_owned()))
+}
+
+/// Decodes base64 in either alphabet, with or without padding. A token that does not
+/// decode is passed on as given, to fail authentication like any wrong token.
+fn decode_lenient(encoded: &str) -> Option<String> {
+    [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
+        .iter()
+        .find_map(|engine| engine.decode(encoded).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subprotocol_tokens_decode_in_both_alphabets() {
+        let mut h = HeaderMap::new();
+        // "a?b>c" encodes with '/' and '+' in the standard alphabet.
+        h.insert(SEC_WEBSOCKET_PROTOCOL, "phoenix, base64url.bearer.phx.YT9iPmM".parse().unwrap());
+        assert_eq!(subprotocol_token(&h).as_deref(), Some("a?b>c"));
+        h.insert(SEC_WEBSOCKET_PROTOCOL, "phoenix, base64url.bearer.phx.YT9iPmM=".parse().unwrap());
+        assert_eq!(subprotocol_token(&h).as_deref(), Some("a?b>c"));
+        h.insert(SEC_WEBSOCKET_PROTOCOL, "phoenix".parse().unwrap());
+        assert_eq!(subprotocol_token(&h), None);
+    }
+}

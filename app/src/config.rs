@@ -1,0 +1,87 @@
+//! Server configuration: where data lives and the limits of the socket layer. Built
+//! from the CLI/env in `main.rs`, or with `Config::for_data_dir` by tests and the
+//! simulator's embedded target.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Directory for the SQLite file (and later uploads).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` URL; `None` means `<data_dir>/firehose.db`.
+    pub database_url: Option<String>,
+    /// How many recent public bookmarks the in-memory cache keeps.
+    pub cache_capacity: usize,
+    /// Largest accepted JSON request body.
+    pub max_body_bytes: usize,
+    pub socket: SocketConfig,
+    /// Enables `debug:*` topics whose `crash` event panics inside the channel handler,
+    /// so the channel-failure path (`phx_error`) can be exercised. Off by default.
+    pub debug_topics: bool,
+}
+
+/// Limits and timings of the Phoenix socket layer.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// Frames queued for one socket before it counts as a slow consumer and is closed.
+    pub outbox_capacity: usize,
+    /// Frames written per flush when the outbox has a backlog.
+    pub coalesce_frames: usize,
+    /// Channels one socket may join (Phoenix's `max_channels_per_transport`).
+    pub max_channels: usize,
+    /// Close a socket that sent nothing for this long.
+    pub idle_timeout: Duration,
+    /// Largest accepted incoming WebSocket message.
+    pub max_message_bytes: usize,
+    /// Per-socket read buffer (tungstenite's default of 128 KiB is far too big for
+    /// tens of thousands of mostly idle sockets).
+    pub read_buffer_bytes: usize,
+    /// Per-socket write buffer before a flush is forced.
+    pub write_buffer_bytes: usize,
+    /// Refuse new sockets (HTTP 429) past this many open ones.
+    pub max_sockets: usize,
+    /// On shutdown, sockets close in this many batches spread over `drain_window`.
+    pub drain_batches: u32,
+    pub drain_window: Duration,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            outbox_capacity: 1024,
+            coalesce_frames: 32,
+            max_channels: 100,
+            idle_timeout: Duration::from_secs(60),
+            max_message_bytes: 64 * 1024,
+            read_buffer_bytes: 4 * 1024,
+            write_buffer_bytes: 4 * 1024,
+            max_sockets: 100_000,
+            drain_batches: 10,
+            drain_window: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults with the database in `data_dir`.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            database_url: None,
+            cache_capacity: 10_000,
+            max_body_bytes: 64 * 1024,
+            socket: SocketConfig::default(),
+            debug_topics: false,
+        }
+    }
+
+    /// The database URL in effect.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("firehose.db").display()),
+        }
+    }
+}

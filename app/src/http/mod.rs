@@ -1,0 +1,31 @@
+//! The HTTP edge: the router as a value, the JSON error type every handler returns, the
+//! JSON body extractor, and per-route request counting for `/metrics`.
+
+mod error;
+mod json;
+mod metrics_layer;
+
+pub use error::{ApiError, FieldErrors};
+pub use json::JsonBody;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::get;
+
+use crate::state::AppState;
+
+/// The whole application router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(crate::accounts::router())
+        .merge(crate::bookmarks::router())
+        .merge(crate::channels::router())
+        .route("/metrics", get(crate::metrics::render))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), metrics_layer::count_requests))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route")
+}

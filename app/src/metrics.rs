@@ -1,0 +1,95 @@
+//! Counters for `GET /metrics`, in Prometheus text format. Hot-path counters are
+//! plain atomics; socket tasks add their delivered-frame counts in batches.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use parking_lot::Mutex;
+
+use crate::state::AppState;
+
+#[derive(Default)]
+pub struct Metrics {
+    pub open_sockets: AtomicI64,
+    pub sockets_opened: AtomicU64,
+    pub sockets_refused: AtomicU64,
+    pub joins: AtomicU64,
+    pub join_errors: AtomicU64,
+    pub broadcasts: AtomicU64,
+    pub frames_delivered: AtomicU64,
+    pub slow_consumer_closes: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub channel_crashes: AtomicU64,
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+impl Metrics {
+    pub fn http_request(&self, method: &str, route: &str, status: u16) {
+        *self.http.lock().entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        let counters: [(&str, &str, &AtomicU64); 9] = [
+            ("firehose_sockets_opened_total", "WebSocket connections accepted", &self.sockets_opened),
+            (
+                "firehose_sockets_refused_total",
+                "WebSocket upgrades refused (auth, version, load)",
+                &self.sockets_refused,
+            ),
+            ("firehose_channel_joins_total", "Channel joins accepted", &self.joins),
+            ("firehose_channel_join_errors_total", "Channel joins refused", &self.join_errors),
+            ("firehose_broadcasts_total", "Broadcasts published (one per topic per event)", &self.broadcasts),
+            ("firehose_frames_delivered_total", "Frames written to sockets", &self.frames_delivered),
+            (
+                "firehose_slow_consumer_closes_total",
+                "Sockets closed because their outbox overflowed",
+                &self.slow_consumer_closes,
+            ),
+            ("firehose_bad_frames_total", "Client frames that could not be decoded", &self.bad_frames),
+            ("firehose_channel_crashes_total", "Channel handlers that failed (phx_error sent)", &self.channel_crashes),
+        ];
+        let _ = writeln!(out, "# HELP firehose_open_sockets Open WebSocket connections");
+        let _ = writeln!(out, "# TYPE firehose_open_sockets gauge");
+        let _ = writeln!(out, "firehose_open_sockets {}", self.open_sockets.load(Relaxed));
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+        }
+        let _ = writeln!(out, "# HELP firehose_http_requests_total HTTP requests by route and status");
+        let _ = writeln!(out, "# TYPE firehose_http_requests_total counter");
+        for ((method, route, status), n) in self.http.lock().iter() {
+            let _ = writeln!(
+                out,
+                "firehose_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                route.replace('\\', "\\\\").replace('"', "\\\"")
+            );
+        }
+        if let Some(rss) = resident_memory_bytes() {
+            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes");
+            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+/// Resident set size of this process (Linux).
+pub fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+}

@@ -1,0 +1,141 @@
+//! In-process pub/sub: topics, their subscribers and their sequence counters.
+//!
+//! A broadcast is encoded once per serializer in use on the topic and the same bytes
+//! are queued on every subscriber's outbox (`try_send`, never waiting). A subscriber
+//! whose outbox is full is a slow consumer: it is dropped from the topic and its socket
+//! is told to close, so one stalled client never holds up the others or grows memory.
+//!
+//! `seq` is assigned under the topic's lock, in the same critical section that queues
+//! the frame, so every subscriber sees a topic's broadcasts in `seq` order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use axum::extract::ws::{Message, Utf8Bytes};
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+
+use crate::wire::{self, Vsn};
+
+/// What a socket task exposes to publishers: its outbox and a way to ask it to close.
+#[derive(Clone)]
+pub struct SocketHandle {
+    pub outbox: mpsc::Sender<Message>,
+    /// Cancelled by a publisher that found the outbox full.
+    pub slow: CancellationToken,
+}
+
+/// Identifies one subscription, for unsubscribing.
+pub type SubId = u64;
+
+struct Subscriber {
+    id: SubId,
+    vsn: Vsn,
+    socket: SocketHandle,
+}
+
+#[derive(Default)]
+struct TopicState {
+    seq: u64,
+    subscribers: Vec<Subscriber>,
+    v1_count: usize,
+}
+
+#[derive(Default)]
+struct Topic {
+    state: Mutex<TopicState>,
+}
+
+/// Outcome of one broadcast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub seq: u64,
+    pub queued: usize,
+    pub dropped: usize,
+}
+
+#[derive(Default)]
+pub struct PubSub {
+    topics: RwLock<HashMap<Box<str>, Arc<Topic>>>,
+    next_id: AtomicU64,
+}
+
+impl PubSub {
+    fn topic(&self, name: &str) -> Arc<Topic> {
+        if let Some(t) = self.topics.read().get(name) {
+            return t.clone();
+        }
+        self.topics.write().entry(name.into()).or_default().clone()
+    }
+
+    /// Adds a subscriber; broadcasts queued after this call reach it.
+    pub fn subscribe(&self, topic: &str, vsn: Vsn, socket: SocketHandle) -> SubId {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let topic = self.topic(topic);
+        let mut state = topic.state.lock();
+        state.v1_count += usize::from(vsn == Vsn::V1);
+        state.subscribers.push(Subscriber { id, vsn, socket });
+        id
+    }
+
+    pub fn unsubscribe(&self, topic: &str, id: SubId) {
+        let Some(topic) = self.topics.read().get(topic).cloned() else { return };
+        let mut state = topic.state.lock();
+        if let Some(pos) = state.subscribers.iter().position(|s| s.id == id) {
+            let gone = state.subscribers.swap_remove(pos);
+            state.v1_count -= usize::from(gone.vsn == Vsn::V1);
+        }
+    }
+
+    /// Number of subscribers of a topic.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics.read().get(topic).map_or(0, |t| t.state.lock().subscribers.len())
+    }
+
+    /// Publishes `event` on `topic`. `payload` receives the topic's next `seq`.
+    pub fn broadcast<P, F>(&self, topic_name: &str, event: &str, payload: F) -> Published
+    where
+        P: Serialize,
+        F: FnOnce(u64) -> P,
+    {
+        let topic = self.topic(topic_name);
+        let mut state = topic.state.lock();
+        state.seq += 1;
+        let seq = state.seq;
+        let payload = payload(seq);
+        let encode = |vsn| Message::Text(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &payload)));
+        let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
+        let v1 = (state.v1_count > 0).then(|| encode(Vsn::V1));
+        let mut queued = 0;
+        let mut v1_dropped = 0;
+        let before = state.subscribers.len();
+        state.subscribers.retain(|sub| {
+            let frame = match sub.vsn {
+                Vsn::V2 => v2.as_ref(),
+                Vsn::V1 => v1.as_ref(),
+            };
+            let Some(frame) = frame else { return true };
+            match sub.socket.outbox.try_send(frame.clone()) {
+                Ok(()) => {
+                    queued += 1;
+                    true
+                }
+                Err(TrySendError::Full(_)) => {
+                    sub.socket.slow.cancel();
+                    v1_dropped += usize::from(sub.vsn == Vsn::V1);
+                    false
+                }
+                Err(TrySendError::Closed(_)) => {
+                    v1_dropped += usize::from(sub.vsn == Vsn::V1);
+                    false
+                }
+            }
+        });
+        let dropped = before - state.subscribers.len();
+        state.v1_count -= v1_dropped;
+        Published { seq, queued, dropped }
+    }
+}

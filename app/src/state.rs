@@ -1,0 +1,25 @@
+//! `AppState`: the shared handles every handler and socket task reaches through.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bookmarks::RecentCache;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::pubsub::PubSub;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub cache: Arc<RecentCache>,
+    pub pubsub: Arc<PubSub>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the server starts shutting down; socket tasks watch it.
+    pub shutdown: CancellationToken,
+    /// Socket tasks, so shutdown can wait for them to close.
+    pub sockets: TaskTracker,
+}
