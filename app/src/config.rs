@@ -33,6 +33,8 @@ pub struct SocketConfig {
     pub max_channels: usize,
     /// Close a socket that sent nothing for this long.
     pub idle_timeout: Duration,
+    /// A socket whose peer accepts no bytes for this long is dropped.
+    pub write_timeout: Duration,
     /// Largest accepted incoming WebSocket message.
     pub max_message_bytes: usize,
     /// Per-socket read buffer (tungstenite's default of 128 KiB is far too big for
@@ -54,6 +56,7 @@ impl Default for SocketConfig {
             coalesce_frames: 32,
             max_channels: 100,
             idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(30),
             max_message_bytes: 64 * 1024,
             read_buffer_bytes: 4 * 1024,
             write_buffer_bytes: 4 * 1024,

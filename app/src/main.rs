@@ -41,8 +41,8 @@ struct ServeArgs {
     #[arg(long, env = "FIREHOSE_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     idle_timeout_secs: u64,
     /// Frames queued per socket before it is closed as a slow consumer.
-    #[arg(long, env = "FIREHOSE_OUTBOX", default_value_t = 1024)]
-    outbox: usize,
+    #[arg(long, env = "FIREHOSE_OUTBOX", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..))]
+    outbox: u32,
     /// Channels one socket may join.
     #[arg(long, env = "FIREHOSE_MAX_CHANNELS", default_value_t = 100)]
     max_channels: usize,
@@ -61,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = Config::for_data_dir(&args.data_dir);
     config.database_url = args.database_url;
     config.socket.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
-    config.socket.outbox_capacity = args.outbox.max(1);
+    config.socket.outbox_capacity = args.outbox as usize;
     config.socket.max_channels = args.max_channels;
     config.debug_topics = args.debug_topics;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
@@ -69,6 +70,13 @@ pub async fn run(mut ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User
         Socket { state, vsn, user, handle: handle.clone(), joined: HashMap::new(), out: Vec::new(), close: None };
     let idle = sleep(cfg.idle_timeout);
     tokio::pin!(idle);
+    let guard = WriteGuard {
+        slow: handle.slow.clone(),
+        shutdown: shutdown.clone(),
+        timeout: cfg.write_timeout,
+        coalesce: cfg.coalesce_frames,
+        metrics: metrics.clone(),
+    };
 
     let close = loop {
         tokio::select! {
@@ -86,7 +94,7 @@ pub async fn run(mut ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User
             incoming = ws.recv() => {
                 let msg = match incoming {
                     None => break None,
-                    Some(Err(err)) => break read_error_close(&err),
+                    Some(Err(err)) => break read_error_close(err),
                     Some(Ok(msg)) => msg,
                 };
                 idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
@@ -95,21 +103,15 @@ pub async fn run(mut ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User
                     let _ = write_batch(&mut ws, &mut sock.out, &mut rx, 0, &metrics).await;
                     break Some(close);
                 }
-                if !sock.out.is_empty() {
-                    let res = tokio::select! {
-                        r = write_batch(&mut ws, &mut sock.out, &mut rx, cfg.coalesce_frames, &metrics) => r,
-                        _ = handle.slow.cancelled() => Ok(()),
-                    };
-                    if res.is_err() { break None; }
+                if !sock.out.is_empty() && !guarded_write(&mut ws, &mut sock.out, &mut rx, &guard).await {
+                    break None;
                 }
             }
             Some(frame) = rx.recv() => {
                 sock.out.push(frame);
-                let res = tokio::select! {
-                    r = write_batch(&mut ws, &mut sock.out, &mut rx, cfg.coalesce_frames, &metrics) => r,
-                    _ = handle.slow.cancelled() => Ok(()),
-                };
-                if res.is_err() { break None; }
+                if !guarded_write(&mut ws, &mut sock.out, &mut rx, &guard).await {
+                    break None;
+                }
             }
             _ = &mut idle => break Some((close_code::PROTOCOL_ERROR, "idle timeout")),
         }
@@ -124,13 +126,39 @@ pub async fn run(mut ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User
     metrics.open_sockets.fetch_sub(1, Relaxed);
 }
 
-/// A read error: tell an oversized message apart, drop the connection otherwise.
-fn read_error_close(err: &axum::Error) -> Option<(u16, &'static str)> {
-    let text = err.to_string();
-    if text.contains("too long") || text.contains("too big") || text.contains("size") {
-        Some((close_code::TOO_BIG, "message too big"))
-    } else {
-        None
+/// A read error: an oversized message gets its close code; anything else means the
+/// connection is gone.
+fn read_error_close(err: axum::Error) -> Option<(u16, &'static str)> {
+    match err.into_inner().downcast::<tungstenite::Error>() {
+        Ok(e) if matches!(*e, tungstenite::Error::Capacity(_)) => Some((close_code::TOO_BIG, "message too big")),
+        _ => None,
+    }
+}
+
+/// What may interrupt a write: a peer that stopped reading blocks it, and must not hold
+/// up a slow-consumer close, shutdown, or the task's own end.
+struct WriteGuard {
+    slow: CancellationToken,
+    shutdown: CancellationToken,
+    timeout: Duration,
+    coalesce: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// Writes a batch unless interrupted. `false` means the connection is gone (write error,
+/// or nothing accepted within the write timeout); an interruption by the slow-consumer
+/// or shutdown signal returns `true` and the main loop takes that branch next.
+async fn guarded_write(
+    ws: &mut WebSocket,
+    out: &mut Vec<Message>,
+    rx: &mut mpsc::Receiver<Message>,
+    guard: &WriteGuard,
+) -> bool {
+    tokio::select! {
+        r = write_batch(ws, out, rx, guard.coalesce, &guard.metrics) => r.is_ok(),
+        _ = guard.slow.cancelled() => true,
+        _ = guard.shutdown.cancelled() => true,
+        _ = sleep(guard.timeout) => false,
     }
 }
 

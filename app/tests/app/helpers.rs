@@ -1,0 +1,354 @@
+//! Test harness: the real server started in-process on an ephemeral port with a fresh
+//! data dir (`spawn_app`), an HTTP client for the JSON API, and a raw WebSocket client
+//! that speaks frames by hand so every byte the server sends can be asserted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use firehose_app::config::Config;
+use firehose_app::server::{self, Running};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::ConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
+use tempfile::TempDir;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::{Instant, timeout};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+/// How long any single expected event may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// The Phoenix 1.7.24 capture the server must reproduce.
+pub const CAPTURE: &str = include_str!("../data/phoenix-1.7.24-frames.txt");
+
+/// Returns `line` after checking it appears verbatim in the capture, so expected bytes
+/// in the tests are provably Phoenix's own.
+pub fn captured(line: &str) -> &str {
+    assert!(CAPTURE.lines().any(|l| l.ends_with(line)), "not in the capture: {line}");
+    line
+}
+
+/// A server started for one test.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub data_dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    running: Option<Running>,
+}
+
+/// A user created through the API.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: i64,
+    pub username: String,
+    pub token: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the server with a config adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let data_dir = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_data_dir(data_dir.path());
+    configure(&mut config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (tx, rx) = oneshot::channel::<()>();
+    let running = server::start(listener, config, async move {
+        let _ = rx.await;
+    })
+    .await
+    .expect("server starts");
+    TestApp { addr: running.addr, http: http_client(), data_dir, shutdown: Some(tx), running: Some(running) }
+}
+
+/// A reqwest client that never goes through a proxy from the environment.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(WAIT).build().expect("http client")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.path().join("firehose.db")
+    }
+
+    /// Resolves the server's shutdown future (graceful shutdown starts).
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits until the server has finished shutting down.
+    pub async fn stopped(&mut self) {
+        let running = self.running.take().expect("server still running");
+        timeout(Duration::from_secs(10), running.wait()).await.expect("server stops within 10 s");
+    }
+
+    /// Opens a V2 socket with extra query parameters (`""` for none).
+    pub async fn ws(&self, query: &str) -> WsClient {
+        WsClient::connect(self.addr, &format!("vsn=2.0.0{query}")).await.expect("WebSocket upgrade")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.get(self.url(path)).bearer_auth(token).send().await.expect("GET")
+    }
+
+    pub async fn delete_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http.delete(self.url(path)).bearer_auth(token).send().await.expect("DELETE")
+    }
+
+    /// POSTs a JSON body, with a bearer token when given.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("POST")
+    }
+
+    /// POSTs raw bytes as `application/json`.
+    pub async fn post_raw(&self, path: &str, token: Option<&str>, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        let mut req =
+            self.http.post(self.url(path)).header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("POST")
+    }
+
+    pub async fn create_user(&self, username: &str) -> TestUser {
+        let resp = self.post_json("/api/users", None, &json!({ "username": username })).await;
+        assert_eq!(resp.status(), 201, "creating user {username}");
+        let body: Value = resp.json().await.expect("user JSON");
+        let data = &body["data"];
+        TestUser {
+            id: data["id"].as_i64().expect("user id"),
+            username: data["username"].as_str().expect("username").to_owned(),
+            token: data["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// POSTs `{"bookmark": fields}`; asserts 201 and returns `data`.
+    pub async fn create_bookmark(&self, user: &TestUser, fields: Value) -> Value {
+        let resp = self.post_json("/api/bookmarks", Some(&user.token), &json!({ "bookmark": fields })).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("bookmark JSON");
+        assert_eq!(status, 201, "create bookmark: {body}");
+        body["data"].clone()
+    }
+
+    /// GET returning `(status, json body)`.
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self.get(path).await;
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn metrics(&self) -> String {
+        let resp = self.get("/metrics").await;
+        assert_eq!(resp.status(), 200);
+        resp.text().await.expect("metrics text")
+    }
+
+    /// The value of one metric line, `name` including any `{labels}`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        metric_value(&self.metrics().await, name)
+    }
+
+    /// Rows in `bookmarks`, read straight from the SQLite file.
+    pub async fn stored_bookmarks(&self) -> i64 {
+        let mut conn = SqliteConnectOptions::new()
+            .filename(self.db_path())
+            .read_only(true)
+            .connect()
+            .await
+            .expect("open the database read-only");
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bookmarks").fetch_one(&mut conn).await.expect("count");
+        n
+    }
+}
+
+pub fn metric_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// Asserts an error response: `status`, and the body `{"error": {"status", "message", …}}`.
+/// Returns the `error` object.
+pub async fn assert_error(resp: reqwest::Response, status: u16) -> Value {
+    let got = resp.status().as_u16();
+    let body: Value = resp.json().await.expect("error body is JSON");
+    assert_eq!(got, status, "status; body {body}");
+    let error = body.get("error").unwrap_or_else(|| panic!("no \"error\" in {body}")).clone();
+    assert_eq!(error["status"], json!(status), "{body}");
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "message in {body}");
+    error
+}
+
+/// The exact frame of an ok reply with an empty response.
+pub fn ok_reply(jr: Option<&str>, msg_ref: &str, topic: &str) -> Value {
+    json!([jr, msg_ref, topic, "phx_reply", {"response": {}, "status": "ok"}])
+}
+
+/// The exact frame of an error reply.
+pub fn error_reply(jr: Option<&str>, msg_ref: &str, topic: &str, reason: &str) -> Value {
+    json!([jr, msg_ref, topic, "phx_reply", {"response": {"reason": reason}, "status": "error"}])
+}
+
+/// A WebSocket client reading and writing raw frames.
+pub struct WsClient {
+    ws: WebSocketStream<TcpStream>,
+    pub response: Response,
+}
+
+impl WsClient {
+    pub fn request(addr: SocketAddr, query: &str) -> Request {
+        let url = if query.is_empty() {
+            format!("ws://{addr}/socket/websocket")
+        } else {
+            format!("ws://{addr}/socket/websocket?{query}")
+        };
+        url.into_client_request().expect("request")
+    }
+
+    pub async fn connect(addr: SocketAddr, query: &str) -> Result<WsClient, tungstenite::Error> {
+        Self::connect_request(addr, Self::request(addr, query)).await
+    }
+
+    pub async fn connect_request(addr: SocketAddr, request: Request) -> Result<WsClient, tungstenite::Error> {
+        let stream = TcpStream::connect(addr).await.expect("TCP connect");
+        Self::handshake(stream, request).await
+    }
+
+    /// A client whose kernel receive buffer is as small as the OS allows, so that a
+    /// client that stops reading backs the server up quickly.
+    pub async fn connect_small_rcvbuf(addr: SocketAddr, query: &str) -> WsClient {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(addr).await.expect("TCP connect");
+        Self::handshake(stream, Self::request(addr, query)).await.expect("WebSocket upgrade")
+    }
+
+    async fn handshake(stream: TcpStream, request: Request) -> Result<WsClient, tungstenite::Error> {
+        let (ws, response) =
+            timeout(WAIT, tokio_tungstenite::client_async(request, stream)).await.expect("handshake timed out")?;
+        Ok(WsClient { ws, response })
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).await.expect("send text frame");
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send_text(&value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws.send(Message::binary(bytes)).await.expect("send binary frame");
+    }
+
+    /// Sends `[jr, ref, topic, event, payload]`.
+    pub async fn push(&mut self, jr: Option<&str>, msg_ref: &str, topic: &str, event: &str, payload: Value) {
+        self.send_json(&json!([jr, msg_ref, topic, event, payload])).await;
+    }
+
+    /// Joins `topic` with `join_ref == ref == jr` and asserts the exact ok reply.
+    pub async fn join(&mut self, jr: &str, topic: &str) {
+        self.push(Some(jr), jr, topic, "phx_join", json!({})).await;
+        assert_eq!(self.expect_frame().await, ok_reply(Some(jr), jr, topic), "join {topic}");
+    }
+
+    /// The next data message (pings and pongs skipped), or `None` when the connection ended.
+    async fn next_data(&mut self) -> Option<Result<Message, tungstenite::Error>> {
+        loop {
+            let msg = timeout(WAIT, self.ws.next()).await.expect("nothing arrived within 5 s")?;
+            match msg {
+                Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+                other => return Some(other),
+            }
+        }
+    }
+
+    /// The next text message, verbatim.
+    pub async fn expect_text(&mut self) -> String {
+        match self.next_data().await {
+            Some(Ok(Message::Text(text))) => text.as_str().to_owned(),
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    /// The next text message parsed as JSON (V1 objects or V2 arrays).
+    pub async fn expect_json(&mut self) -> Value {
+        let text = self.expect_text().await;
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+
+    /// The next V2 frame: a JSON array of five elements.
+    pub async fn expect_frame(&mut self) -> Value {
+        let frame = self.expect_json().await;
+        assert!(frame.as_array().is_some_and(|a| a.len() == 5), "not a V2 frame: {frame}");
+        frame
+    }
+
+    /// The next message must be a close frame; returns its code.
+    pub async fn expect_close(&mut self) -> u16 {
+        match self.next_data().await {
+            Some(Ok(Message::Close(Some(frame)))) => u16::from(frame.code),
+            Some(Ok(Message::Close(None))) => u16::from(CloseCode::Status),
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+
+    /// Reads (and discards) data until the connection ends; returns the close code if a
+    /// close frame came, `None` if the connection was just dropped.
+    pub async fn drain_until_end(&mut self, within: Duration) -> Option<u16> {
+        let deadline = Instant::now() + within;
+        loop {
+            let msg =
+                tokio::time::timeout_at(deadline, self.ws.next()).await.expect("the connection did not end in time");
+            match msg {
+                None | Some(Err(_)) => return None,
+                Some(Ok(Message::Close(frame))) => {
+                    return Some(frame.map_or(u16::from(CloseCode::Status), |f| u16::from(f.code)));
+                }
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Closes with 1000 and waits for the server's side of the closing handshake.
+    pub async fn close(mut self) {
+        self.ws.send(Message::Close(None)).await.expect("send close");
+        self.drain_until_end(WAIT).await;
+    }
+
+    /// Asserts that nothing arrives for `ms` milliseconds.
+    pub async fn expect_silence(&mut self, ms: u64) {
+        if let Ok(msg) = timeout(Duration::from_millis(ms), self.ws.next()).await {
+            panic!("expected silence, got {msg:?}");
+        }
+    }
+
+    /// Sends a heartbeat with `msg_ref` and asserts its exact reply.
+    pub async fn heartbeat(&mut self, msg_ref: &str) {
+        self.push(None, msg_ref, "phoenix", "heartbeat", json!({})).await;
+        assert_eq!(self.expect_frame().await, ok_reply(None, msg_ref, "phoenix"), "heartbeat reply");
+    }
+}

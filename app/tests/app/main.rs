@@ -1,0 +1,8 @@
+//! Integration tests of the firehose server: the real server, in-process on an
+//! ephemeral port with a fresh data dir per test (or the real binary, for crashes),
+//! driven over raw HTTP and raw WebSocket frames.
+
+mod api;
+mod conformance;
+mod durability;
+mod helpers;
