@@ -58,7 +58,7 @@ impl Default for SocketConfig {
             idle_timeout: Duration::from_secs(60),
             write_timeout: Duration::from_secs(30),
             max_message_bytes: 64 * 1024,
-            read_buffer_bytes: 4 * 1024,
+            read_buffer_bytes: 512,
             write_buffer_bytes: 4 * 1024,
             max_sockets: 100_000,
             drain_batches: 10,

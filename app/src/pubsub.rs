@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use axum::extract::ws::Utf8Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use tokio::sync::mpsc::{self, error::TrySendError};
@@ -20,10 +20,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::wire::{self, Vsn};
 
+/// An encoded broadcast, shared by every subscriber it is queued for. A thin pointer
+/// keeps each socket's outbox small: its first block of slots is allocated up front
+/// for every socket, idle or not.
+pub type SharedFrame = Arc<Utf8Bytes>;
+
 /// What a socket task exposes to publishers: its outbox and a way to ask it to close.
 #[derive(Clone)]
 pub struct SocketHandle {
-    pub outbox: mpsc::Sender<Message>,
+    pub outbox: mpsc::Sender<SharedFrame>,
     /// Cancelled by a publisher that found the outbox full.
     pub slow: CancellationToken,
 }
@@ -106,7 +111,7 @@ impl PubSub {
         state.seq += 1;
         let seq = state.seq;
         let payload = payload(seq);
-        let encode = |vsn| Message::Text(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &payload)));
+        let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &payload)));
         let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
         let v1 = (state.v1_count > 0).then(|| encode(Vsn::V1));
         let mut queued = 0;

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::topics::{self, ChannelKind, JoinRefusal};
 use crate::accounts::User;
 use crate::metrics::Metrics;
-use crate::pubsub::{SocketHandle, SubId};
+use crate::pubsub::{SharedFrame, SocketHandle, SubId};
 use crate::state::AppState;
 use crate::wire::{self, DecodeError, ErrorReason, InFrame, ReplyStatus, Vsn, events};
 
@@ -58,72 +58,96 @@ struct Socket {
     close: Option<(u16, &'static str)>,
 }
 
-pub async fn run(mut ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User>) {
+/// The task's whole state, built before the first await so the future holds each
+/// value once (tens of thousands of these are alive at a time).
+struct Connection {
+    ws: WebSocket,
+    rx: mpsc::Receiver<SharedFrame>,
+    sock: Socket,
+    guard: WriteGuard,
+    socket_id: u64,
+}
+
+/// Serves one upgraded connection until it closes.
+pub fn run(ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User>) -> impl Future<Output = ()> + Send {
     let metrics = state.metrics.clone();
     let socket_id = metrics.sockets_opened.fetch_add(1, Relaxed);
     metrics.open_sockets.fetch_add(1, Relaxed);
-    let cfg = state.config.socket.clone();
-    let (tx, mut rx) = mpsc::channel(cfg.outbox_capacity);
+    let cfg = &state.config.socket;
+    let (tx, rx) = mpsc::channel(cfg.outbox_capacity);
     let handle = SocketHandle { outbox: tx, slow: CancellationToken::new() };
-    let shutdown = state.shutdown.clone();
-    let mut sock =
-        Socket { state, vsn, user, handle: handle.clone(), joined: HashMap::new(), out: Vec::new(), close: None };
-    let idle = sleep(cfg.idle_timeout);
-    tokio::pin!(idle);
     let guard = WriteGuard {
         slow: handle.slow.clone(),
-        shutdown: shutdown.clone(),
+        shutdown: state.shutdown.clone(),
         timeout: cfg.write_timeout,
         coalesce: cfg.coalesce_frames,
-        metrics: metrics.clone(),
+        metrics,
     };
+    let sock = Socket { state, vsn, user, handle, joined: HashMap::new(), out: Vec::new(), close: None };
+    Connection { ws, rx, sock, guard, socket_id }.serve()
+}
 
-    let close = loop {
-        tokio::select! {
-            biased;
-            _ = handle.slow.cancelled() => {
-                Metrics::add(&metrics.slow_consumer_closes, 1);
-                break Some((close_code::TRY_AGAIN_LATER, "slow consumer"));
-            }
-            _ = shutdown.cancelled() => {
-                // Close in batches so clients do not all reconnect in the same instant.
-                let batch = socket_id % u64::from(cfg.drain_batches.max(1));
-                sleep(cfg.drain_window.mul_f64(batch as f64 / f64::from(cfg.drain_batches.max(1)))).await;
-                break Some((close_code::RESTART, "server restarting"));
-            }
-            incoming = ws.recv() => {
-                let msg = match incoming {
-                    None => break None,
-                    Some(Err(err)) => break read_error_close(err),
-                    Some(Ok(msg)) => msg,
-                };
-                idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
-                sock.handle_message(msg);
-                if let Some(close) = sock.close.take() {
-                    let _ = write_batch(&mut ws, &mut sock.out, &mut rx, 0, &metrics).await;
-                    break Some(close);
+impl Connection {
+    async fn serve(mut self) {
+        let cfg = self.sock.state.config.clone();
+        let cfg = &cfg.socket;
+        let idle = sleep(cfg.idle_timeout);
+        tokio::pin!(idle);
+        let close = loop {
+            tokio::select! {
+                biased;
+                _ = self.guard.slow.cancelled() => {
+                    Metrics::add(&self.guard.metrics.slow_consumer_closes, 1);
+                    break Some((close_code::TRY_AGAIN_LATER, "slow consumer"));
                 }
-                if !sock.out.is_empty() && !guarded_write(&mut ws, &mut sock.out, &mut rx, &guard).await {
-                    break None;
+                _ = self.guard.shutdown.cancelled() => {
+                    // Close in batches so clients do not all reconnect in the same instant.
+                    let batches = cfg.drain_batches.max(1);
+                    let batch = self.socket_id % u64::from(batches);
+                    Box::pin(sleep(cfg.drain_window.mul_f64(batch as f64 / f64::from(batches)))).await;
+                    break Some((close_code::RESTART, "server restarting"));
                 }
-            }
-            Some(frame) = rx.recv() => {
-                sock.out.push(frame);
-                if !guarded_write(&mut ws, &mut sock.out, &mut rx, &guard).await {
-                    break None;
+                incoming = self.ws.recv() => {
+                    let msg = match incoming {
+                        None => break None,
+                        Some(Err(err)) => break read_error_close(err),
+                        Some(Ok(msg)) => msg,
+                    };
+                    idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
+                    self.sock.handle_message(msg);
+                    if let Some(close) = self.sock.close.take() {
+                        let _ = Box::pin(write_batch(&mut self.ws, None, &mut self.sock.out, &mut self.rx, 0, &self.guard.metrics)).await;
+                        break Some(close);
+                    }
+                    if !self.sock.out.is_empty() && !self.write(None).await {
+                        break None;
+                    }
                 }
+                Some(frame) = self.rx.recv() => {
+                    if !self.write(Some(frame)).await {
+                        break None;
+                    }
+                }
+                _ = &mut idle => break Some((close_code::PROTOCOL_ERROR, "idle timeout")),
             }
-            _ = &mut idle => break Some((close_code::PROTOCOL_ERROR, "idle timeout")),
+        };
+        self.sock.leave_all();
+        self.rx.close();
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
+            let _ = Box::pin(timeout(CLOSE_TIMEOUT, self.ws.send(Message::Close(Some(frame))))).await;
         }
-    };
-
-    sock.leave_all();
-    drop(rx);
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-        let _ = timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame)))).await;
+        self.guard.metrics.open_sockets.fetch_sub(1, Relaxed);
     }
-    metrics.open_sockets.fetch_sub(1, Relaxed);
+
+    /// The pending frames plus a coalesced backlog; boxed so the rarely-awaited write
+    /// state does not enlarge every idle connection's future.
+    async fn write(&mut self, first: Option<SharedFrame>) -> bool {
+        let ok = Box::pin(guarded_write(&mut self.ws, first, &mut self.sock.out, &mut self.rx, &self.guard)).await;
+        // Replies are rare (joins, heartbeats): do not keep their buffer per socket.
+        self.sock.out = Vec::new();
+        ok
+    }
 }
 
 /// A read error: an oversized message gets its close code; anything else means the
@@ -150,27 +174,34 @@ struct WriteGuard {
 /// or shutdown signal returns `true` and the main loop takes that branch next.
 async fn guarded_write(
     ws: &mut WebSocket,
+    first: Option<SharedFrame>,
     out: &mut Vec<Message>,
-    rx: &mut mpsc::Receiver<Message>,
+    rx: &mut mpsc::Receiver<SharedFrame>,
     guard: &WriteGuard,
 ) -> bool {
     tokio::select! {
-        r = write_batch(ws, out, rx, guard.coalesce, &guard.metrics) => r.is_ok(),
+        r = write_batch(ws, first, out, rx, guard.coalesce, &guard.metrics) => r.is_ok(),
         _ = guard.slow.cancelled() => true,
         _ = guard.shutdown.cancelled() => true,
         _ = sleep(guard.timeout) => false,
     }
 }
 
-/// Writes the pending frames plus up to `more` queued broadcasts, then flushes once.
+/// Writes the pending replies, a first broadcast, and up to `more` further queued
+/// broadcasts, then flushes once.
 async fn write_batch(
     ws: &mut WebSocket,
+    first: Option<SharedFrame>,
     out: &mut Vec<Message>,
-    rx: &mut mpsc::Receiver<Message>,
+    rx: &mut mpsc::Receiver<SharedFrame>,
     more: usize,
     metrics: &Metrics,
 ) -> Result<(), axum::Error> {
     let mut n = 0u64;
+    if let Some(frame) = first {
+        ws.feed(Message::Text((*frame).clone())).await?;
+        n += 1;
+    }
     for frame in out.drain(..) {
         ws.feed(frame).await?;
         n += 1;
@@ -178,7 +209,7 @@ async fn write_batch(
     for _ in 0..more {
         match rx.try_recv() {
             Ok(frame) => {
-                ws.feed(frame).await?;
+                ws.feed(Message::Text((*frame).clone())).await?;
                 n += 1;
             }
             Err(_) => break,
