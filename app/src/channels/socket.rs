@@ -289,7 +289,8 @@ impl Socket {
         let msg_ref = frame.msg_ref.as_deref();
         let topic: &str = &frame.topic;
         if topic == events::PHOENIX_TOPIC && frame.event == events::HEARTBEAT {
-            self.reply(None, msg_ref, topic, ReplyStatus::Ok, &json!({}));
+            // Phoenix echoes the heartbeat's own join_ref, which phoenix.js leaves null.
+            self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &json!({}));
             return;
         }
         if !frame.payload_is_object() {
