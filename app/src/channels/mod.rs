@@ -1,6 +1,7 @@
 //! The Phoenix socket: the HTTP upgrade at `/socket/websocket`, one task per connection
 //! speaking Phoenix Channels V1/V2, and the topics a socket may join.
 
+mod session;
 mod socket;
 mod topics;
 mod upgrade;
