@@ -1,2 +1,37 @@
 //! firehose-sim: a load-testing traffic simulator and firehose harness for Phoenix
 //! Channels apps.
+//!
+//! A run (`run`) follows the spine of the app it measures: listeners join the firehose
+//! and tag topics over Phoenix Channels V2; bookmarks are created over HTTP on an open
+//! schedule; every delivery is traced back to its request through the bookmark URL and
+//! timed from the request's intended start; what was owed and what arrived become loss,
+//! duplicate and reorder counts; HdrHistograms become the report.
+//!
+//! Modules, in the order a run uses them: `plan` (validated flags), `target` (embedded
+//! or external server), `api` (HTTP calls), `seed` (accounts and seed bookmarks),
+//! `audience` (who listens to what), `schedule` and `correlate` (when request `i` goes
+//! and how its deliveries are recognised), `listeners`, `generator`, `ledger`
+//! (expected versus received), `histo`, `resources`, `report`.
+
+pub mod api;
+pub mod audience;
+pub mod cli;
+pub mod correlate;
+pub mod error;
+pub mod fixtures;
+pub mod generator;
+pub mod histo;
+pub mod ledger;
+pub mod listeners;
+pub mod plan;
+pub mod report;
+pub mod resources;
+mod run;
+pub mod schedule;
+pub mod seed;
+pub mod target;
+
+pub use error::SimError;
+pub use plan::Plan;
+pub use report::Report;
+pub use run::{run, run_with_corpus};

@@ -1,0 +1,402 @@
+//! Listeners: one tokio task per WebSocket, joined to one topic. Each connects over
+//! Phoenix Channels V2, joins, then reads until told to stop: every `bookmark_created`
+//! is traced to its request through the URL fragment, counted in the ledger, checked
+//! for duplicates, reordering and gaps through the topic's `seq`, and its delivery
+//! latency (receipt − the request's intended start) recorded for the group.
+//!
+//! Memory is the constraint here (thousands of sockets per process): small tungstenite
+//! buffers, no per-listener histogram, no channel per listener, a few words of state.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use firehose_app::wire::{self, Vsn, events};
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use serde::Deserialize;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::{sleep_until, timeout_at};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{WebSocketStream, client_async_with_config};
+use tokio_util::sync::CancellationToken;
+
+use crate::correlate::Correlator;
+use crate::histo::Sharded;
+use crate::ledger::{Group, Ledger};
+use crate::schedule::Schedule;
+
+/// Phoenix clients heartbeat every 30 s; the server closes sockets idle for 60 s.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
+/// Connect, upgrade and join must finish within this.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Latency histograms are sharded this many ways per group.
+const SHARDS: usize = 16;
+
+/// Everything listeners share, read-mostly.
+pub struct Shared {
+    pub addr: SocketAddr,
+    /// `ws://host:port/socket/websocket?vsn=2.0.0`
+    pub ws_url: String,
+    pub schedule: Arc<Schedule>,
+    pub correlator: Correlator,
+    pub ledger: Arc<Ledger>,
+    pub delivery: [Sharded; 2],
+    /// Connect + upgrade + join reply.
+    pub connect: Sharded,
+    pub failures: Mutex<BTreeMap<String, u64>>,
+    pub joined: AtomicU64,
+    /// Which listeners (by `Spec::index`) joined.
+    pub joined_flags: Box<[AtomicBool]>,
+    /// One permit per listener that joined or gave up: the run waits for all of them.
+    pub settled: Semaphore,
+    pub stop: CancellationToken,
+}
+
+impl Shared {
+    pub fn new(
+        addr: SocketAddr,
+        schedule: Arc<Schedule>,
+        correlator: Correlator,
+        ledger: Arc<Ledger>,
+        stop: CancellationToken,
+        listeners: usize,
+    ) -> Self {
+        Self {
+            addr,
+            ws_url: format!("ws://{addr}/socket/websocket?vsn=2.0.0"),
+            schedule,
+            correlator,
+            ledger,
+            delivery: [Sharded::new(SHARDS), Sharded::new(SHARDS)],
+            connect: Sharded::new(SHARDS),
+            failures: Mutex::new(BTreeMap::new()),
+            joined: AtomicU64::new(0),
+            joined_flags: (0..listeners).map(|_| AtomicBool::new(false)).collect(),
+            settled: Semaphore::new(0),
+            stop,
+        }
+    }
+
+    /// Whether listener `index` joined.
+    pub fn has_joined(&self, index: usize) -> bool {
+        self.joined_flags.get(index).is_some_and(|f| f.load(Ordering::Acquire))
+    }
+
+    fn fail(&self, kind: impl Into<String>) {
+        *self.failures.lock().entry(kind.into()).or_default() += 1;
+    }
+}
+
+/// One listener to open.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub index: usize,
+    pub group: Group,
+    pub topic: String,
+}
+
+/// What a listener saw, returned when it stops.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stats {
+    pub joined: bool,
+    /// This run's `bookmark_created` events.
+    pub received: u64,
+    /// `bookmark_created` events of other runs or of seeding.
+    pub foreign: u64,
+    /// Same `seq` as the previous event.
+    pub duplicates: u64,
+    /// `seq` below the previous event's.
+    pub reordered: u64,
+    /// Missing `seq` values between consecutive events.
+    pub gaps: u64,
+    pub decode_errors: u64,
+    /// Any other event (deletes, replies, presence…).
+    pub other: u64,
+    /// The server closed the socket or channel while the run was going.
+    pub closed: bool,
+    /// When the last post-warm-up event arrived.
+    pub last_measured_receipt: Option<Instant>,
+}
+
+/// Opens `specs` at `per_second`, each on its own task. Returns the task handles; each
+/// releases one `settled` permit once joined or failed.
+pub async fn open(
+    shared: &Arc<Shared>,
+    specs: Vec<Spec>,
+    per_second: f64,
+) -> Vec<tokio::task::JoinHandle<(Group, Stats)>> {
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(specs.len());
+    for (k, spec) in specs.into_iter().enumerate() {
+        // Paced on intended times, so a slow spawn does not slow the whole ramp.
+        sleep_until((start + Duration::from_secs_f64(k as f64 / per_second)).into()).await;
+        if shared.stop.is_cancelled() {
+            break;
+        }
+        let shared = Arc::clone(shared);
+        handles.push(tokio::spawn(async move {
+            let group = spec.group;
+            (group, listen(&shared, spec).await)
+        }));
+    }
+    handles
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+async fn listen(shared: &Shared, spec: Spec) -> Stats {
+    let mut stats = Stats::default();
+    let started = Instant::now();
+    // Boxed: the handshake's large, short-lived state would otherwise be part of this
+    // long-lived future for the listener's whole life.
+    let joined = Box::pin(join(shared, &spec.topic)).await;
+    let mut ws = match joined {
+        Ok(ws) => ws,
+        Err(kind) => {
+            shared.fail(kind);
+            shared.settled.add_permits(1);
+            return stats;
+        }
+    };
+    shared.connect.record(spec.index, started.elapsed());
+    shared.joined.fetch_add(1, Ordering::Relaxed);
+    if let Some(flag) = shared.joined_flags.get(spec.index) {
+        flag.store(true, Ordering::Release);
+    }
+    shared.settled.add_permits(1);
+    stats.joined = true;
+
+    let mut last_seq: Option<u64> = None;
+    let mut heartbeat_ref = 1u64;
+    // Both futures live across iterations: re-creating them per frame would register a
+    // timer and a waiter for every message received.
+    let stopped = shared.stop.cancelled();
+    let heartbeat = sleep_until(tokio::time::Instant::now() + HEARTBEAT_EVERY);
+    tokio::pin!(stopped, heartbeat);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut stopped => break,
+            () = &mut heartbeat => {
+                heartbeat_ref += 1;
+                let frame = wire::encode_text(
+                    Vsn::V2, None, Some(&heartbeat_ref.to_string()), events::PHOENIX_TOPIC, events::HEARTBEAT, &Empty {},
+                );
+                if ws.send(Message::text(frame)).await.is_err() {
+                    closed(shared, &mut stats, "send_failed");
+                    break;
+                }
+                let next = heartbeat.deadline() + HEARTBEAT_EVERY;
+                heartbeat.as_mut().reset(next);
+            }
+            msg = ws.next() => {
+                let received_at = Instant::now();
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        on_text(shared, &spec, &mut stats, &mut last_seq, text.as_str(), received_at);
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let code = frame.map_or(1005, |f| u16::from(f.code));
+                        closed(shared, &mut stats, format!("closed_{code}"));
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        closed(shared, &mut stats, error_kind(&e));
+                        break;
+                    }
+                    None => {
+                        closed(shared, &mut stats, "eof");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    stats
+}
+
+fn closed(shared: &Shared, stats: &mut Stats, kind: impl Into<String>) {
+    stats.closed = true;
+    shared.fail(format!("during_run:{}", kind.into()));
+}
+
+#[derive(serde::Serialize)]
+struct Empty {}
+
+/// The fields a listener needs from a `bookmark_created` payload, borrowed.
+#[derive(Deserialize)]
+struct Seen<'a> {
+    #[serde(borrow)]
+    url: std::borrow::Cow<'a, str>,
+    seq: u64,
+}
+
+fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, last_seq: &mut Option<u64>, text: &str, at: Instant) {
+    let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
+        stats.decode_errors += 1;
+        return;
+    };
+    match frame.event.as_ref() {
+        "bookmark_created" if frame.topic == spec.topic => {}
+        events::CLOSE | events::ERROR if frame.topic == spec.topic => {
+            stats.other += 1;
+            closed(shared, stats, format!("channel_{}", frame.event));
+            return;
+        }
+        _ => {
+            stats.other += 1;
+            return;
+        }
+    }
+    let Ok(seen) = frame.payload_as::<Seen<'_>>() else {
+        stats.decode_errors += 1;
+        return;
+    };
+    if let Some(last) = *last_seq {
+        if seen.seq == last {
+            stats.duplicates += 1;
+        } else if seen.seq < last {
+            stats.reordered += 1;
+        } else if seen.seq > last + 1 {
+            stats.gaps += seen.seq - last - 1;
+        }
+    }
+    if last_seq.is_none_or(|last| seen.seq > last) {
+        *last_seq = Some(seen.seq);
+    }
+    let Some(i) = shared.correlator.index(&seen.url) else {
+        stats.foreign += 1;
+        return;
+    };
+    stats.received += 1;
+    shared.ledger.count(spec.group, i);
+    if !shared.schedule.is_warmup(i)
+        && let Some(intended) = shared.schedule.intended(i)
+    {
+        shared.delivery[spec.group as usize].record(spec.index, at.saturating_duration_since(intended));
+        stats.last_measured_receipt = Some(at);
+    }
+}
+
+/// The client config: small buffers, since thousands of these live at once.
+fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+}
+
+/// Connects, upgrades and joins `topic`; the error is a failure kind for the report.
+async fn join(shared: &Shared, topic: &str) -> Result<Socket, String> {
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    let tcp = match timeout_at(deadline, TcpStream::connect(shared.addr)).await {
+        Err(_) => return Err("connect_timeout".into()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err("connect_refused".into()),
+        Ok(Err(e)) => return Err(format!("connect_{:?}", e.kind()).to_lowercase()),
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+    let mut ws =
+        match timeout_at(deadline, client_async_with_config(shared.ws_url.as_str(), tcp, Some(ws_config()))).await {
+            Err(_) => return Err("upgrade_timeout".into()),
+            Ok(Err(tungstenite::Error::Http(resp))) => return Err(format!("upgrade_http_{}", resp.status().as_u16())),
+            Ok(Err(e)) => return Err(format!("upgrade_{}", error_kind(&e))),
+            Ok(Ok((ws, _))) => ws,
+        };
+    let frame = wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &Empty {});
+    ws.send(Message::text(frame)).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
+    loop {
+        let msg = match timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err("join_timeout".into()),
+            Ok(None) => return Err("closed_before_join".into()),
+            Ok(Some(Err(e))) => return Err(format!("join_{}", error_kind(&e))),
+            Ok(Some(Ok(msg))) => msg,
+        };
+        let Message::Text(text) = msg else {
+            if matches!(msg, Message::Close(_)) {
+                return Err("closed_before_join".into());
+            }
+            continue;
+        };
+        let frame = wire::decode_text(Vsn::V2, text.as_str()).map_err(|_| "join_reply_undecodable".to_owned())?;
+        if frame.event != events::REPLY || frame.msg_ref.as_deref() != Some("1") {
+            continue;
+        }
+        #[derive(Deserialize)]
+        struct Reply<'a> {
+            #[serde(borrow)]
+            status: std::borrow::Cow<'a, str>,
+            #[serde(default)]
+            response: serde_json::Value,
+        }
+        let reply: Reply<'_> = frame.payload_as().map_err(|_| "join_reply_undecodable".to_owned())?;
+        if reply.status == "ok" {
+            return Ok(ws);
+        }
+        let reason = reply.response.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
+        return Err(format!("join_error:{reason}"));
+    }
+}
+
+fn error_kind(e: &tungstenite::Error) -> String {
+    match e {
+        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => "closed".into(),
+        tungstenite::Error::Io(io) => format!("io_{:?}", io.kind()).to_lowercase(),
+        tungstenite::Error::Protocol(_) => "protocol".into(),
+        tungstenite::Error::Capacity(_) => "capacity".into(),
+        tungstenite::Error::Http(resp) => format!("http_{}", resp.status().as_u16()),
+        _ => "other".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use firehose_app::wire::{BookmarkEvent, BookmarkUser, encode_broadcast};
+
+    use super::*;
+
+    #[test]
+    fn a_listener_task_stays_small() {
+        fn size_of_future<F: std::future::Future>(_: &F) -> usize {
+            std::mem::size_of::<F>()
+        }
+        let shared = Shared::new(
+            "127.0.0.1:9".parse().unwrap(),
+            Arc::new(Schedule::new(1.0, 1, 0, 1, 1, 0.0)),
+            Correlator::new("x", 1),
+            Arc::new(Ledger::new(1)),
+            CancellationToken::new(),
+            1,
+        );
+        let spec = Spec { index: 0, group: Group::Firehose, topic: "bookmarks:firehose".into() };
+        let size = size_of_future(&listen(&shared, spec));
+        eprintln!("listener future: {size} bytes");
+        assert!(size < 2048, "listener future is {size} bytes");
+    }
+
+    #[test]
+    fn the_borrowed_view_reads_a_real_broadcast() {
+        let event = BookmarkEvent {
+            id: 1,
+            title: "t".into(),
+            description: String::new(),
+            url: "https://e.com/#sim-r-7".into(),
+            tags: vec!["rust".into()],
+            user: BookmarkUser { id: 1, username: "u".into() },
+            inserted_at: "2026-01-01T00:00:00.000000Z".into(),
+            seq: 9,
+        };
+        let text = encode_broadcast(Vsn::V2, "bookmarks:firehose", "bookmark_created", &event);
+        let frame = wire::decode_text(Vsn::V2, &text).unwrap();
+        let seen: Seen<'_> = frame.payload_as().unwrap();
+        assert_eq!((seen.url.as_ref(), seen.seq), ("https://e.com/#sim-r-7", 9));
+    }
+}

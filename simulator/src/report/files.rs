@@ -1,0 +1,65 @@
+//! Writes a report to disk: `<out>/<UTC timestamp>-<run id>/report.json` plus one
+//! `<name>.hgrm` per histogram. A report folder is created fresh and never
+//! overwritten; a clash gets a numeric suffix.
+
+use std::fs;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::Report;
+use crate::histo;
+
+/// Writes `report` under `out` and returns the new folder.
+pub fn write(report: &Report, out: &Path) -> io::Result<PathBuf> {
+    fs::create_dir_all(out)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let name = format!("{stamp}-{}", report.model.run_id);
+    let dir = create_fresh(out, &name)?;
+    for (hist_name, hist) in &report.histograms {
+        let mut file = BufWriter::new(create_new(&dir.join(hgrm_file_name(hist_name)))?);
+        histo::write_hgrm(hist, &mut file)?;
+        file.flush()?;
+    }
+    let mut file = BufWriter::new(create_new(&dir.join("report.json"))?);
+    serde_json::to_writer_pretty(&mut file, &report.model)?;
+    file.write_all(b"\n")?;
+    file.flush()?;
+    Ok(dir)
+}
+
+/// The `.hgrm` file name of histogram `name`.
+pub fn hgrm_file_name(name: &str) -> String {
+    format!("{name}.hgrm")
+}
+
+fn create_fresh(out: &Path, name: &str) -> io::Result<PathBuf> {
+    for attempt in 0..1000 {
+        let dir = if attempt == 0 { out.join(name) } else { out.join(format!("{name}-{attempt}")) };
+        match fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name}: too many report folders of that name")))
+}
+
+fn create_new(path: &Path) -> io::Result<fs::File> {
+    fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_never_reused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = create_fresh(tmp.path(), "x").unwrap();
+        let b = create_fresh(tmp.path(), "x").unwrap();
+        assert_ne!(a, b);
+        assert!(b.ends_with("x-1"));
+        assert!(create_new(&a.join("f")).is_ok());
+        assert!(create_new(&a.join("f")).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! The shape of `report.json` (documented field by field in `simulator/REPORT.md`).
+//! Adding a field is compatible; renaming, removing or changing the meaning or unit of
+//! one bumps the version in `SCHEMA`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histo::Summary;
+
+/// Schema name and major version of `report.json`.
+pub const SCHEMA: &str = "firehose-sim/report/v1";
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportModel {
+    pub schema: String,
+    pub simulator_version: String,
+    /// Random per run; also in every measured bookmark URL (`#sim-<run_id>-<i>`).
+    pub run_id: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    /// The resolved plan, as `firehose-sim run` printed it.
+    pub plan: serde_json::Value,
+    pub target: TargetInfo,
+    /// False when the generator fell behind its schedule: then the figures describe
+    /// the simulator, not the server.
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    pub window: Window,
+    pub requests: Requests,
+    pub generator: GeneratorReport,
+    pub listeners: ListenersReport,
+    /// Per listener group: `firehose`, `tag`.
+    pub groups: BTreeMap<String, GroupReport>,
+    pub deliveries: DeliveriesReport,
+    pub simulator: SimulatorResources,
+    /// Absent when the target does not expose `process_resident_memory_bytes`.
+    pub server: Option<ServerMemory>,
+    /// Histogram name → `.hgrm` file name beside `report.json`.
+    pub histograms: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// `embedded` or `external`.
+    pub kind: String,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Window {
+    /// Planned traffic phase, warm-up included.
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    /// `duration_s − warmup_s`: the window rates are computed over.
+    pub measured_s: f64,
+    /// From the first intended start to the last response.
+    pub traffic_s: f64,
+    /// From the last response until every owed delivery arrived (or the timeout).
+    pub drain_s: f64,
+    pub drain_timed_out: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Requests {
+    pub scheduled: u64,
+    pub warmup: u64,
+    pub sent: u64,
+    /// Requests that got an HTTP response (any status).
+    pub responses: u64,
+    /// Responses to requests past the warm-up: the latency figures' population.
+    pub measured: u64,
+    /// 201 responses, public and private.
+    pub created: u64,
+    pub created_public: u64,
+    pub created_private: u64,
+    /// Kind → count: `http_<status>`, `timeout`, `connect`, `body`, `transport`, …
+    pub errors: BTreeMap<String, u64>,
+    pub error_count: u64,
+    /// Responses per second over `traffic_s`.
+    pub throughput_per_s: f64,
+    /// Response − intended start (coordinated omission corrected).
+    pub latency_corrected: Summary,
+    /// Response − actual send.
+    pub latency_uncorrected: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GeneratorReport {
+    /// Actual send − intended start, every request.
+    pub lag: Summary,
+    pub max_lag_ms: f64,
+    pub max_lag_allowed_ms: f64,
+    pub in_flight_cap: u32,
+    /// Requests that found the in-flight cap reached and had to wait.
+    pub in_flight_cap_hits: u64,
+    pub max_in_flight: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ListenersReport {
+    pub requested: u64,
+    pub joined: u64,
+    pub failed_to_join: u64,
+    /// Kind → count. Join failures (`connect_refused`, `upgrade_http_429`,
+    /// `join_error:<reason>`, `join_timeout`, …) and, prefixed `during_run:`, sockets
+    /// or channels closed after joining.
+    pub failures: BTreeMap<String, u64>,
+    pub closed_during_run: u64,
+    /// Tag → joined listeners on `bookmarks:tag:<tag>`.
+    pub tag_topics: BTreeMap<String, u64>,
+    pub connect_rate_per_s: f64,
+    /// Connect + WebSocket upgrade + join reply, per joined listener.
+    pub connect: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupReport {
+    /// Joined listeners of the group.
+    pub listeners: u64,
+    /// Distinct topics the group's listeners joined.
+    pub topics: u64,
+    /// Deliveries owed: Σ over public 201 events of the joined listeners subscribed.
+    pub expected: u64,
+    /// Deliveries of this run's events received.
+    pub received: u64,
+    /// Σ max(0, expected − received) per event.
+    pub lost: u64,
+    /// Σ max(0, received − expected) per event.
+    pub excess: u64,
+    /// Per listener: an event with the same `seq` as the previous one.
+    pub duplicates: u64,
+    /// Per listener: an event with a lower `seq` than the previous one.
+    pub reordered: u64,
+    /// Per listener: `seq` values skipped between consecutive events.
+    pub gaps: u64,
+    /// `bookmark_created` events not from this run (seeding, other clients).
+    pub foreign: u64,
+    pub private_leak: u64,
+    /// From the first post-warm-up intended start to the last post-warm-up delivery.
+    pub delivery_span_s: f64,
+    /// Deliveries of post-warm-up events per second of the longer of `measured_s` and
+    /// `delivery_span_s` (a server that falls behind delivers over a longer span).
+    pub deliveries_per_s: f64,
+    /// Receipt − the request's intended start, measured events.
+    pub latency: Summary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveriesReport {
+    /// Deliveries of bookmarks created private: must be 0.
+    pub private_leak: u64,
+    /// `bookmark_created` events of other origin, all groups.
+    pub foreign: u64,
+    /// Deliveries of this run's events whose request failed or never settled.
+    pub unowed: u64,
+    /// Frames a listener could not decode.
+    pub decode_errors: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SimulatorResources {
+    /// VmRSS before opening listeners and after all joined.
+    pub rss_before_bytes: Option<u64>,
+    pub rss_after_bytes: Option<u64>,
+    pub rss_per_listener_bytes: Option<f64>,
+    /// True for an embedded target: the server's sockets (and, for CPU, its work)
+    /// live in the same process and are included.
+    pub includes_embedded_server: bool,
+    /// User + system CPU seconds this process used from the first intended start to
+    /// the last response; near the machine's core count, the simulator itself was a
+    /// bottleneck and its latencies are suspect.
+    pub cpu_s_during_traffic: Option<f64>,
+    /// `cpu_s_during_traffic / window.traffic_s`: cores busy on average.
+    pub cpu_cores_during_traffic: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerMemory {
+    /// `process_resident_memory_bytes` before listeners connect and after all joined.
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+    pub rss_per_socket_bytes: Option<f64>,
+    /// True for an embedded target: the figure includes the simulator's listeners.
+    pub same_process_as_simulator: bool,
+}

@@ -1,0 +1,184 @@
+//! One run, start to finish: open the target, seed it, open the listeners at the
+//! connect rate, start the clock once all have joined, generate on schedule, drain the
+//! deliveries still owed, stop everything, and turn what was counted into a `Report`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{Api, Draft};
+use crate::audience::Audience;
+use crate::correlate::Correlator;
+use crate::error::SimError;
+use crate::fixtures::{Corpus, Link};
+use crate::generator::{self, Generator};
+use crate::ledger::Ledger;
+use crate::listeners::{self, Shared};
+use crate::plan::Plan;
+use crate::report::Report;
+use crate::report::build::Facts;
+use crate::schedule::Schedule;
+use crate::target::Target;
+use crate::{resources, seed};
+
+/// Time between the last listener joining and the first intended start, so request 0
+/// is not already late when the generator's first timer fires.
+const LEAD_IN: Duration = Duration::from_millis(50);
+/// How often the drain checks whether every owed delivery arrived.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
+/// Beyond each listener's own join timeout, how long to wait for all to settle.
+const SETTLE_MARGIN: Duration = Duration::from_secs(30);
+
+/// Runs `plan` with the committed fixture corpus.
+pub async fn run(plan: Plan) -> Result<Report, SimError> {
+    let corpus = Corpus::embedded_default().map_err(|e| SimError::Setup(format!("fixture corpus: {e}")))?;
+    run_with_corpus(plan, &corpus).await
+}
+
+/// Runs `plan` drawing users, links and tags from `corpus`.
+pub async fn run_with_corpus(plan: Plan, corpus: &Corpus) -> Result<Report, SimError> {
+    if corpus.links.is_empty() || corpus.users.is_empty() {
+        return Err(SimError::Setup("the corpus has no links or no users".into()));
+    }
+    let run_id = format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff);
+    let started_at = chrono::Utc::now();
+    let target = Target::open(&plan.target).await?;
+    let result = drive(&plan, &target, corpus, &run_id).await;
+    let closed = target.close().await;
+    let mut report = result?;
+    closed?;
+    report.model.started_at = started_at.to_rfc3339();
+    report.model.finished_at = chrono::Utc::now().to_rfc3339();
+    Ok(report)
+}
+
+async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> Result<Report, SimError> {
+    // Setup, not measured.
+    let api = Api::new(target.base_url(), plan.max_in_flight as usize).map_err(SimError::Setup)?;
+    let usernames: Vec<String> = corpus.users.iter().map(|u| u.username.clone()).collect();
+    let accounts = seed::create_users(&api, &usernames, run_id).await.map_err(SimError::Setup)?;
+    let drafts: Arc<[Draft]> = corpus.links.iter().map(draft).collect();
+    seed::seed_bookmarks(&api, &accounts, &drafts, plan.seed_bookmarks, plan.seed).await.map_err(SimError::Setup)?;
+
+    let schedule = Arc::new(Schedule::new(
+        plan.rate_per_s,
+        plan.requests(),
+        plan.warmup_requests(),
+        drafts.len(),
+        plan.seed,
+        plan.private_fraction,
+    ));
+    let correlator = Correlator::new(run_id, plan.requests());
+    let ledger = Arc::new(Ledger::new(plan.requests()));
+    let weights: Vec<(String, f64)> = corpus.tags.iter().map(|t| (t.name.clone(), t.weight)).collect();
+    let audience = Audience::new(plan.listeners, plan.tag_listeners, &weights, plan.seed);
+    let stop = CancellationToken::new();
+    let shared = Arc::new(Shared::new(
+        target.addr(),
+        Arc::clone(&schedule),
+        correlator.clone(),
+        Arc::clone(&ledger),
+        stop.clone(),
+        audience.specs.len(),
+    ));
+
+    // Listeners, measuring both processes' memory around them.
+    let sim_rss_before = resources::vm_rss_bytes();
+    let server_rss_before = api.server_rss_bytes().await;
+    let handles = listeners::open(&shared, audience.specs.clone(), plan.connect_rate_per_s).await;
+    let joined = await_joins(&shared, handles.len(), &audience).await;
+    let sim_rss_after = resources::vm_rss_bytes();
+    let server_rss_after = api.server_rss_bytes().await;
+    if let Err(e) = joined {
+        stop.cancel();
+        return Err(e);
+    }
+    let audience = Arc::new(audience.joined_only(|i| shared.has_joined(i)));
+
+    // Traffic, on the generator's own thread, once everyone listens.
+    let t0 = schedule.start(Instant::now() + LEAD_IN);
+    let cpu_before = resources::cpu_time();
+    let generator = Arc::new(Generator {
+        api: Api::new(target.base_url(), plan.max_in_flight as usize).map_err(SimError::Setup)?,
+        accounts,
+        drafts,
+        schedule: Arc::clone(&schedule),
+        correlator,
+        ledger: Arc::clone(&ledger),
+        audience: Arc::clone(&audience),
+        max_in_flight: plan.max_in_flight,
+        stats: generator::Stats::default(),
+    });
+    let generated = Arc::clone(&generator).run_on_own_thread().await;
+    let traffic_end = Instant::now();
+    let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let drain_timed_out = generated.is_ok() && !drain(&ledger, traffic_end + plan.drain_timeout).await;
+    let drain = traffic_end.elapsed();
+    stop.cancel();
+    generated.map_err(SimError::Setup)?;
+    let mut per_listener = Vec::with_capacity(handles.len());
+    for handle in handles {
+        if let Ok(result) = handle.await {
+            per_listener.push(result);
+        }
+    }
+
+    let facts = Facts {
+        plan,
+        run_id,
+        target,
+        shared: &shared,
+        generator: &generator.stats,
+        ledger: &ledger,
+        per_listener: &per_listener,
+        audience: &audience,
+        t0,
+        traffic: traffic_end.saturating_duration_since(t0),
+        drain,
+        drain_timed_out,
+        sim_rss: (sim_rss_before, sim_rss_after),
+        server_rss: (server_rss_before, server_rss_after),
+        sim_cpu,
+    };
+    Ok(facts.report())
+}
+
+fn draft(link: &Link) -> Draft {
+    Draft {
+        title: link.title.clone(),
+        url: link.url.clone(),
+        description: link.description.clone(),
+        tags: link.tags.clone(),
+        user: link.user,
+        public: link.public,
+    }
+}
+
+/// Waits until every listener joined or gave up; an error when none could join.
+async fn await_joins(shared: &Shared, opened: usize, audience: &Audience) -> Result<(), SimError> {
+    let everyone = u32::try_from(opened).unwrap_or(u32::MAX);
+    let settled =
+        tokio::time::timeout(listeners::JOIN_TIMEOUT + SETTLE_MARGIN, shared.settled.acquire_many(everyone)).await;
+    if settled.is_err() {
+        return Err(SimError::Setup("listeners neither joined nor failed in time".into()));
+    }
+    if shared.joined.load(Ordering::Relaxed) == 0 && !audience.specs.is_empty() {
+        let failures = shared.failures.lock().clone();
+        return Err(SimError::Setup(format!("no listener could join: {failures:?}")));
+    }
+    Ok(())
+}
+
+/// Waits until every owed delivery arrived (true) or `deadline` passed (false).
+async fn drain(ledger: &Ledger, deadline: Instant) -> bool {
+    while !ledger.all_delivered() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    true
+}

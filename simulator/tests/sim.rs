@@ -1,0 +1,226 @@
+//! End-to-end runs at small scale: through the library against the embedded app,
+//! through the real binary (reading back the files it wrote), and against a server
+//! this test boots itself, where what the listeners were owed is checked independently
+//! through the HTTP API.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::Parser;
+use firehose_sim::cli::RunArgs;
+use firehose_sim::histo::parse_hgrm;
+use firehose_sim::{Plan, run};
+use serde_json::Value;
+
+/// 20 firehose + 10 tag listeners, 20 bookmarks/s for 3 s after 0.5 s of warm-up.
+/// These runs check delivery, not speed: a debug build on a busy 2-core CI machine
+/// (these tests run side by side) may be late by more than the default 50 ms, so the
+/// lag allowed is generous; the run must still be valid under it.
+const SMALL: &[&str] = &[
+    "--max-lag",
+    "500ms",
+    "--listeners",
+    "20",
+    "--tag-listeners",
+    "10",
+    "--rate",
+    "20",
+    "--duration",
+    "3s",
+    "--warmup",
+    "500ms",
+    "--seed-bookmarks",
+    "20",
+    "--connect-rate",
+    "200",
+];
+
+fn plan(extra: &[&str]) -> Plan {
+    let flags = std::iter::once("run").chain(SMALL.iter().copied()).chain(extra.iter().copied());
+    Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap()
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+/// Exactly-once delivery of every public event to every joined listener it was owed
+/// to, nothing else; the firehose figure checked against the request counts.
+fn assert_exact_delivery(r: &Value) {
+    assert_eq!(r["schema"], "firehose-sim/report/v1");
+    assert_eq!(r["valid"], true, "invalid: {}", r["invalid_reasons"]);
+    let q = &r["requests"];
+    assert_eq!(n(&q["scheduled"]), 60);
+    assert_eq!(n(&q["responses"]), 60, "errors: {}", q["errors"]);
+    assert_eq!(n(&q["error_count"]), 0, "errors: {}", q["errors"]);
+    assert_eq!(n(&q["created"]), 60);
+    assert!(n(&q["created_private"]) < 60);
+    let public = n(&q["created_public"]);
+    assert_eq!(public + n(&q["created_private"]), 60);
+    assert_eq!(n(&q["latency_corrected"]["count"]), 50, "warm-up requests are not measured");
+
+    let l = &r["listeners"];
+    assert_eq!((n(&l["requested"]), n(&l["joined"])), (30, 30), "failures: {}", l["failures"]);
+    assert_eq!(n(&l["closed_during_run"]), 0);
+    let tag_listeners: u64 = l["tag_topics"].as_object().unwrap().values().map(n).sum();
+    assert_eq!(tag_listeners, 10);
+
+    for group in ["firehose", "tag"] {
+        let g = &r["groups"][group];
+        assert_eq!(n(&g["lost"]), 0, "{group}: {g}");
+        assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
+        assert_eq!(n(&g["excess"]), 0, "{group}");
+        assert_eq!(n(&g["duplicates"]), 0, "{group}");
+        assert_eq!(n(&g["reordered"]), 0, "{group}");
+        assert_eq!(n(&g["gaps"]), 0, "{group}");
+        assert_eq!(n(&g["private_leak"]), 0, "{group}");
+    }
+    let firehose = &r["groups"]["firehose"];
+    assert_eq!(n(&firehose["listeners"]), 20);
+    assert_eq!(n(&firehose["expected"]), public * 20);
+    assert!(n(&firehose["latency"]["count"]) > 0);
+    let tag = &r["groups"]["tag"];
+    assert_eq!(n(&tag["listeners"]), 10);
+    assert!(n(&tag["expected"]) <= public * 10);
+    assert_eq!(n(&r["deliveries"]["private_leak"]), 0);
+    assert_eq!(n(&r["deliveries"]["unowed"]), 0);
+    assert_eq!(n(&r["deliveries"]["decode_errors"]), 0);
+    assert_eq!(r["window"]["drain_timed_out"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_run_through_the_library_delivers_everything_exactly_once() {
+    let report = run(plan(&[])).await.expect("run");
+    let json = serde_json::to_value(&report.model).unwrap();
+    assert_exact_delivery(&json);
+    assert_eq!(json["target"]["kind"], "embedded");
+    assert_eq!(json["plan"]["rate_per_s"], 20.0);
+    assert!(json["simulator"]["rss_per_listener_bytes"].is_number());
+    assert_eq!(report.histograms.len(), json["histograms"].as_object().unwrap().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_run_owes_tag_listeners_exactly_the_matching_tags() {
+    // A server of our own, so the bookmarks can be read back after the run.
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = firehose_app::config::Config::for_data_dir(dir.path());
+    let server = firehose_app::server::start(listener, config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+
+    let report = run(plan(&["--target", &base])).await.expect("run");
+    let r = serde_json::to_value(&report.model).unwrap();
+    assert_exact_delivery(&r);
+    assert_eq!(r["target"]["kind"], "external");
+
+    // Σ over this run's public bookmarks of the tag listeners following one of its tags.
+    let marker = format!("#sim-{}-", r["run_id"].as_str().unwrap());
+    let per_tag: BTreeMap<String, u64> =
+        r["listeners"]["tag_topics"].as_object().unwrap().iter().map(|(t, c)| (t.clone(), n(c))).collect();
+    let (mut ours, mut owed) = (0, 0);
+    for bookmark in all_public_bookmarks(&base).await {
+        if !bookmark["url"].as_str().unwrap().contains(&marker) {
+            continue;
+        }
+        ours += 1;
+        let tags: Vec<&str> = bookmark["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        owed += tags.iter().map(|t| per_tag.get(*t).copied().unwrap_or(0)).sum::<u64>();
+    }
+    assert_eq!(ours, n(&r["requests"]["created_public"]));
+    assert_eq!(n(&r["groups"]["tag"]["expected"]), owed);
+    assert_eq!(n(&r["groups"]["tag"]["received"]), owed);
+    assert!(r["server"]["rss_per_socket_bytes"].is_number(), "server: {}", r["server"]);
+
+    let _ = stop.send(());
+    server.wait().await;
+}
+
+async fn all_public_bookmarks(base: &str) -> Vec<Value> {
+    let http = reqwest::Client::new();
+    let mut all = Vec::new();
+    let mut before: Option<u64> = None;
+    loop {
+        let mut url = format!("{base}/api/bookmarks?limit=100");
+        if let Some(b) = before {
+            url.push_str(&format!("&before_id={b}"));
+        }
+        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        let data = page["data"].as_array().unwrap().clone();
+        before = data.last().and_then(|b| b["id"].as_u64());
+        let done = data.len() < 100;
+        all.extend(data);
+        if done || before.is_none() {
+            return all;
+        }
+    }
+}
+
+fn sim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_firehose-sim"))
+}
+
+fn only_subdir(dir: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs.into_iter().next().unwrap()
+}
+
+#[test]
+fn the_binary_runs_embedded_and_writes_report_and_hgrm_files() {
+    let out = tempfile::tempdir().unwrap();
+    let output = sim().arg("run").args(SMALL).arg("--out").arg(out.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{:?}\n{stdout}\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("plan\n"), "the resolved plan is printed first:\n{stdout}");
+    assert!(stdout.contains("VALID"), "{stdout}");
+
+    let dir = only_subdir(out.path());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    assert_exact_delivery(&r);
+    let histograms = r["histograms"].as_object().unwrap();
+    assert_eq!(histograms.len(), 6);
+    for (name, file) in histograms {
+        let text = std::fs::read_to_string(dir.join(file.as_str().unwrap())).unwrap();
+        let hgrm = parse_hgrm(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        if name == "delivery_firehose" {
+            assert_eq!(hgrm.total_count, n(&r["groups"]["firehose"]["latency"]["count"]));
+            assert!(hgrm.total_count > 0);
+            assert_eq!(hgrm.rows.last().unwrap().percentile, 1.0);
+        }
+    }
+}
+
+#[test]
+fn the_binary_exits_3_and_still_reports_when_the_generator_misses_its_schedule() {
+    // No lag at all is allowed, so any scheduling jitter invalidates the run.
+    let out = tempfile::tempdir().unwrap();
+    let args = ["run", "--listeners", "0", "--rate", "20", "--duration", "1s", "--warmup", "0s", "--max-lag", "0ms"];
+    let output = sim().args(args).args(["--seed-bookmarks", "0", "--out"]).arg(out.path()).output().unwrap();
+    assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(only_subdir(out.path()).join("report.json")).unwrap()).unwrap();
+    assert_eq!(r["valid"], false);
+    assert!(r["invalid_reasons"][0].as_str().unwrap().starts_with("generator lag"), "{}", r["invalid_reasons"]);
+}
+
+#[test]
+fn the_binary_exits_2_on_a_bad_plan_and_4_on_an_unreachable_target() {
+    let out = sim().args(["run", "--rate", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--rate must be a positive number"));
+
+    // Port 9 (discard) on loopback: nothing listens there in a test environment.
+    let out =
+        sim().args(["run", "--target", "http://127.0.0.1:9", "--duration", "1s", "--warmup", "0s"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"));
+
+    let help = sim().args(["run", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes:"));
+}
