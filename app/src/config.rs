@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ratelimit::Rate;
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -20,6 +22,32 @@ pub struct Config {
     /// Enables `debug:*` topics whose `crash` event panics inside the channel handler,
     /// so the channel-failure path (`phx_error`) can be exercised. Off by default.
     pub debug_topics: bool,
+    pub accounts: AccountsConfig,
+}
+
+/// Sign-in settings.
+#[derive(Debug, Clone)]
+pub struct AccountsConfig {
+    /// Mark the session cookie `Secure` (set when served over HTTPS; a `Secure` cookie
+    /// is never sent over plain HTTP, so this is off for local runs).
+    pub secure_cookie: bool,
+    /// How long a browser session lasts after login.
+    pub session_ttl: Duration,
+    /// Attempts at login, registration and password change per client IP.
+    pub auth_rate: Rate,
+    /// Client IPs whose buckets are remembered at once (memory bound of the limiter).
+    pub auth_rate_max_keys: usize,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookie: false,
+            session_ttl: Duration::from_secs(60 * 24 * 3600),
+            auth_rate: Rate::new(10, Duration::from_secs(60)),
+            auth_rate_max_keys: 100_000,
+        }
+    }
 }
 
 /// Limits and timings of the Phoenix socket layer.
@@ -77,6 +105,7 @@ impl Config {
             max_body_bytes: 64 * 1024,
             socket: SocketConfig::default(),
             debug_topics: false,
+            accounts: AccountsConfig::default(),
         }
     }
 

@@ -49,6 +49,9 @@ struct ServeArgs {
     /// Enable `debug:*` topics (a `crash` event makes the channel fail), for testing.
     #[arg(long, env = "FIREHOSE_DEBUG_TOPICS")]
     debug_topics: bool,
+    /// Mark the session cookie `Secure` (when served over HTTPS).
+    #[arg(long, env = "FIREHOSE_SECURE_COOKIE")]
+    secure_cookie: bool,
 }
 
 #[tokio::main]
@@ -64,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
     config.socket.outbox_capacity = args.outbox as usize;
     config.socket.max_channels = args.max_channels;
     config.debug_topics = args.debug_topics;
+    config.accounts.secure_cookie = args.secure_cookie;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
     let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;
     println!("firehose listening on http://{}", running.addr);

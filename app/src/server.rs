@@ -14,6 +14,7 @@ use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
+use crate::ratelimit::RateLimiter;
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -61,6 +62,7 @@ pub async fn start(
     let store = Store::open(&config.database_url()).await?;
     let cache = RecentCache::load(&store, config.cache_capacity).await?;
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
+    let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
     let state = AppState {
         config: Arc::new(config),
         store,
@@ -69,6 +71,7 @@ pub async fn start(
         metrics: Arc::new(Metrics::default()),
         shutdown: CancellationToken::new(),
         sockets: TaskTracker::new(),
+        auth_limiter: Arc::new(auth_limiter),
     };
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());

@@ -1,5 +1,6 @@
 //! `AppState`: the shared handles every handler and socket task reaches through.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
@@ -9,6 +10,7 @@ use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -22,4 +24,6 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Socket tasks, so shutdown can wait for them to close.
     pub sockets: TaskTracker,
+    /// Per-client-IP budget for login, registration and password change.
+    pub auth_limiter: Arc<RateLimiter<IpAddr>>,
 }

@@ -1,16 +1,37 @@
-//! Who is calling: users, API tokens and the bearer-token extractor. Full accounts
-//! (passwords, sessions) arrive later behind this same seam: the rest of the app only
-//! ever sees a `User`.
+//! Who is calling: registration and login with argon2id passwords, browser sessions
+//! (HttpOnly cookie + CSRF token), named and revocable API tokens, profiles, and the
+//! extractors that turn a request into a `User`. The rest of the app only ever sees a
+//! `User { id, username }`.
+//!
+//! Two kinds of secret identify a user, both 256 random bits stored only as a SHA-256:
+//! API tokens (for the JSON API and socket connect params; created by `POST /api/users`
+//! or `POST /api/tokens`, revoked by deleting them) and session tokens (the
+//! `firehose_session` cookie; made at login and registration, ended by logout, expiry
+//! or a password change). `authenticate` accepts either, so a page can also connect its
+//! socket with the token of its session.
+//!
+//! No user enumeration: a failed login answers "invalid email or password" whether the
+//! email is unknown or the password wrong, and an unknown email is verified against a
+//! dummy hash so the two take the same time. Registration does say that an email is
+//! taken (a 422 on `email`, nothing more): without sending mail there is no way to
+//! register without telling, and the per-IP limit keeps that from becoming a bulk
+//! lookup.
 
 mod api;
+mod extract;
+mod model;
+mod password;
+mod session_api;
+mod token_api;
 mod tokens;
+mod validate;
 
 pub use api::router;
-pub use tokens::{ApiToken, TokenHash};
+pub use extract::{Authenticated, CSRF_HEADER, ClientIp, CurrentUser, SESSION_COOKIE, Via, check_csrf, session_cookie};
+pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
+pub use tokens::{ApiToken, TokenHash, csrf_token};
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::http::ApiError;
 use crate::state::AppState;
@@ -22,29 +43,38 @@ pub struct User {
     pub username: String,
 }
 
-/// Resolves a presented token to its user; `None` for an unknown token.
+/// Resolves a presented token (an API token or an unexpired session token) to its
+/// user; `None` for an unknown, revoked or expired token.
 pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<User>, ApiError> {
+    Ok(resolve(state, token).await?.map(|owner| owner.user))
+}
+
+/// How often `last_used_at` of an API token is written at most: a bearer request is
+/// then a read, and the single writer is not taxed on the hot path.
+const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Resolves a token to its owner and kind, recording API token use.
+pub(crate) async fn resolve(state: &AppState, token: &str) -> Result<Option<TokenOwner>, ApiError> {
     if token.is_empty() || token.len() > 512 {
         return Ok(None);
     }
-    Ok(state.store.user_by_token(&TokenHash::of(token)).await?)
+    let now = Utc::now();
+    let now_str = timestamp(now);
+    let owner = state.store.resolve_token(&TokenHash::of(token), &now_str).await?;
+    if let Some(TokenOwner { kind: TokenKind::Api { id, last_used_at }, .. }) = &owner {
+        let since = timestamp(now - LAST_USED_GRANULARITY);
+        if last_used_at.as_deref().is_none_or(|last| last < since.as_str()) {
+            // Failing to record a use must not fail the request it was for.
+            if let Err(err) = state.store.touch_api_token(*id, &now_str, &since).await {
+                tracing::warn!(%err, "could not record API token use");
+            }
+        }
+    }
+    Ok(owner)
 }
 
-/// Extractor for routes that need `Authorization: Bearer <token>`.
-pub struct CurrentUser(pub User);
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or(ApiError::Unauthorized("missing bearer token"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or(ApiError::Unauthorized("malformed Authorization header; expected `Bearer <token>`"))?;
-        let user = authenticate(state, token).await?.ok_or(ApiError::Unauthorized("invalid token"))?;
-        Ok(CurrentUser(user))
-    }
+/// A time as stored: RFC 3339, UTC, microseconds (fixed width, so text order is time
+/// order).
+fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }

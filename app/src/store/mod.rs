@@ -6,6 +6,8 @@
 //! of their own; WAL lets the readers run beside the writer.
 
 mod bookmarks;
+mod sessions;
+mod tokens;
 mod users;
 
 use std::str::FromStr;

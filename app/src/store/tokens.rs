@@ -1,0 +1,104 @@
+//! Presented tokens (API tokens and session tokens) resolved to their user, and the
+//! API tokens a user manages.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, conflict_as, now_timestamp};
+use crate::accounts::{ApiTokenInfo, TokenHash, TokenKind, TokenOwner, User};
+
+impl Store {
+    /// Whose token this is: an API token, or a session that has not expired by `now`.
+    /// One indexed lookup per table; this is on every authenticated request.
+    pub async fn resolve_token(&self, token: &TokenHash, now: &str) -> Result<Option<TokenOwner>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, 0, t.id, t.last_used_at \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? \
+             UNION ALL \
+             SELECT u.id, u.username, 1, s.id, NULL \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ? \
+             LIMIT 1",
+        )
+        .bind(token.as_bytes())
+        .bind(token.as_bytes())
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| {
+            let user = User { id: r.get(0), username: r.get(1) };
+            let kind = if r.get::<i64, _>(2) == 0 {
+                TokenKind::Api { id: r.get(3), last_used_at: r.get(4) }
+            } else {
+                TokenKind::Session { id: r.get(3) }
+            };
+            TokenOwner { user, kind }
+        }))
+    }
+
+    /// Records a use of an API token, unless one at or after `since` is recorded already.
+    pub async fn touch_api_token(&self, id: i64, now: &str, since: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(since)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a named API token for a user; `None` when the user already has `max`.
+    pub async fn create_api_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        token: &TokenHash,
+        max: i64,
+    ) -> Result<Option<ApiTokenInfo>, StoreError> {
+        let now = now_timestamp();
+        let mut tx = self.write.begin().await?;
+        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= max {
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, inserted_at, name) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(user_id)
+        .bind(token.as_bytes())
+        .bind(&now)
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(conflict_as("token"))?
+        .get(0);
+        tx.commit().await?;
+        Ok(Some(ApiTokenInfo { id, name: name.to_owned(), inserted_at: now, last_used_at: None }))
+    }
+
+    /// A user's API tokens, oldest first.
+    pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiTokenInfo>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, name, inserted_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id")
+                .bind(user_id)
+                .fetch_all(&self.read)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ApiTokenInfo { id: r.get(0), name: r.get(1), inserted_at: r.get(2), last_used_at: r.get(3) })
+            .collect())
+    }
+
+    /// Revokes (deletes) one of the user's API tokens. Whether it was theirs and existed.
+    pub async fn delete_api_token(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND user_id = ?")
+            .bind(id)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
