@@ -62,19 +62,11 @@ impl Connection {
         let idle = sleep(cfg.idle_timeout);
         tokio::pin!(idle);
         let close = loop {
+            // Biased, hot branches first: while frames flow, the rare signals are not
+            // polled (and not registered for) on every turn. A slow consumer's outbox
+            // is already cut off from pub/sub, so it drains and the signal is seen next.
             tokio::select! {
                 biased;
-                _ = self.guard.slow.cancelled() => {
-                    Metrics::add(&self.guard.metrics.slow_consumer_closes, 1);
-                    break Some((close_code::TRY_AGAIN_LATER, "slow consumer"));
-                }
-                _ = self.guard.shutdown.cancelled() => {
-                    // Close in batches so clients do not all reconnect in the same instant.
-                    let batches = cfg.drain_batches.max(1);
-                    let batch = self.socket_id % u64::from(batches);
-                    Box::pin(sleep(cfg.drain_window.mul_f64(batch as f64 / f64::from(batches)))).await;
-                    break Some((close_code::RESTART, "server restarting"));
-                }
                 incoming = self.ws.recv() => {
                     let msg = match incoming {
                         None => break None,
@@ -95,6 +87,17 @@ impl Connection {
                     if !self.write(Some(frame)).await {
                         break None;
                     }
+                }
+                _ = self.guard.slow.cancelled() => {
+                    Metrics::add(&self.guard.metrics.slow_consumer_closes, 1);
+                    break Some((close_code::TRY_AGAIN_LATER, "slow consumer"));
+                }
+                _ = self.guard.shutdown.cancelled() => {
+                    // Close in batches so clients do not all reconnect in the same instant.
+                    let batches = cfg.drain_batches.max(1);
+                    let batch = self.socket_id % u64::from(batches);
+                    Box::pin(sleep(cfg.drain_window.mul_f64(batch as f64 / f64::from(batches)))).await;
+                    break Some((close_code::RESTART, "server restarting"));
                 }
                 _ = &mut idle => break Some((close_code::PROTOCOL_ERROR, "idle timeout")),
             }
@@ -147,7 +150,9 @@ async fn guarded_write(
     rx: &mut mpsc::Receiver<SharedFrame>,
     guard: &WriteGuard,
 ) -> bool {
+    // Biased, write first: a write that completes at once never arms the timer.
     tokio::select! {
+        biased;
         r = write_batch(ws, first, out, rx, guard.coalesce, &guard.metrics) => r.is_ok(),
         _ = guard.slow.cancelled() => true,
         _ = guard.shutdown.cancelled() => true,
