@@ -78,6 +78,25 @@ impl FromRequestParts<AppState> for CurrentUser {
     }
 }
 
+/// The caller when signed in, anonymous otherwise, for routes anyone may read. A bearer
+/// token that is present but invalid is still an error, so a typo never silently
+/// downgrades to anonymous; a stale session cookie just reads as anonymous.
+pub struct MaybeUser(pub Option<User>);
+
+impl FromRequestParts<AppState> for MaybeUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if parts.headers.contains_key(AUTHORIZATION) {
+            return Authenticated::from_request_parts(parts, state).await.map(|a| MaybeUser(Some(a.user)));
+        }
+        if session_cookie(&parts.headers).is_none() {
+            return Ok(MaybeUser(None));
+        }
+        Ok(MaybeUser(Authenticated::from_request_parts(parts, state).await.ok().map(|a| a.user)))
+    }
+}
+
 /// The peer address of the connection. Forwarding headers are not trusted: behind a
 /// proxy every client would share the proxy's budget, which fails safe (too strict),
 /// whereas trusting `X-Forwarded-For` would let anyone pick a fresh key per request.

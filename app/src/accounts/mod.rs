@@ -27,7 +27,9 @@ mod tokens;
 mod validate;
 
 pub use api::router;
-pub use extract::{Authenticated, CSRF_HEADER, ClientIp, CurrentUser, SESSION_COOKIE, Via, check_csrf, session_cookie};
+pub use extract::{
+    Authenticated, CSRF_HEADER, ClientIp, CurrentUser, MaybeUser, SESSION_COOKIE, Via, check_csrf, session_cookie,
+};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
 pub use tokens::{ApiToken, TokenHash, csrf_token};
 

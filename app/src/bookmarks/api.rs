@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::routing::get;
 use serde_json::{Value, json};
 
 use super::{Bookmark, NewBookmark, normalize_tag, publish_created, publish_deleted};
-use crate::accounts::{CurrentUser, User};
+use crate::accounts::{CurrentUser, MaybeUser};
 use crate::http::{ApiError, JsonBody};
 use crate::state::AppState;
 
@@ -82,7 +81,7 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    viewer: OptionalUser,
+    MaybeUser(viewer): MaybeUser,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
     let bookmark = match state.cache.get(id) {
@@ -90,7 +89,7 @@ async fn show(
         None => Arc::new(state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?),
     };
     // A private bookmark is invisible, not forbidden, to anyone but its owner.
-    if !bookmark.public && viewer.0.as_ref().is_none_or(|v| v.id != bookmark.user.id) {
+    if !bookmark.public && viewer.as_ref().is_none_or(|v| v.id != bookmark.user.id) {
         return Err(ApiError::NotFound("no such bookmark"));
     }
     Ok(Json(json!({ "data": bookmark.to_json() })))
@@ -115,20 +114,4 @@ async fn delete(
         publish_deleted(&state.pubsub, &state.metrics, &bookmark);
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The bearer user when a valid token is given; anonymous otherwise. A present but
-/// invalid token is still an error, so a typo never silently downgrades to anonymous.
-struct OptionalUser(Option<User>);
-
-impl FromRequestParts<AppState> for OptionalUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        if !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-            return Ok(OptionalUser(None));
-        }
-        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
-        Ok(OptionalUser(Some(user)))
-    }
 }

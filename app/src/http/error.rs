@@ -36,6 +36,8 @@ pub enum ApiError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     #[error("{0} already exists")]
     Conflict(&'static str),
     #[error("validation failed")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -22,10 +22,15 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::channels::router())
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), metrics_layer::count_requests))
         .with_state(state)
 }
 
 async fn not_found() -> ApiError {
     ApiError::NotFound("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }

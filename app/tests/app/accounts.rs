@@ -583,3 +583,34 @@ async fn bad_registrations_are_4xx_json_and_store_nothing() {
     assert!(error["fields"]["current_password"].is_array() && error["fields"]["new_password"].is_array(), "{error}");
     assert_eq!(login(&app, "ok@example.com", PASSWORD).await.0, 200, "the password did not change");
 }
+
+#[tokio::test]
+async fn a_session_cookie_sees_its_own_private_bookmark_and_nobody_else_does() {
+    let app = app().await;
+    let (owner, _) = register(&app, "owner@example.com", "Owner").await;
+    let (other, _) = register(&app, "other@example.com", "Other").await;
+    let bookmark = json!({"bookmark": {"title": "secret", "url": "https://example.com/s", "public": false}});
+    let (status, _, body) =
+        parts(call(&app, Method::POST, "/api/bookmarks", As::Cookie(&owner), Some(bookmark)).await).await;
+    assert_eq!(status, 201, "{body}");
+    let path = format!("/api/bookmarks/{}", body["data"]["id"]);
+    let (status, _, body) = parts(call(&app, Method::GET, &path, As::CookieOnly(&owner), None).await).await;
+    assert_eq!((status, body["data"]["title"].clone()), (200, json!("secret")));
+    for auth in [As::CookieOnly(&other), As::Nobody] {
+        let (status, _, body) = parts(call(&app, Method::GET, &path, auth, None).await).await;
+        assert_eq!(status, 404, "{body}");
+    }
+    // A stale cookie reads as anonymous on public routes instead of failing them.
+    let stale = Session { cookie: "not-a-session".into(), csrf: String::new() };
+    let (status, _, _) = parts(call(&app, Method::GET, "/api/bookmarks", As::CookieOnly(&stale), None).await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_json_405() {
+    let app = app().await;
+    let resp = call(&app, Method::PUT, "/api/bookmarks", As::Nobody, None).await;
+    let (status, _, body) = parts(resp).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["error"]["status"], json!(405), "{body}");
+}
