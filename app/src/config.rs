@@ -18,7 +18,11 @@ pub struct Config {
     pub cache_capacity: usize,
     /// Largest accepted JSON request body.
     pub max_body_bytes: usize,
+    /// Largest accepted uploaded file (`POST /api/uploads`), checked while it streams in.
+    pub max_upload_bytes: usize,
     pub socket: SocketConfig,
+    /// Per-topic history kept for recovery after a reconnect (`since` on join).
+    pub history: crate::pubsub::HistoryLimits,
     /// Enables `debug:*` topics whose `crash` event panics inside the channel handler,
     /// so the channel-failure path (`phx_error`) can be exercised. Off by default.
     pub debug_topics: bool,
@@ -103,7 +107,9 @@ impl Config {
             database_url: None,
             cache_capacity: 10_000,
             max_body_bytes: 64 * 1024,
+            max_upload_bytes: 10 * 1024 * 1024,
             socket: SocketConfig::default(),
+            history: crate::pubsub::HistoryLimits::default(),
             debug_topics: false,
             accounts: AccountsConfig::default(),
         }

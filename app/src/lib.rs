@@ -14,4 +14,5 @@ pub mod ratelimit;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod uploads;
 pub mod wire;

@@ -63,11 +63,12 @@ pub async fn start(
     let cache = RecentCache::load(&store, config.cache_capacity).await?;
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
     let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
+    let history = config.history;
     let state = AppState {
         config: Arc::new(config),
         store,
         cache: Arc::new(cache),
-        pubsub: Arc::new(PubSub::default()),
+        pubsub: Arc::new(PubSub::new(history)),
         metrics: Arc::new(Metrics::default()),
         shutdown: CancellationToken::new(),
         sockets: TaskTracker::new(),

@@ -1,8 +1,11 @@
 //! The Phoenix socket: the HTTP upgrade at `/socket/websocket`, one task per connection
 //! speaking Phoenix Channels V1/V2, and the topics a socket may join.
 
+mod channel;
+mod debug;
 mod session;
 mod socket;
+mod streams;
 mod topics;
 mod upgrade;
 

@@ -1,18 +1,22 @@
 //! The protocol side of one connection: which channels it has joined and how each
 //! client frame is answered (heartbeat, join, leave, pushes, bad frames). It produces
-//! frames and a possible close; the socket task (`socket.rs`) does the IO.
+//! frames and a possible close; the socket task (`socket.rs`) does the IO. What each
+//! channel does is in `channel.rs`.
 
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 
 use axum::extract::ws::Message;
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::json;
+use serde_json::value::RawValue;
 
+use super::channel::{self, ChannelState, Ctx, Outcome};
 use super::topics::{self, ChannelKind, JoinRefusal};
 use crate::accounts::User;
 use crate::metrics::Metrics;
-use crate::pubsub::{SocketHandle, SubId};
+use crate::pubsub::{Since, SocketHandle, SubId};
 use crate::state::AppState;
 use crate::wire::{self, DecodeError, ErrorReason, InFrame, ReplyStatus, Vsn, events};
 
@@ -30,12 +34,12 @@ struct Joined {
     join_ref: Option<String>,
     kind: ChannelKind,
     sub: Option<SubId>,
+    state: ChannelState,
 }
 
 pub(super) struct Session {
     pub(super) state: AppState,
     vsn: Vsn,
-    #[allow(dead_code)] // identifies the user to channels that need it (next issues)
     user: Option<User>,
     handle: SocketHandle,
     joined: HashMap<String, Joined>,
@@ -49,18 +53,18 @@ impl Session {
         Self { state, vsn, user, handle, joined: HashMap::new(), out: Vec::new(), close: None }
     }
 
-    pub(super) fn handle_message(&mut self, msg: Message) {
+    pub(super) async fn handle_message(&mut self, msg: Message) {
         match msg {
-            Message::Text(text) => self.handle_text(text.as_str()),
+            Message::Text(text) => self.handle_text(text.as_str()).await,
             Message::Binary(bytes) => self.handle_binary(&bytes),
             // Pings are answered by the WebSocket layer; a close is completed by it too.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => {}
         }
     }
 
-    fn handle_text(&mut self, text: &str) {
+    async fn handle_text(&mut self, text: &str) {
         match wire::decode_text(self.vsn, text) {
-            Ok(frame) => self.dispatch(&frame),
+            Ok(frame) => self.dispatch(&frame).await,
             Err(DecodeError::NotJson(_)) => {
                 // Like Phoenix: a frame that is not JSON cannot be answered.
                 Metrics::add(&self.state.metrics.bad_frames, 1);
@@ -69,13 +73,8 @@ impl Session {
             Err(DecodeError::BadShape { msg_ref: Some(msg_ref), join_ref, topic, .. }) => {
                 Metrics::add(&self.state.metrics.bad_frames, 1);
                 let topic = topic.unwrap_or_else(|| events::PHOENIX_TOPIC.to_owned());
-                self.reply(
-                    join_ref.as_deref(),
-                    Some(&msg_ref),
-                    &topic,
-                    ReplyStatus::Error,
-                    &ErrorReason::new("malformed message"),
-                );
+                let response = ErrorReason::new("malformed message");
+                self.reply(join_ref.as_deref(), Some(&msg_ref), &topic, ReplyStatus::Error, &response);
             }
             Err(DecodeError::BadShape { .. }) => {
                 Metrics::add(&self.state.metrics.bad_frames, 1);
@@ -87,23 +86,12 @@ impl Session {
     fn handle_binary(&mut self, bytes: &[u8]) {
         match wire::decode_binary_push(bytes) {
             Ok(push) => {
-                let current = self.joined.get(push.topic).map(|j| j.join_ref.clone());
-                match current {
-                    None => self.reply(
-                        None,
-                        Some(push.msg_ref),
-                        push.topic,
-                        ReplyStatus::Error,
-                        &ErrorReason::new("unmatched topic"),
-                    ),
-                    Some(jr) => self.reply(
-                        jr.as_deref(),
-                        Some(push.msg_ref),
-                        push.topic,
-                        ReplyStatus::Error,
-                        &ErrorReason::new("binary payloads are not accepted on this topic"),
-                    ),
-                }
+                let (jr, reason) = match self.joined.get(push.topic) {
+                    None => (None, "unmatched topic"),
+                    Some(j) => (j.join_ref.clone(), "binary payloads are not accepted on this topic"),
+                };
+                let response = ErrorReason::new(reason);
+                self.reply(jr.as_deref(), Some(push.msg_ref), push.topic, ReplyStatus::Error, &response);
             }
             Err(_) => {
                 Metrics::add(&self.state.metrics.bad_frames, 1);
@@ -112,7 +100,7 @@ impl Session {
         }
     }
 
-    fn dispatch(&mut self, frame: &InFrame<'_>) {
+    async fn dispatch(&mut self, frame: &InFrame<'_>) {
         let jr = frame.join_ref.as_deref();
         let msg_ref = frame.msg_ref.as_deref();
         let topic: &str = &frame.topic;
@@ -126,7 +114,7 @@ impl Session {
             return;
         }
         if frame.event == events::JOIN {
-            self.join(jr, msg_ref, topic);
+            self.join(jr, msg_ref, topic, frame.payload).await;
             return;
         }
         let Some(current) = self.joined.get(topic) else {
@@ -138,37 +126,50 @@ impl Session {
             return;
         }
         let current_jr = current.join_ref.clone();
-        let kind = current.kind;
         if frame.event == events::LEAVE {
-            self.leave(topic);
+            self.leave(topic).await;
             self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Ok, &json!({}));
             self.push_close(current_jr.as_deref(), topic);
             return;
         }
-        match catch_unwind(AssertUnwindSafe(|| handle_in(kind, &frame.event))) {
-            Ok(Ok(response)) => self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Ok, &response),
-            Ok(Err(reason)) => {
-                self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Error, &ErrorReason::new(reason))
+        let Some(mut joined) = self.joined.remove(topic) else { return };
+        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        let handled = AssertUnwindSafe(channel::handle_in(
+            &ctx,
+            &joined.kind,
+            topic,
+            &frame.event,
+            frame.payload,
+            &mut joined.state,
+        ))
+        .catch_unwind()
+        .await;
+        match handled {
+            Ok(outcome) => {
+                self.joined.insert(topic.to_owned(), joined);
+                match outcome {
+                    Outcome::Reply(response) => {
+                        self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Ok, &response)
+                    }
+                    Outcome::Error(response) => {
+                        self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Error, &response)
+                    }
+                    Outcome::NoReply => {}
+                }
             }
             Err(_) => {
                 // The channel failed, not the socket: drop that channel only and tell
                 // the client, which rejoins it.
                 Metrics::add(&self.state.metrics.channel_crashes, 1);
-                self.leave(topic);
-                let frame = wire::encode_text(
-                    self.vsn,
-                    current_jr.as_deref(),
-                    current_jr.as_deref(),
-                    topic,
-                    events::ERROR,
-                    &json!({}),
-                );
+                self.release(topic, joined).await;
+                let jr = current_jr.as_deref();
+                let frame = wire::encode_text(self.vsn, jr, jr, topic, events::ERROR, &json!({}));
                 self.out.push(Message::Text(frame.into()));
             }
         }
     }
 
-    fn join(&mut self, jr: Option<&str>, msg_ref: Option<&str>, topic: &str) {
+    async fn join(&mut self, jr: Option<&str>, msg_ref: Option<&str>, topic: &str, payload: &RawValue) {
         let metrics = self.state.metrics.clone();
         let kind = match topics::route(topic, self.state.config.debug_topics) {
             Ok(kind) => kind,
@@ -185,40 +186,97 @@ impl Session {
                 return;
             }
         };
-        if let Some(existing) = self.joined.get_mut(topic) {
-            // Re-join: the new join's reply first, then close the old join. The pub/sub
-            // subscription carries over, so no broadcast is missed in between.
-            let old = std::mem::replace(&mut existing.join_ref, jr.map(str::to_owned));
-            Metrics::add(&metrics.joins, 1);
-            self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &json!({}));
-            self.push_close(old.as_deref(), topic);
-            return;
-        }
-        if self.joined.len() >= self.state.config.socket.max_channels {
+        let rejoin = self.joined.contains_key(topic);
+        if !rejoin && self.joined.len() >= self.state.config.socket.max_channels {
             Metrics::add(&metrics.join_errors, 1);
             self.reply(jr, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new("too many channels joined"));
             return;
         }
-        let sub = match kind {
-            ChannelKind::BookmarkStream => Some(self.state.pubsub.subscribe(topic, self.vsn, self.handle.clone())),
-            ChannelKind::Debug => None,
+        let since = match parse_since(payload) {
+            Ok(since) => since,
+            Err(reason) => {
+                Metrics::add(&metrics.join_errors, 1);
+                self.reply(jr, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new(reason));
+                return;
+            }
         };
-        self.joined.insert(topic.to_owned(), Joined { join_ref: jr.map(str::to_owned), kind, sub });
+        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        let granted = AssertUnwindSafe(channel::join(&ctx, &kind, topic, payload)).catch_unwind().await;
+        let grant = match granted {
+            Ok(Ok(grant)) => grant,
+            Ok(Err(response)) => {
+                Metrics::add(&metrics.join_errors, 1);
+                self.reply(jr, msg_ref, topic, ReplyStatus::Error, &response);
+                return;
+            }
+            Err(_) => {
+                Metrics::add(&metrics.channel_crashes, 1);
+                self.reply(jr, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new("join crashed"));
+                return;
+            }
+        };
+        // A re-join replaces the old join: the new reply goes first, then the old join
+        // is closed. An existing pub/sub subscription carries over, so no broadcast is
+        // missed or doubled in between.
+        let old = self.joined.remove(topic);
+        let old_jr = old.as_ref().map(|o| o.join_ref.clone());
+        let mut sub = None;
+        if let Some(old) = old {
+            sub = old.sub;
+            let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+            channel::leave(&ctx, &old.kind, topic, old.state).await;
+        }
+        let mut response = grant.response;
+        match (grant.subscribe, sub, since) {
+            (true, old, Some(since)) => {
+                // Recovery: subscribe afresh in the same critical section that reads the
+                // history, so the missed events and the live stream join without a gap.
+                if let Some(id) = old {
+                    self.state.pubsub.unsubscribe(topic, id);
+                }
+                let (id, recovery) =
+                    self.state.pubsub.subscribe_since(topic, self.vsn, self.handle.clone(), since.as_ref());
+                sub = Some(id);
+                response = serde_json::to_value(&recovery).unwrap_or_default();
+            }
+            (true, None, None) => sub = Some(self.state.pubsub.subscribe(topic, self.vsn, self.handle.clone())),
+            (false, Some(id), _) => {
+                self.state.pubsub.unsubscribe(topic, id);
+                sub = None;
+            }
+            _ => {}
+        }
+        self.joined.insert(topic.to_owned(), Joined { join_ref: jr.map(str::to_owned), kind, sub, state: grant.state });
         Metrics::add(&metrics.joins, 1);
-        self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &json!({}));
-    }
-
-    fn leave(&mut self, topic: &str) {
-        if let Some(Joined { sub: Some(sub), .. }) = self.joined.remove(topic) {
-            self.state.pubsub.unsubscribe(topic, sub);
+        self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &response);
+        if let Some(old_jr) = old_jr {
+            self.push_close(old_jr.as_deref(), topic);
+        }
+        for (event, payload) in &grant.pushes {
+            let text = wire::encode_text(self.vsn, jr, None, topic, event, payload);
+            self.out.push(Message::Text(text.into()));
         }
     }
 
-    pub(super) fn leave_all(&mut self) {
-        for (topic, joined) in self.joined.drain() {
-            if let Some(sub) = joined.sub {
-                self.state.pubsub.unsubscribe(&topic, sub);
-            }
+    async fn leave(&mut self, topic: &str) {
+        if let Some(joined) = self.joined.remove(topic) {
+            self.release(topic, joined).await;
+        }
+    }
+
+    /// Unsubscribes a channel and runs its cleanup.
+    async fn release(&mut self, topic: &str, joined: Joined) {
+        if let Some(sub) = joined.sub {
+            self.state.pubsub.unsubscribe(topic, sub);
+        }
+        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        channel::leave(&ctx, &joined.kind, topic, joined.state).await;
+    }
+
+    pub(super) async fn leave_all(&mut self) {
+        let joined: Vec<_> = self.joined.drain().collect();
+        for (topic, joined) in joined {
+            self.release(&topic, joined).await;
         }
     }
 
@@ -240,12 +298,18 @@ impl Session {
     }
 }
 
-/// Client events on a joined channel. Bookmark streams are receive-only; a `debug:*`
-/// channel echoes `ping` and fails on `crash`.
-fn handle_in(kind: ChannelKind, event: &str) -> Result<serde_json::Value, &'static str> {
-    match (kind, event) {
-        (_, "ping") => Ok(json!({})),
-        (ChannelKind::Debug, "crash") => panic!("debug channel asked to crash"),
-        _ => Err("unknown event"),
+/// The join parameter `since`: absent → `None`; present → `Some(position)`, where
+/// `null` asks only for the topic's current epoch and seq (a fresh client's start).
+fn parse_since(payload: &RawValue) -> Result<Option<Option<Since>>, &'static str> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(default, deserialize_with = "present")]
+        since: Option<Option<Since>>,
     }
+    fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Since>>, D::Error> {
+        serde::Deserialize::deserialize(d).map(Some)
+    }
+    serde_json::from_str::<Params>(payload.get())
+        .map(|p| p.since)
+        .map_err(|_| "invalid since: expected {\"seq\": N, \"epoch\": \"…\"}")
 }

@@ -74,7 +74,7 @@ impl Connection {
                         Some(Ok(msg)) => msg,
                     };
                     idle.as_mut().reset(Instant::now() + cfg.idle_timeout);
-                    self.sock.handle_message(msg);
+                    Box::pin(self.sock.handle_message(msg)).await;
                     if let Some(close) = self.sock.close.take() {
                         let _ = Box::pin(write_batch(&mut self.ws, None, &mut self.sock.out, &mut self.rx, 0, &self.guard.metrics)).await;
                         break Some(close);
@@ -102,7 +102,7 @@ impl Connection {
                 _ = &mut idle => break Some((close_code::PROTOCOL_ERROR, "idle timeout")),
             }
         };
-        self.sock.leave_all();
+        Box::pin(self.sock.leave_all()).await;
         self.rx.close();
         if let Some((code, reason)) = close {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };

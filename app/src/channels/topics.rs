@@ -3,7 +3,7 @@
 use crate::bookmarks::{FIREHOSE_TOPIC, TAG_TOPIC_PREFIX, normalize_tag};
 
 /// The kind of channel a topic belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChannelKind {
     /// `bookmarks:firehose` and `bookmarks:tag:<tag>`: receive-only streams.
     BookmarkStream,

@@ -46,6 +46,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("too many requests")]
     RateLimited(Duration),
+    #[error("{0}")]
+    UnsupportedMediaType(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -71,6 +73,7 @@ impl ApiError {
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -20,6 +20,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::accounts::router())
         .merge(crate::bookmarks::router())
         .merge(crate::channels::router())
+        .merge(crate::uploads::router())
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

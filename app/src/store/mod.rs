@@ -8,6 +8,7 @@
 mod bookmarks;
 mod sessions;
 mod tokens;
+mod uploads;
 mod users;
 
 use std::str::FromStr;

@@ -7,3 +7,5 @@ mod api;
 mod conformance;
 mod durability;
 mod helpers;
+mod recovery;
+mod uploads;

@@ -6,7 +6,14 @@
 //! is told to close, so one stalled client never holds up the others or grows memory.
 //!
 //! `seq` is assigned under the topic's lock, in the same critical section that queues
-//! the frame, so every subscriber sees a topic's broadcasts in `seq` order.
+//! the frame, so every subscriber sees a topic's broadcasts in `seq` order. The same
+//! lock guards the topic's recent history (`history.rs`), so a subscriber recovering
+//! after a reconnect gets what it missed and then the live stream with no gap and no
+//! duplicate.
+
+mod history;
+
+pub use history::{HistoryLimits, Recovery, Retained, Since};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,6 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use axum::extract::ws::Utf8Bytes;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +55,7 @@ struct TopicState {
     seq: u64,
     subscribers: Vec<Subscriber>,
     v1_count: usize,
+    history: history::History,
 }
 
 #[derive(Default)]
@@ -62,13 +71,31 @@ pub struct Published {
     pub dropped: usize,
 }
 
-#[derive(Default)]
 pub struct PubSub {
     topics: RwLock<HashMap<Box<str>, Arc<Topic>>>,
     next_id: AtomicU64,
+    limits: HistoryLimits,
+    /// Names this server's run of sequence numbers: they restart with the process, so
+    /// a `since` from another epoch cannot be recovered.
+    epoch: Arc<str>,
+}
+
+impl Default for PubSub {
+    fn default() -> Self {
+        Self::new(HistoryLimits::default())
+    }
 }
 
 impl PubSub {
+    pub fn new(limits: HistoryLimits) -> Self {
+        Self { topics: RwLock::default(), next_id: AtomicU64::new(0), limits, epoch: history::new_epoch() }
+    }
+
+    /// This server's epoch of sequence numbers.
+    pub fn epoch(&self) -> &Arc<str> {
+        &self.epoch
+    }
+
     fn topic(&self, name: &str) -> Arc<Topic> {
         if let Some(t) = self.topics.read().get(name) {
             return t.clone();
@@ -78,9 +105,34 @@ impl PubSub {
 
     /// Adds a subscriber; broadcasts queued after this call reach it.
     pub fn subscribe(&self, topic: &str, vsn: Vsn, socket: SocketHandle) -> SubId {
-        let id = self.next_id.fetch_add(1, Relaxed);
         let topic = self.topic(topic);
         let mut state = topic.state.lock();
+        self.add_subscriber(&mut state, vsn, socket)
+    }
+
+    /// Subscribes and, in the same critical section, answers what the subscriber
+    /// missed since `since`: all of it or (`recovered: false`) nothing.
+    pub fn subscribe_since(
+        &self,
+        topic: &str,
+        vsn: Vsn,
+        socket: SocketHandle,
+        since: Option<&Since>,
+    ) -> (SubId, Recovery) {
+        let topic = self.topic(topic);
+        let mut state = topic.state.lock();
+        let top = state.seq;
+        let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
+        (self.add_subscriber(&mut state, vsn, socket), recovery)
+    }
+
+    /// Where a topic stands, for a client that will later ask to recover.
+    pub fn position(&self, topic: &str) -> u64 {
+        self.topics.read().get(topic).map_or(0, |t| t.state.lock().seq)
+    }
+
+    fn add_subscriber(&self, state: &mut TopicState, vsn: Vsn, socket: SocketHandle) -> SubId {
+        let id = self.next_id.fetch_add(1, Relaxed);
         state.v1_count += usize::from(vsn == Vsn::V1);
         state.subscribers.push(Subscriber { id, vsn, socket });
         id
@@ -110,8 +162,16 @@ impl PubSub {
         let mut state = topic.state.lock();
         state.seq += 1;
         let seq = state.seq;
-        let payload = payload(seq);
-        let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &payload)));
+        // Serialised once: the same JSON goes into every frame and into the history.
+        let payload: Arc<RawValue> = match serde_json::value::to_raw_value(&payload(seq)) {
+            Ok(raw) => Arc::from(raw),
+            Err(err) => {
+                tracing::error!(%err, topic = topic_name, event, "broadcast payload does not serialise");
+                return Published { seq, queued: 0, dropped: 0 };
+            }
+        };
+        state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, &self.limits);
+        let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &*payload)));
         let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
         let v1 = (state.v1_count > 0).then(|| encode(Vsn::V1));
         let mut queued = 0;

@@ -1,0 +1,99 @@
+//! What a joined channel does, per kind of topic: whether a join is allowed and what
+//! it answers, which client events it handles, and what it cleans up on leave. The
+//! session (`session.rs`) owns the protocol around it; each kind's logic lives in its
+//! own file (`streams.rs`, `debug.rs`, …) and is reached through these three calls.
+
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::topics::ChannelKind;
+use super::{debug, streams};
+use crate::accounts::User;
+use crate::pubsub::SocketHandle;
+use crate::state::AppState;
+use crate::wire::Vsn;
+
+/// What a channel handler can see of its socket.
+#[allow(dead_code)] // the user-facing channels (likes, rooms) read these
+pub struct Ctx<'a> {
+    pub state: &'a AppState,
+    pub user: Option<&'a User>,
+    pub socket: &'a SocketHandle,
+    pub vsn: Vsn,
+}
+
+/// An accepted join.
+pub struct JoinGrant {
+    /// The join reply's `response`.
+    pub response: Value,
+    /// Subscribe the socket to the topic's broadcasts.
+    pub subscribe: bool,
+    /// Pushes sent to this channel right after the join reply (e.g. `presence_state`).
+    pub pushes: Vec<(&'static str, Value)>,
+    /// Per-join state the channel keeps until it is left.
+    pub state: ChannelState,
+}
+
+impl JoinGrant {
+    /// A plain subscription with an empty `{}` reply.
+    pub fn subscribe() -> Self {
+        Self {
+            response: Value::Object(Default::default()),
+            subscribe: true,
+            pushes: Vec::new(),
+            state: ChannelState::None,
+        }
+    }
+}
+
+/// Per-join state of a channel.
+#[derive(Debug, Default)]
+pub enum ChannelState {
+    #[default]
+    None,
+}
+
+/// The answer to a client event on a joined channel.
+pub enum Outcome {
+    /// `phx_reply` ok with this response.
+    Reply(Value),
+    /// No reply (like Phoenix's `{:noreply, socket}`).
+    #[allow(dead_code)] // for events answered by broadcast only (chat messages)
+    NoReply,
+    /// `phx_reply` error with this response (`{"reason": …, …}`).
+    Error(Value),
+}
+
+/// The `response` of an error reply.
+pub fn reason(reason: &str) -> Value {
+    serde_json::json!({ "reason": reason })
+}
+
+pub async fn join(ctx: &Ctx<'_>, kind: &ChannelKind, topic: &str, payload: &RawValue) -> Result<JoinGrant, Value> {
+    match kind {
+        ChannelKind::BookmarkStream => streams::join(ctx, topic, payload).await,
+        ChannelKind::Debug => Ok(JoinGrant { subscribe: false, ..JoinGrant::subscribe() }),
+    }
+}
+
+pub async fn handle_in(
+    ctx: &Ctx<'_>,
+    kind: &ChannelKind,
+    topic: &str,
+    event: &str,
+    payload: &RawValue,
+    state: &mut ChannelState,
+) -> Outcome {
+    let _ = (ctx, topic, payload, &state);
+    match (kind, event) {
+        // Every channel answers `ping`: a cheap round trip for clients and load tests.
+        (_, "ping") => Outcome::Reply(Value::Object(Default::default())),
+        (ChannelKind::Debug, _) => debug::handle_in(event),
+        (ChannelKind::BookmarkStream, _) => Outcome::Error(reason("unknown event")),
+    }
+}
+
+/// Cleanup when a channel is left, closed by a re-join, or its socket ends.
+pub async fn leave(ctx: &Ctx<'_>, kind: &ChannelKind, topic: &str, state: ChannelState) {
+    let _ = (ctx, kind, topic, state);
+}

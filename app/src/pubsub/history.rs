@@ -1,0 +1,172 @@
+//! A topic's recent broadcasts, bounded by count and age, for recovery after a
+//! reconnect: a client that saw up to `seq` N of `epoch` E gets every later event, or
+//! is told plainly that it cannot (`recovered: false`) and must reload.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// How much history each topic keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryLimits {
+    /// Events kept per topic (0 disables recovery).
+    pub max_events: usize,
+    /// Events older than this are dropped.
+    pub max_age: Duration,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        Self { max_events: 1000, max_age: Duration::from_secs(300) }
+    }
+}
+
+/// A client's position: the last `seq` it saw, in which epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Since {
+    pub seq: u64,
+    pub epoch: String,
+}
+
+/// One retained broadcast.
+#[derive(Debug, Clone)]
+pub struct Retained {
+    pub seq: u64,
+    pub event: Arc<str>,
+    pub payload: Arc<RawValue>,
+}
+
+/// The answer to a `since`: all missed events, or none and `recovered: false`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recovery {
+    pub recovered: bool,
+    pub epoch: Arc<str>,
+    /// The topic's latest `seq` when the subscription began.
+    pub seq: u64,
+    pub missed: Vec<MissedEvent>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MissedEvent {
+    pub event: Arc<str>,
+    pub payload: Arc<RawValue>,
+}
+
+#[derive(Default)]
+pub(super) struct History {
+    events: VecDeque<(Instant, Retained)>,
+}
+
+impl History {
+    pub(super) fn push(&mut self, event: Retained, limits: &HistoryLimits) {
+        if limits.max_events == 0 {
+            return;
+        }
+        let now = Instant::now();
+        self.events.push_back((now, event));
+        self.prune(now, limits);
+    }
+
+    fn prune(&mut self, now: Instant, limits: &HistoryLimits) {
+        while self.events.len() > limits.max_events {
+            self.events.pop_front();
+        }
+        while self.events.front().is_some_and(|(at, _)| now.duration_since(*at) > limits.max_age) {
+            self.events.pop_front();
+        }
+    }
+
+    /// All events after `since.seq`, when every one of them is still here.
+    pub(super) fn recover(
+        &mut self,
+        epoch: &Arc<str>,
+        top: u64,
+        since: Option<&Since>,
+        limits: &HistoryLimits,
+    ) -> Recovery {
+        self.prune(Instant::now(), limits);
+        let unrecovered = Recovery { recovered: false, epoch: epoch.clone(), seq: top, missed: Vec::new() };
+        let Some(since) = since else { return unrecovered };
+        if since.epoch != **epoch || since.seq > top {
+            return unrecovered;
+        }
+        // History is contiguous (every broadcast is pushed), so it covers the gap when
+        // its oldest event is at most the first one missed.
+        let oldest = self.events.front().map_or(top + 1, |(_, e)| e.seq);
+        if since.seq < top && oldest > since.seq + 1 {
+            return unrecovered;
+        }
+        let missed = self
+            .events
+            .iter()
+            .filter(|(_, e)| e.seq > since.seq)
+            .map(|(_, e)| MissedEvent { event: e.event.clone(), payload: e.payload.clone() })
+            .collect();
+        Recovery { recovered: true, epoch: epoch.clone(), seq: top, missed }
+    }
+}
+
+/// A fresh random epoch name.
+pub(super) fn new_epoch() -> Arc<str> {
+    let mut bytes = [0u8; 8];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(seq: u64) -> Retained {
+        Retained { seq, event: "e".into(), payload: Arc::from(serde_json::value::to_raw_value(&seq).unwrap()) }
+    }
+
+    fn seqs(r: &Recovery) -> Vec<u64> {
+        r.missed.iter().map(|m| m.payload.get().parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn recovers_all_or_nothing() {
+        let limits = HistoryLimits { max_events: 3, max_age: Duration::from_secs(60) };
+        let epoch: Arc<str> = "abc".into();
+        let mut h = History::default();
+        for seq in 1..=5 {
+            h.push(ev(seq), &limits);
+        }
+        let since = |seq| Some(Since { seq, epoch: "abc".into() });
+        let r = h.recover(&epoch, 5, since(2).as_ref(), &limits);
+        assert!(r.recovered);
+        assert_eq!(seqs(&r), [3, 4, 5]);
+        let r = h.recover(&epoch, 5, since(5).as_ref(), &limits);
+        assert!(r.recovered && r.missed.is_empty());
+        // Seq 2 was dropped (only 3 kept): the gap cannot be filled.
+        assert!(!h.recover(&epoch, 5, since(1).as_ref(), &limits).recovered);
+        assert!(!h.recover(&epoch, 5, since(6).as_ref(), &limits).recovered);
+        let other = Some(Since { seq: 4, epoch: "zzz".into() });
+        assert!(!h.recover(&epoch, 5, other.as_ref(), &limits).recovered);
+        assert!(!h.recover(&epoch, 5, None, &limits).recovered);
+    }
+
+    #[test]
+    fn old_events_age_out() {
+        let limits = HistoryLimits { max_events: 10, max_age: Duration::ZERO };
+        let epoch: Arc<str> = "e".into();
+        let mut h = History::default();
+        h.push(ev(1), &limits);
+        std::thread::sleep(Duration::from_millis(2));
+        let r = h.recover(&epoch, 1, Some(&Since { seq: 0, epoch: "e".into() }), &limits);
+        assert!(!r.recovered);
+    }
+
+    #[test]
+    fn nothing_missed_from_an_empty_topic() {
+        let limits = HistoryLimits::default();
+        let epoch: Arc<str> = "e".into();
+        let r = History::default().recover(&epoch, 0, Some(&Since { seq: 0, epoch: "e".into() }), &limits);
+        assert!(r.recovered && r.missed.is_empty());
+    }
+}

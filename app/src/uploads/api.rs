@@ -1,0 +1,87 @@
+//! The uploads router: `POST /api/uploads` (multipart, signed in), `DELETE
+//! /api/uploads/{id}` (owner only) and `GET /uploads/{key}` (see `serve`).
+//!
+//! An upload is stored in this order: received and accepted into a partial file,
+//! renamed into `uploads/`, then its row committed; the 201 goes out only after the
+//! commit. A crash (or a cancelled request) between the rename and the commit leaves a
+//! file no row points at — never a row without its file.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{delete, get, post};
+use serde_json::{Value, json};
+
+use super::receive::{FORM_OVERHEAD, receive};
+use super::{NewUpload, UploadDir, UploadKey, serve};
+use crate::accounts::CurrentUser;
+use crate::http::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        // The size limit is enforced while streaming (see `receive`), against the
+        // configured upload limit rather than axum's 2 MB default.
+        .route("/api/uploads", post(create).layer(DefaultBodyLimit::disable()))
+        .route("/api/uploads/{id}", delete(remove))
+        .route("/uploads/{key}", get(serve::serve))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let max = state.config.max_upload_bytes;
+    // A body that says up front it is too big is refused without reading it.
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max.saturating_add(FORM_OVERHEAD) as u64) {
+        return Err(ApiError::PayloadTooLarge(max));
+    }
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::BadRequest(format!("expected a multipart/form-data body with a `file` field: {}", e.body_text()))
+    })?;
+    let dir = UploadDir::new(&state.config.data_dir);
+    let received = receive(&mut multipart, &dir, max).await?;
+    let key = UploadKey::generate();
+    let new = NewUpload {
+        key,
+        kind: received.kind,
+        size: received.size as i64,
+        original_name: received.original_name,
+        sha256: received.sha256,
+    };
+    let path = dir.path_of(&new.key, new.kind);
+    received.partial.keep_as(&path).await.map_err(|e| ApiError::Internal(format!("storing an upload: {e}")))?;
+    let upload = match state.store.insert_upload(user.id, &new).await {
+        Ok(upload) => upload,
+        Err(err) => {
+            if let Err(e) = dir.remove(&new.key, new.kind).await {
+                tracing::warn!(%e, "could not remove the file of an unrecorded upload");
+            }
+            return Err(err.into());
+        }
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "data": upload.to_json() }))))
+}
+
+/// Deletes the caller's upload: the row first (from then on it is not served), then
+/// the file. Someone else's upload is a 404, as if it did not exist.
+async fn remove(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = id.parse::<i64>().map_err(|_| ApiError::BadRequest("upload id must be an integer".into()))?;
+    let upload = state.store.delete_upload(id, user.id).await?.ok_or(ApiError::NotFound("no such upload"))?;
+    let dir = UploadDir::new(&state.config.data_dir);
+    if let Err(err) = dir.remove(&upload.key, upload.kind).await {
+        // The row is gone, so the file is no longer reachable; it only takes space.
+        tracing::warn!(%err, key = upload.key.as_str(), "could not remove the file of a deleted upload");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
