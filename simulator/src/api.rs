@@ -10,18 +10,8 @@ use crate::resources;
 /// A request may take this long before it counts as a `timeout` error.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Bookmark content taken from the corpus.
-#[derive(Debug, Clone)]
-pub struct Draft {
-    pub title: String,
-    pub url: String,
-    pub description: String,
-    pub tags: Vec<String>,
-    /// Index of the corpus user who posts it.
-    pub user: usize,
-    /// Whether the corpus marks it public (used for seeding; the run decides its own).
-    pub public: bool,
-}
+/// Bookmark content as the simulator posts it: a corpus link.
+pub use crate::fixtures::Link as Draft;
 
 /// What a 201 from `POST /api/bookmarks` says about the bookmark, as stored.
 #[derive(Debug, Clone, Deserialize)]

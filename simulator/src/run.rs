@@ -13,7 +13,7 @@ use crate::api::{Api, Draft};
 use crate::audience::Audience;
 use crate::correlate::Correlator;
 use crate::error::SimError;
-use crate::fixtures::{Corpus, Link};
+use crate::fixtures::Corpus;
 use crate::generator::{self, Generator};
 use crate::ledger::Ledger;
 use crate::listeners::{self, Shared};
@@ -60,7 +60,7 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
     let api = Api::new(target.base_url(), plan.max_in_flight as usize).map_err(SimError::Setup)?;
     let usernames: Vec<String> = corpus.users.iter().map(|u| u.username.clone()).collect();
     let accounts = seed::create_users(&api, &usernames, run_id).await.map_err(SimError::Setup)?;
-    let drafts: Arc<[Draft]> = corpus.links.iter().map(draft).collect();
+    let drafts: Arc<[Draft]> = corpus.links.iter().cloned().collect();
     seed::seed_bookmarks(&api, &accounts, &drafts, plan.seed_bookmarks, plan.seed).await.map_err(SimError::Setup)?;
 
     let schedule = Arc::new(Schedule::new(
@@ -144,17 +144,6 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
         sim_cpu,
     };
     Ok(facts.report())
-}
-
-fn draft(link: &Link) -> Draft {
-    Draft {
-        title: link.title.clone(),
-        url: link.url.clone(),
-        description: link.description.clone(),
-        tags: link.tags.clone(),
-        user: link.user,
-        public: link.public,
-    }
 }
 
 /// Waits until every listener joined or gave up; an error when none could join.
