@@ -24,9 +24,52 @@ pub struct Config {
     /// Per-topic history kept for recovery after a reconnect (`since` on join).
     pub history: crate::pubsub::HistoryLimits,
     /// Enables `debug:*` topics whose `crash` event panics inside the channel handler,
-    /// so the channel-failure path (`phx_error`) can be exercised. Off by default.
+    /// so the channel-failure path (`phx_error`) can be exercised, and the `debug_crash`
+    /// event on `room:<slug>`, which makes that room's actor panic. Off by default.
     pub debug_topics: bool,
     pub accounts: AccountsConfig,
+    /// Per-user budgets for messages, likes, bookmark creation and typing.
+    pub limits: RateLimits,
+    /// Page readers (`page:<path>`): diff/count throttle interval and queue bound.
+    pub readers: crate::readers::ReadersConfig,
+    /// Chat room actors: idle timeout, typing timeout, queue bound.
+    pub chat: crate::chat::ChatConfig,
+}
+
+/// Per-user token buckets (keyed by user id), one per kind of action; `None` turns that
+/// limit off. Applied through `AppState::limits` (see `crate::ratelimit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Chat messages. Default 10 per 10 s.
+    pub messages: Option<Rate>,
+    /// Likes and unlikes. Default 30 per 10 s.
+    pub likes: Option<Rate>,
+    /// Bookmark creation. Default 10 per 10 s.
+    pub bookmarks: Option<Rate>,
+    /// `typing` pushes. Default 30 per 10 s.
+    pub typing: Option<Rate>,
+    /// Users whose buckets are remembered at once, per action (memory bound).
+    pub max_keys: usize,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let per_10s = |n| Some(Rate::new(n, Duration::from_secs(10)));
+        Self {
+            messages: per_10s(10),
+            likes: per_10s(30),
+            bookmarks: per_10s(10),
+            typing: per_10s(30),
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Every per-user limit off (load generators, tests that are not about limits).
+    pub fn off() -> Self {
+        Self { messages: None, likes: None, bookmarks: None, typing: None, ..Self::default() }
+    }
 }
 
 /// Sign-in settings.
@@ -112,6 +155,9 @@ impl Config {
             history: crate::pubsub::HistoryLimits::default(),
             debug_topics: false,
             accounts: AccountsConfig::default(),
+            limits: RateLimits::default(),
+            readers: crate::readers::ReadersConfig::default(),
+            chat: crate::chat::ChatConfig::default(),
         }
     }
 

@@ -5,12 +5,16 @@
 pub mod accounts;
 pub mod bookmarks;
 pub mod channels;
+pub mod chat;
 pub mod config;
 pub mod http;
+pub mod likes;
 pub mod metrics;
 pub mod presence;
 pub mod pubsub;
 pub mod ratelimit;
+pub mod readers;
+pub mod search;
 pub mod server;
 pub mod state;
 pub mod store;

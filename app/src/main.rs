@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use firehose_app::config::Config;
+use firehose_app::ratelimit::Rate;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -49,9 +50,36 @@ struct ServeArgs {
     /// Enable `debug:*` topics (a `crash` event makes the channel fail), for testing.
     #[arg(long, env = "FIREHOSE_DEBUG_TOPICS")]
     debug_topics: bool,
+    /// Stop a chat room's actor after this many seconds without a joined channel.
+    #[arg(long, env = "FIREHOSE_ROOM_IDLE_SECS", default_value_t = 300)]
+    room_idle_secs: u64,
+    /// Page readers (`page:<path>`): at most one merged presence_diff and one count per
+    /// page per this many milliseconds (0: every change at once).
+    #[arg(long, env = "FIREHOSE_READERS_INTERVAL_MS", default_value_t = 1000)]
+    readers_interval_ms: u64,
     /// Mark the session cookie `Secure` (when served over HTTPS).
     #[arg(long, env = "FIREHOSE_SECURE_COOKIE")]
     secure_cookie: bool,
+    /// Per-user limit on chat messages: N/PERIOD (e.g. 10/10s, 30/1m) or `off` [default: 10/10s].
+    #[arg(long, env = "FIREHOSE_RATE_MESSAGES", value_name = "RATE", value_parser = parse_limit)]
+    rate_messages: Option<Limit>,
+    /// Per-user limit on likes and unlikes: N/PERIOD or `off` [default: 30/10s].
+    #[arg(long, env = "FIREHOSE_RATE_LIKES", value_name = "RATE", value_parser = parse_limit)]
+    rate_likes: Option<Limit>,
+    /// Per-user limit on bookmark creation: N/PERIOD or `off` [default: 10/10s].
+    #[arg(long, env = "FIREHOSE_RATE_BOOKMARKS", value_name = "RATE", value_parser = parse_limit)]
+    rate_bookmarks: Option<Limit>,
+    /// Per-user limit on typing notifications: N/PERIOD or `off` [default: 30/10s].
+    #[arg(long, env = "FIREHOSE_RATE_TYPING", value_name = "RATE", value_parser = parse_limit)]
+    rate_typing: Option<Limit>,
+}
+
+/// A per-user limit from the command line: a rate, or `None` for `off`.
+#[derive(Clone, Copy)]
+struct Limit(Option<Rate>);
+
+fn parse_limit(s: &str) -> Result<Limit, String> {
+    firehose_app::ratelimit::parse_limit(s).map(Limit)
 }
 
 #[tokio::main]
@@ -67,7 +95,20 @@ async fn main() -> anyhow::Result<()> {
     config.socket.outbox_capacity = args.outbox as usize;
     config.socket.max_channels = args.max_channels;
     config.debug_topics = args.debug_topics;
+    config.chat.room_idle_timeout = Duration::from_secs(args.room_idle_secs.max(1));
+    config.readers.interval = Duration::from_millis(args.readers_interval_ms);
     config.accounts.secure_cookie = args.secure_cookie;
+    let limits = &mut config.limits;
+    for (arg, limit) in [
+        (args.rate_messages, &mut limits.messages),
+        (args.rate_likes, &mut limits.likes),
+        (args.rate_bookmarks, &mut limits.bookmarks),
+        (args.rate_typing, &mut limits.typing),
+    ] {
+        if let Some(Limit(rate)) = arg {
+            *limit = rate;
+        }
+    }
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
     let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;
     println!("firehose listening on http://{}", running.addr);

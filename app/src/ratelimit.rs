@@ -1,6 +1,27 @@
 //! Per-key token buckets: `capacity` attempts at once, refilled continuously at
-//! `capacity` per `period`. Used per IP for login and registration, and meant for the
-//! per-user limits on messages, likes and bookmark creation.
+//! `capacity` per `period`. Used per IP for login and registration (`RateLimiter`), and
+//! per user for messages, likes, bookmark creation and typing (`UserLimits`).
+//!
+//! ## Per-user limits
+//!
+//! `state.limits` (a `UserLimits` built from `Config::limits`) holds one bucket per
+//! user and `Action`; each action's `Rate` is configured on its own (`--rate-messages`,
+//! `--rate-likes`, `--rate-bookmarks`, `--rate-typing`, e.g. `10/10s`, or `off`). A
+//! handler asks before doing the work:
+//!
+//! ```ignore
+//! if let Err(wait) = state.limits.check(Action::Message, user.id) {
+//!     // socket push: `phx_reply` error {"reason":"rate_limited","retry_after_ms":N}
+//!     return Outcome::Error(channel::rate_limited(wait));
+//!     // HTTP: 429 with `Retry-After`
+//!     // return Err(ApiError::RateLimited(wait));
+//! }
+//! ```
+//!
+//! `check` takes a token when one is left and returns `Err(wait)` (the time until the
+//! next token) otherwise; an action that is `off` is always allowed. Refused attempts
+//! cost nothing, so hammering does not push the wait further out. Anonymous callers
+//! have no user id: the actions limited here all need a signed-in user.
 //!
 //! One mutex guards the map; it is held only for a hash lookup and a little float
 //! arithmetic, never across an `.await`. Memory is bounded: at most `max_keys` buckets
@@ -13,9 +34,12 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+use crate::config::RateLimits;
 
 /// How much a key may do: `capacity` at once, refilled at `capacity` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +57,101 @@ impl Rate {
     fn secs_per_token(&self) -> f64 {
         self.period.as_secs_f64() / f64::from(self.capacity.max(1))
     }
+}
+
+/// `N/PERIOD`: `10/10s`, `30/1m`, `5/s`, `100/500ms`, `1000/1h`.
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("invalid rate {s:?}: expected N/PERIOD such as 10/10s, 30/1m or 5/s (or off)");
+        let (n, period) = s.trim().split_once('/').ok_or_else(bad)?;
+        let capacity: u32 = n.trim().parse().map_err(|_| bad())?;
+        if capacity == 0 {
+            return Err(format!("invalid rate {s:?}: the count must be at least 1 (use off to disable)"));
+        }
+        let period = period.trim();
+        let split = period.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (amount, unit) = period.split_at(split);
+        let amount: u64 = if amount.is_empty() { 1 } else { amount.parse().map_err(|_| bad())? };
+        let period = match unit {
+            "ms" => Duration::from_millis(amount),
+            "s" => Duration::from_secs(amount),
+            "m" | "min" => Duration::from_secs(amount.saturating_mul(60)),
+            "h" => Duration::from_secs(amount.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        if period.is_zero() {
+            return Err(format!("invalid rate {s:?}: the period must be longer than zero"));
+        }
+        Ok(Rate::new(capacity, period))
+    }
+}
+
+/// A configured limit: `off` (no limit) or a `Rate` (see `Rate::from_str`).
+pub fn parse_limit(s: &str) -> Result<Option<Rate>, String> {
+    if s.trim().eq_ignore_ascii_case("off") { Ok(None) } else { s.parse().map(Some) }
+}
+
+/// What a signed-in user is doing, each with its own budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Posting a chat message.
+    Message,
+    /// Liking or unliking a bookmark (socket push or HTTP).
+    Like,
+    /// Creating a bookmark.
+    Bookmark,
+    /// A `typing` push.
+    Typing,
+}
+
+/// Per-user token buckets, one limiter per `Action` (keyed by user id), each bounded to
+/// `RateLimits::max_keys` users. See the module docs.
+pub struct UserLimits {
+    messages: Option<RateLimiter<i64>>,
+    likes: Option<RateLimiter<i64>>,
+    bookmarks: Option<RateLimiter<i64>>,
+    typing: Option<RateLimiter<i64>>,
+}
+
+impl UserLimits {
+    pub fn new(limits: &RateLimits) -> Self {
+        let make = |rate: Option<Rate>| rate.map(|r| RateLimiter::new(r, limits.max_keys));
+        Self {
+            messages: make(limits.messages),
+            likes: make(limits.likes),
+            bookmarks: make(limits.bookmarks),
+            typing: make(limits.typing),
+        }
+    }
+
+    fn limiter(&self, action: Action) -> Option<&RateLimiter<i64>> {
+        match action {
+            Action::Message => self.messages.as_ref(),
+            Action::Like => self.likes.as_ref(),
+            Action::Bookmark => self.bookmarks.as_ref(),
+            Action::Typing => self.typing.as_ref(),
+        }
+    }
+
+    /// Takes one token of `user_id`'s budget for `action`; `Err(wait)` when it is spent,
+    /// with the time until the next token. Always `Ok` for an action that is off.
+    pub fn check(&self, action: Action, user_id: i64) -> Result<(), Duration> {
+        self.limiter(action).map_or(Ok(()), |l| l.check(user_id))
+    }
+
+    /// The rate in effect for `action` (`None`: unlimited).
+    pub fn rate(&self, action: Action) -> Option<Rate> {
+        self.limiter(action).map(RateLimiter::rate)
+    }
+}
+
+/// A wait as whole milliseconds for `retry_after_ms`, rounded up and at least 1, so a
+/// client that waits exactly that long finds a token.
+pub fn retry_after_ms(wait: Duration) -> u64 {
+    let ms = wait.as_micros().div_ceil(1000);
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -255,6 +374,59 @@ mod tests {
     fn zero_capacity_refuses_everything() {
         let limiter = RateLimiter::new(Rate::new(0, Duration::from_secs(10)), 10);
         assert_eq!(limiter.check("k"), Err(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn rates_parse_from_the_command_line_form() {
+        assert_eq!("10/10s".parse(), Ok(Rate::new(10, Duration::from_secs(10))));
+        assert_eq!("30/1m".parse(), Ok(Rate::new(30, Duration::from_secs(60))));
+        assert_eq!("5/s".parse(), Ok(Rate::new(5, Duration::from_secs(1))));
+        assert_eq!("100/500ms".parse(), Ok(Rate::new(100, Duration::from_millis(500))));
+        assert_eq!(" 2 / 1h ".parse(), Ok(Rate::new(2, Duration::from_secs(3600))));
+        for bad in ["", "10", "10/", "/10s", "0/10s", "10/0s", "10/10", "10/10x", "-1/10s", "ten/10s", "10/s10"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad:?} parsed");
+        }
+        assert_eq!(parse_limit("off"), Ok(None));
+        assert_eq!(parse_limit("OFF"), Ok(None));
+        assert_eq!(parse_limit("3/2s"), Ok(Some(Rate::new(3, Duration::from_secs(2)))));
+        assert!(parse_limit("none").is_err());
+    }
+
+    #[test]
+    fn user_limits_are_per_action_and_per_user_and_off_means_unlimited() {
+        let limits = UserLimits::new(&RateLimits {
+            messages: Some(Rate::new(2, Duration::from_secs(10))),
+            likes: Some(Rate::new(1, Duration::from_secs(10))),
+            bookmarks: None,
+            typing: Some(Rate::new(3, Duration::from_secs(10))),
+            max_keys: 100,
+        });
+        assert_eq!(limits.check(Action::Message, 1), Ok(()));
+        assert_eq!(limits.check(Action::Message, 1), Ok(()));
+        let wait = limits.check(Action::Message, 1).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(5), "{wait:?}");
+        // Another user, and another action of the same user, have their own budgets.
+        assert_eq!(limits.check(Action::Message, 2), Ok(()));
+        assert_eq!(limits.check(Action::Like, 1), Ok(()));
+        assert!(limits.check(Action::Like, 1).is_err());
+        assert_eq!(limits.check(Action::Typing, 1), Ok(()));
+        for _ in 0..1000 {
+            assert_eq!(limits.check(Action::Bookmark, 1), Ok(()));
+        }
+        assert_eq!(limits.rate(Action::Bookmark), None);
+        assert_eq!(limits.rate(Action::Like), Some(Rate::new(1, Duration::from_secs(10))));
+        let off = UserLimits::new(&RateLimits::off());
+        for action in [Action::Message, Action::Like, Action::Bookmark, Action::Typing] {
+            assert_eq!(off.rate(action), None);
+        }
+    }
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_milliseconds() {
+        assert_eq!(retry_after_ms(Duration::from_micros(1)), 1);
+        assert_eq!(retry_after_ms(Duration::ZERO), 1);
+        assert_eq!(retry_after_ms(Duration::from_micros(1500)), 2);
+        assert_eq!(retry_after_ms(Duration::from_secs(1)), 1000);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, UserLimits};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -64,15 +64,29 @@ pub async fn start(
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
     let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
     let history = config.history;
+    let limits = UserLimits::new(&config.limits);
+    let readers_config = config.readers;
+    let pubsub = Arc::new(PubSub::new(history));
+    let shutdown_token = CancellationToken::new();
+    let rooms = crate::chat::RoomRegistry::new(
+        store.clone(),
+        pubsub.clone(),
+        config.chat,
+        config.debug_topics,
+        shutdown_token.clone(),
+    );
     let state = AppState {
         config: Arc::new(config),
         store,
         cache: Arc::new(cache),
-        pubsub: Arc::new(PubSub::new(history)),
+        readers: crate::readers::Readers::spawn(readers_config, pubsub.clone()),
+        pubsub,
         metrics: Arc::new(Metrics::default()),
-        shutdown: CancellationToken::new(),
+        shutdown: shutdown_token,
         sockets: TaskTracker::new(),
         auth_limiter: Arc::new(auth_limiter),
+        limits: Arc::new(limits),
+        rooms,
     };
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());

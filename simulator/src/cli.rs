@@ -1,20 +1,29 @@
 //! The command line as typed: clap structs holding raw values. Nothing here judges
 //! them; `plan` turns a `RunArgs` into a validated `Plan`.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::compare::CompareArgs;
 use crate::fixtures::FixturesArgs;
 
 /// Exit codes, shown in `--help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  the run completed and is valid (loss or errors, if any, are in the report)
+  0  pass: the run completed, is valid and met every --threshold (loss or errors, if
+     any and not gated, are in the report); `compare`: no regression beyond the bound
   1  the report could not be written
-  2  usage or plan error (bad flag, rate <= 0, more listeners than file descriptors allow)
-  3  the run is invalid: the generator fell behind its schedule (see the report's reasons)
-  4  the target is unreachable or setup failed (boot, user or bookmark seeding, listeners)";
+  2  usage, plan or scenario error (bad flag or file, rate <= 0, unknown metric in a
+     --threshold, more listeners than file descriptors allow, unreadable report to compare)
+  3  the run is invalid: the generator fell behind its schedule (see the report's reasons;
+     this code wins over a failed threshold)
+  4  the target is unreachable or setup failed (boot, user or bookmark seeding, listeners)
+  5  a --threshold failed (the report, summary.md and junit.xml say which)
+  6  `compare`: a figure regressed beyond --max-regression";
 
 #[derive(Debug, Parser)]
 #[command(name = "firehose-sim", version, about, after_help = EXIT_CODES_HELP)]
@@ -29,6 +38,10 @@ pub enum Command {
     /// created at a constant rate (open model), delivery latency and loss measured.
     #[command(after_help = EXIT_CODES_HELP)]
     Run(RunArgs),
+    /// Compare two report.json files: key latency percentiles and throughput; exits 6
+    /// when the new run regressed beyond the bound.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Compare(CompareArgs),
     /// Generate the deterministic fixture corpus.
     Fixtures(FixturesArgs),
 }
@@ -37,6 +50,19 @@ pub enum Command {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "run", after_help = EXIT_CODES_HELP)]
 pub struct RunArgs {
+    /// Scenario file (TOML): a path, or a name looked up as
+    /// `fixtures/scenarios/<NAME>.toml`. Flags given on the command line override its
+    /// values; see `fixtures/scenarios/README.md` for the format.
+    #[arg(long, value_name = "NAME|PATH")]
+    pub scenario: Option<String>,
+
+    /// A gate on the finished run, e.g. 'delivery.firehose.p99 < 100ms', 'loss == 0',
+    /// 'errors.rate < 0.1%', 'valid == true' (repeatable; replaces the scenario's
+    /// `thresholds`). Operators < <= > >= == !=; units ms s us for latencies, % or a
+    /// plain fraction for rates. An unknown metric is a usage error listing the known ones.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<String>,
+
     /// Target base URL (http://host:port). Without it, the app is booted in-process on
     /// 127.0.0.1 with SQLite in a temporary directory.
     #[arg(long, value_name = "URL")]
@@ -94,6 +120,11 @@ pub struct RunArgs {
     /// Most requests in flight at once; waiting for a slot counts as generator lag.
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_in_flight: u32,
+
+    /// Ids of the flags given on the command line (clap's value source), as opposed to
+    /// defaults: only these override a scenario file's values.
+    #[arg(skip)]
+    pub explicit: BTreeSet<String>,
 }
 
 impl RunArgs {
@@ -101,4 +132,51 @@ impl RunArgs {
     pub fn defaults() -> Self {
         Self::parse_from(["run"])
     }
+
+    /// Parses `run` flags and records which were given, so that they (and only they)
+    /// override a scenario file. Deliberately shadows `clap::Parser::try_parse_from`,
+    /// which would leave `explicit` empty and let the file win over typed flags.
+    pub fn try_parse_from<I, T>(itr: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let matches = <Self as CommandFactory>::command().try_get_matches_from(itr)?;
+        Self::from_matches(&matches)
+    }
+
+    /// As [`RunArgs::try_parse_from`], exiting with clap's message on a bad flag.
+    pub fn parse_from<I, T>(itr: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(itr).unwrap_or_else(|e| e.exit())
+    }
+
+    /// The `run` arguments of already-parsed matches, with `explicit` filled in.
+    pub fn from_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = <Self as FromArgMatches>::from_arg_matches(matches)?;
+        args.explicit = matches
+            .ids()
+            .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+            .map(|id| id.as_str().to_owned())
+            .collect();
+        Ok(args)
+    }
+
+    /// Whether flag `id` (the field name, e.g. `connect_rate`) was typed by the user.
+    pub fn given(&self, id: &str) -> bool {
+        self.explicit.contains(id)
+    }
+}
+
+/// Parses the whole command line; `run` arguments carry which flags were given.
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.explicit = RunArgs::from_matches(sub).unwrap_or_else(|e| e.exit()).explicit;
+    }
+    cli
 }

@@ -20,6 +20,10 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     pub const INVALID_RUN: u8 = 3;
     pub const SETUP: u8 = 4;
+    /// A `--threshold` failed on a valid run.
+    pub const THRESHOLD: u8 = 5;
+    /// `compare`: a figure regressed beyond `--max-regression`.
+    pub const REGRESSION: u8 = 6;
 }
 
 impl SimError {

@@ -7,18 +7,22 @@
 //! timed from the request's intended start; what was owed and what arrived become loss,
 //! duplicate and reorder counts; HdrHistograms become the report.
 //!
-//! Modules, in the order a run uses them: `plan` (validated flags), `target` (embedded
+//! Modules, in the order a run uses them: `scenario` (TOML files), `plan` (flags over
+//! a scenario, validated), `gate` (thresholds and the metric catalogue), `target` (embedded
 //! or external server), `api` (HTTP calls), `seed` (accounts and seed bookmarks),
 //! `audience` (who listens to what), `schedule` and `correlate` (when request `i` goes
 //! and how its deliveries are recognised), `listeners`, `generator`, `ledger`
-//! (expected versus received), `histo`, `resources`, `report`.
+//! (expected versus received), `histo`, `resources`, `report`; then `compare` (two
+//! reports, for regressions).
 
 pub mod api;
 pub mod audience;
 pub mod cli;
+pub mod compare;
 pub mod correlate;
 pub mod error;
 pub mod fixtures;
+pub mod gate;
 pub mod generator;
 pub mod histo;
 pub mod ledger;
@@ -27,6 +31,7 @@ pub mod plan;
 pub mod report;
 pub mod resources;
 mod run;
+pub mod scenario;
 pub mod schedule;
 pub mod seed;
 pub mod target;

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use firehose_app::config::Config;
+use firehose_app::config::{Config, RateLimits};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -73,7 +73,9 @@ async fn boot() -> Result<Target, SimError> {
     let dir = tempfile::Builder::new().prefix("firehose-sim-").tempdir().map_err(|e| setup("temp dir", &e))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| setup("bind", &e))?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let config = Config::for_data_dir(dir.path());
+    let mut config = Config::for_data_dir(dir.path());
+    // A load generator posts far more per user than a person may: no per-user limits.
+    config.limits = RateLimits::off();
     let running = firehose_app::server::start(listener, config, async move {
         let _ = stopped.await;
     })

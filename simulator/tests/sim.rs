@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::Parser;
 use firehose_sim::cli::RunArgs;
 use firehose_sim::histo::parse_hgrm;
 use firehose_sim::{Plan, run};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// 20 firehose + 10 tag listeners, 20 bookmarks/s for 3 s after 0.5 s of warm-up.
 /// These runs check delivery, not speed: a debug build on a busy 2-core CI machine
@@ -106,7 +105,9 @@ async fn external_run_owes_tag_listeners_exactly_the_matching_tags() {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = firehose_app::config::Config::for_data_dir(dir.path());
+    let mut config = firehose_app::config::Config::for_data_dir(dir.path());
+    // As an external target must be run: without per-user limits.
+    config.limits = firehose_app::config::RateLimits::off();
     let server = firehose_app::server::start(listener, config, async move {
         let _ = stopped.await;
     })
@@ -223,4 +224,154 @@ fn the_binary_exits_2_on_a_bad_plan_and_4_on_an_unreachable_target() {
 
     let help = sim().args(["run", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes:"));
+}
+
+#[test]
+fn a_failing_threshold_exits_5_and_junit_carries_the_failure() {
+    // The smoke scenario with typed flags over it: a shorter run, and one gate nothing
+    // can meet beside one that holds.
+    let out = tempfile::tempdir().unwrap();
+    let output = sim()
+        .args(["run", "--scenario", "smoke", "--duration", "2s", "--out"])
+        .arg(out.path())
+        .args(["--threshold", "delivery.firehose.p99 < 1us", "--threshold", "loss == 0"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(5), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("scenario") && stdout.contains("smoke.toml"), "{stdout}");
+    assert!(stdout.contains("FAIL  delivery.firehose.p99 < 1us"), "{stdout}");
+
+    let dir = only_subdir(out.path());
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    // The typed flag won; the file's values filled the rest.
+    assert_eq!(r["plan"]["duration_s"], 2.0);
+    assert_eq!((n(&r["plan"]["listeners"]), n(&r["plan"]["tag_listeners"])), (20, 10));
+    assert!(r["plan"]["scenario"].as_str().unwrap().ends_with("fixtures/scenarios/smoke.toml"));
+    let t = r["thresholds"].as_array().unwrap();
+    assert_eq!(t.len(), 2);
+    assert_eq!(
+        (&t[0]["expr"], &t[0]["passed"], &t[0]["unit"]),
+        (&json!("delivery.firehose.p99 < 1us"), &json!(false), &json!("ms"))
+    );
+    assert!(t[0]["actual"].as_f64().unwrap() > 0.001);
+    assert_eq!((&t[1]["actual"], &t[1]["passed"]), (&json!(0), &json!(true)));
+
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains(r#"tests="3" failures="1""#), "{junit}");
+    assert!(
+        junit.contains(r#"<testcase classname="firehose-sim.thresholds" name="delivery.firehose.p99 &lt; 1us">"#),
+        "{junit}"
+    );
+    assert!(junit.contains("<failure message=\"actual ") && junit.contains("expected &lt; 0.001 ms"), "{junit}");
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.contains("threshold failed") && summary.contains("| `loss == 0` | 0 | ✅ pass |"), "{summary}");
+}
+
+#[test]
+fn bad_thresholds_and_scenarios_are_usage_errors_before_any_run() {
+    let out =
+        sim().args(["run", "--scenario", "smoke", "--threshold", "delivery.firehose.p98 < 5ms"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown metric `delivery.firehose.p98`; known metrics: valid, loss"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing ran");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("chat.toml");
+    std::fs::write(&file, "duration = \"2s\"\n\n[actions.chat_message]\nrate = 5\n").unwrap();
+    let out = sim().arg("run").arg("--scenario").arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("chat.toml:3:1: actions.chat_message: action kind `chat_message` is not supported"),
+        "{stderr}"
+    );
+
+    let out = sim().args(["run", "--scenario", "no-such-scenario"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shipped scenarios: firehose-10k, firehose-1k, smoke"));
+}
+
+/// The committed smoke baseline, with every compared latency multiplied by `factor`.
+fn slower_baseline(dir: &Path, factor: f64) -> PathBuf {
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/smoke.json");
+    let mut r: Value = serde_json::from_str(&std::fs::read_to_string(baseline).unwrap()).unwrap();
+    let scale = |s: &mut Value| {
+        for p in ["p50_ms", "p99_ms"] {
+            s[p] = json!(s[p].as_f64().unwrap() * factor);
+        }
+    };
+    scale(&mut r["requests"]["latency_corrected"]);
+    scale(&mut r["groups"]["firehose"]["latency"]);
+    let path = dir.join(format!("x{factor}.json"));
+    std::fs::write(&path, serde_json::to_string(&r).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn compare_exits_6_on_a_regression_and_0_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = Path::new(env!("CARGO_MANIFEST_DIR")).join("../reports/baselines/smoke.json");
+    let compare = |new: &Path, bound: &str| {
+        sim()
+            .arg("compare")
+            .arg(&baseline)
+            .arg(new)
+            .args(["--max-regression", bound, "--min-change", "0ms"])
+            .output()
+            .unwrap()
+    };
+
+    let same = compare(&baseline, "10%");
+    let table = String::from_utf8_lossy(&same.stdout);
+    assert_eq!(same.status.code(), Some(0), "{table}{}", String::from_utf8_lossy(&same.stderr));
+    assert!(table.contains("| delivery.firehose.p99 |") && table.contains("PASS"), "{table}");
+
+    // Ten times slower: a regression at 400%, not at 1000%.
+    let slower = slower_baseline(dir.path(), 10.0);
+    let out = compare(&slower, "400%");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{table}");
+    assert!(table.contains("REGRESSED") && table.contains("+900.0%"), "{table}");
+    assert_eq!(compare(&slower, "1000%").status.code(), Some(0));
+    // Faster is never a regression.
+    assert_eq!(compare(&slower_baseline(dir.path(), 0.5), "0%").status.code(), Some(0));
+
+    let missing = compare(Path::new("/nonexistent/report.json"), "10%");
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(compare(&baseline, "lots").status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_goes_away_midway_still_yields_a_report_whose_gates_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut config = firehose_app::config::Config::for_data_dir(dir.path());
+    config.limits = firehose_app::config::RateLimits::off();
+    let server = firehose_app::server::start(listener, config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    let plan = plan(&["--target", &base, "--threshold", "errors.rate == 0", "--threshold", "loss == 0"]);
+    let thresholds = plan.thresholds.clone();
+    // Seeding and joins take well under a second; the traffic phase lasts 3 s.
+    let stop_midway = async {
+        tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+        let _ = stop.send(());
+        server.wait().await;
+    };
+    let (result, ()) = tokio::join!(run(plan), stop_midway);
+    let mut report = result.expect("a partial run still reports");
+    report.judge(&thresholds);
+    let r = serde_json::to_value(&report.model).unwrap();
+    assert_eq!(n(&r["listeners"]["closed_during_run"]), 30, "{}", r["listeners"]);
+    assert!(n(&r["requests"]["error_count"]) > 0, "{}", r["requests"]);
+    assert!(n(&r["requests"]["responses"]) > 0, "what was measured before is kept");
+    assert!(!report.thresholds_passed());
+    assert_eq!((&r["thresholds"][0]["passed"], &r["thresholds"][1]["passed"]), (&json!(false), &json!(true)));
 }

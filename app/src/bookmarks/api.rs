@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::{Bookmark, NewBookmark, normalize_tag, publish_created, publish_deleted};
 use crate::accounts::{CurrentUser, MaybeUser};
 use crate::http::{ApiError, JsonBody};
+use crate::ratelimit::Action;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
@@ -31,6 +32,8 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = NewBookmark::from_body(&body)?;
+    // After validation: only bookmarks that would be stored spend the user's budget.
+    state.limits.check(Action::Bookmark, user.id).map_err(ApiError::RateLimited)?;
     let bookmark = Arc::new(state.store.insert_bookmark(&user, &new).await?);
     // Committed: from here on the bookmark exists whatever happens to this request.
     if bookmark.public {

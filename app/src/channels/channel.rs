@@ -7,7 +7,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::topics::ChannelKind;
-use super::{debug, streams};
+use super::{debug, likes, lobby, page, room, streams, user};
 use crate::accounts::User;
 use crate::pubsub::SocketHandle;
 use crate::state::AppState;
@@ -51,6 +51,12 @@ impl JoinGrant {
 pub enum ChannelState {
     #[default]
     None,
+    /// A page reader (`page:<path>`), untracked on leave.
+    Page(crate::readers::Ticket),
+    /// `likes:<id>`: the channel's own subscription (made before it read the count).
+    Likes { sub: crate::pubsub::SubId },
+    /// `room:<slug>`: the join as the room's actor knows it, left on leave.
+    Room(room::RoomJoin),
 }
 
 /// The answer to a client event on a joined channel.
@@ -69,10 +75,21 @@ pub fn reason(reason: &str) -> Value {
     serde_json::json!({ "reason": reason })
 }
 
+/// The `response` of a push refused for the user's rate limit (`crate::ratelimit`):
+/// `{"reason": "rate_limited", "retry_after_ms": N}`.
+pub fn rate_limited(wait: std::time::Duration) -> Value {
+    serde_json::json!({ "reason": "rate_limited", "retry_after_ms": crate::ratelimit::retry_after_ms(wait) })
+}
+
 pub async fn join(ctx: &Ctx<'_>, kind: &ChannelKind, topic: &str, payload: &RawValue) -> Result<JoinGrant, Value> {
     match kind {
         ChannelKind::BookmarkStream => streams::join(ctx, topic, payload).await,
         ChannelKind::Debug => Ok(JoinGrant { subscribe: false, ..JoinGrant::subscribe() }),
+        ChannelKind::Page => page::join(ctx, topic, payload).await,
+        ChannelKind::Likes { bookmark_id } => likes::join(ctx, topic, *bookmark_id).await,
+        ChannelKind::Room { slug } => room::join(ctx, slug).await,
+        ChannelKind::Lobby => lobby::join(ctx),
+        ChannelKind::UserFeed { user_id } => user::join(ctx, *user_id),
     }
 }
 
@@ -90,10 +107,20 @@ pub async fn handle_in(
         (_, "ping") => Outcome::Reply(Value::Object(Default::default())),
         (ChannelKind::Debug, _) => debug::handle_in(event),
         (ChannelKind::BookmarkStream, _) => Outcome::Error(reason("unknown event")),
+        (ChannelKind::Page, _) => Outcome::Error(reason("unknown event")),
+        (ChannelKind::Likes { bookmark_id }, _) => likes::handle_in(ctx, *bookmark_id, event).await,
+        (ChannelKind::Room { .. }, _) => room::handle_in(ctx, event, payload, state).await,
+        (ChannelKind::Lobby | ChannelKind::UserFeed { .. }, _) => Outcome::Error(reason("unknown event")),
     }
 }
 
 /// Cleanup when a channel is left, closed by a re-join, or its socket ends.
 pub async fn leave(ctx: &Ctx<'_>, kind: &ChannelKind, topic: &str, state: ChannelState) {
-    let _ = (ctx, kind, topic, state);
+    let _ = (kind, topic);
+    match state {
+        ChannelState::Page(ticket) => page::leave(ctx, ticket).await,
+        ChannelState::Likes { sub } => likes::leave(ctx, topic, sub),
+        ChannelState::Room(join) => room::leave(ctx, join),
+        ChannelState::None => {}
+    }
 }

@@ -3,11 +3,16 @@
 
 mod channel;
 mod debug;
+mod likes;
+mod lobby;
+mod page;
+mod room;
 mod session;
 mod socket;
 mod streams;
 mod topics;
 mod upgrade;
+mod user;
 
 use axum::Router;
 use axum::routing::get;

@@ -43,7 +43,7 @@ pub fn run(ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User>) -> impl
     metrics.open_sockets.fetch_add(1, Relaxed);
     let cfg = &state.config.socket;
     let (tx, rx) = mpsc::channel(cfg.outbox_capacity);
-    let handle = SocketHandle { outbox: tx, slow: CancellationToken::new() };
+    let handle = SocketHandle { id: socket_id, outbox: tx, slow: CancellationToken::new() };
     let guard = WriteGuard {
         slow: handle.slow.clone(),
         shutdown: state.shutdown.clone(),

@@ -36,6 +36,8 @@ pub type SharedFrame = Arc<Utf8Bytes>;
 /// What a socket task exposes to publishers: its outbox and a way to ask it to close.
 #[derive(Clone)]
 pub struct SocketHandle {
+    /// Unique per connection for the life of the server (e.g. an anonymous reader's key).
+    pub id: u64,
     pub outbox: mpsc::Sender<SharedFrame>,
     /// Cancelled by a publisher that found the outbox full.
     pub slow: CancellationToken,
@@ -145,6 +147,18 @@ impl PubSub {
             let gone = state.subscribers.swap_remove(pos);
             state.v1_count -= usize::from(gone.vsn == Vsn::V1);
         }
+    }
+
+    /// Forgets `topic` if it has no subscribers, its `seq` and history with it; returns
+    /// whether it did. Only for topics with one owner that does all their subscribing
+    /// and broadcasting (the page readers actor), so nothing can race the removal.
+    pub fn remove_idle(&self, topic: &str) -> bool {
+        let mut topics = self.topics.write();
+        let idle = topics.get(topic).is_some_and(|t| t.state.lock().subscribers.is_empty());
+        if idle {
+            topics.remove(topic);
+        }
+        idle
     }
 
     /// Number of subscribers of a topic.

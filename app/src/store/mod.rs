@@ -6,10 +6,15 @@
 //! of their own; WAL lets the readers run beside the writer.
 
 mod bookmarks;
+mod chat;
+mod likes;
+mod search;
 mod sessions;
 mod tokens;
 mod uploads;
 mod users;
+
+pub use likes::{BookmarkLikes, LikeWrite};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -26,6 +26,8 @@ impl Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_firehose"))
             .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--data-dir"])
             .arg(data_dir)
+            // Like every test server: no per-user limits on the bursts of creates.
+            .args(["--rate-bookmarks", "off"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use firehose_app::config::Config;
+use firehose_app::config::{Config, RateLimits};
 use firehose_app::server::{self, Running};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -56,10 +56,12 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts the server with a config adjusted by `configure`.
+/// Starts the server with a config adjusted by `configure`. Per-user rate limits start
+/// off (tests post in bursts no person would); tests of the limits set them.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_data_dir(data_dir.path());
+    config.limits = RateLimits::off();
     configure(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let (tx, rx) = oneshot::channel::<()>();
@@ -83,6 +85,11 @@ impl TestApp {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.path().join("firehose.db")
+    }
+
+    /// The running server's shared state, for in-process inspection.
+    pub fn state(&self) -> &firehose_app::state::AppState {
+        self.running.as_ref().expect("server still running").state()
     }
 
     /// Resolves the server's shutdown future (graceful shutdown starts).

@@ -4,8 +4,12 @@
 
 mod accounts;
 mod api;
+mod chat;
 mod conformance;
 mod durability;
 mod helpers;
+mod likes;
+mod pages;
 mod recovery;
+mod search;
 mod uploads;

@@ -22,6 +22,9 @@ const LISTENING = /^firehose listening on (http:\/\/127\.0\.0\.1:(\d+))$/
 const START_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
 const STDERR_TAIL_LINES = 60
+// Tests post in bursts no person would: per-user rate limits are off unless a test sets
+// them through `extraArgs` (a later flag wins).
+const LIMITS_OFF = ["--rate-bookmarks", "off", "--rate-likes", "off", "--rate-messages", "off", "--rate-typing", "off"]
 
 const running = new Set()
 // A crashed test must not leave servers behind.
@@ -51,8 +54,9 @@ export function removeDataDir(dir){
  * @param {number} [opts.port=0] - port to bind on 127.0.0.1 (0 = ephemeral)
  * @param {string} [opts.dataDir] - data directory to use; when omitted a fresh temp dir is
  *   created and removed again by stop()
+ * @param {string[]} [opts.extraArgs] - more `firehose serve` flags (e.g. rate limits)
  */
-export async function startServer({port = 0, dataDir} = {}){
+export async function startServer({port = 0, dataDir, extraArgs = []} = {}){
   const bin = serverBinary()
   if(!existsSync(bin)){
     throw new Error(`firehose binary not found at ${bin}: build it (cargo build -p firehose-app --bin firehose) or set FIREHOSE_BIN`)
@@ -60,7 +64,8 @@ export async function startServer({port = 0, dataDir} = {}){
   const ownsDataDir = !dataDir
   if(ownsDataDir){ dataDir = await makeDataDir() }
 
-  const child = spawn(bin, ["serve", "--bind", `127.0.0.1:${port}`, "--data-dir", dataDir], {
+  const args = ["serve", "--bind", `127.0.0.1:${port}`, "--data-dir", dataDir, ...LIMITS_OFF, ...extraArgs]
+  const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: {...process.env, RUST_BACKTRACE: process.env.RUST_BACKTRACE || "1"},
   })
@@ -72,7 +77,7 @@ export async function startServer({port = 0, dataDir} = {}){
     stderrTail.push(line)
     if(stderrTail.length > STDERR_TAIL_LINES){ stderrTail.shift() }
   })
-  const describe = () => `${bin} serve --bind 127.0.0.1:${port} --data-dir ${dataDir}` +
+  const describe = () => `${bin} ${args.join(" ")}` +
     (stderrTail.length ? `\n--- server stderr (tail) ---\n${stderrTail.join("\n")}` : "")
 
   const exited = new Promise(resolve => {

@@ -188,6 +188,7 @@ impl Facts<'_> {
             },
             server,
             histograms: histograms.iter().map(|(n, _)| (n.clone(), hgrm_file_name(n))).collect(),
+            thresholds: Vec::new(),
         };
         Report { model, histograms }
     }

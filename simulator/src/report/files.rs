@@ -1,12 +1,12 @@
 //! Writes a report to disk: `<out>/<UTC timestamp>-<run id>/report.json` plus one
-//! `<name>.hgrm` per histogram. A report folder is created fresh and never
+//! `<name>.hgrm` per histogram, `summary.md` and `junit.xml`. A report folder is created fresh and never
 //! overwritten; a clash gets a numeric suffix.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::Report;
+use super::{Report, ci};
 use crate::histo;
 
 /// Writes `report` under `out` and returns the new folder.
@@ -24,6 +24,8 @@ pub fn write(report: &Report, out: &Path) -> io::Result<PathBuf> {
     serde_json::to_writer_pretty(&mut file, &report.model)?;
     file.write_all(b"\n")?;
     file.flush()?;
+    create_new(&dir.join("summary.md"))?.write_all(ci::summary_md(&report.model).as_bytes())?;
+    create_new(&dir.join("junit.xml"))?.write_all(ci::junit_xml(&report.model).as_bytes())?;
     Ok(dir)
 }
 

@@ -40,6 +40,26 @@ pub struct ReportModel {
     pub server: Option<ServerMemory>,
     /// Histogram name → `.hgrm` file name beside `report.json`.
     pub histograms: BTreeMap<String, String>,
+    /// The `--threshold` gates judged on this run, in the order given (empty without
+    /// any; absent in reports written before gates existed).
+    #[serde(default)]
+    pub thresholds: Vec<ThresholdOutcome>,
+}
+
+/// One gate, judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdOutcome {
+    /// The expression as given, e.g. `delivery.firehose.p99 < 100ms`.
+    pub expr: String,
+    pub metric: String,
+    /// The figure in `unit` (a number, or a bool for `valid`); null when the report
+    /// lacks it (then the gate fails).
+    pub actual: serde_json::Value,
+    /// `ms`, `/s`, `fraction` (0–1) or empty for counts and flags.
+    pub unit: String,
+    /// Operator and bound in `unit`, e.g. `< 100 ms`.
+    pub expected: String,
+    pub passed: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

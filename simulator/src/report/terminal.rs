@@ -123,6 +123,18 @@ pub fn render(r: &ReportModel) -> String {
             s.rss_after_bytes / (1 << 20)
         );
     }
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(
+            o,
+            "
+thresholds{}",
+            if r.valid { "" } else { " (the run is invalid: it exits 3 whatever they say)" }
+        );
+        for t in &r.thresholds {
+            let verdict = if t.passed { "pass" } else { "FAIL" };
+            let _ = writeln!(o, "  {verdict:<6}{:<44} actual {}", t.expr, super::ci::actual_text(t));
+        }
+    }
     o
 }
 

@@ -1,0 +1,536 @@
+//! One task per active room, owning its hot state: the room record, its members (with
+//! usernames, for mentions), the last 50 messages, the channels joined to it, who is
+//! typing, and its presence. Commands arrive in one bounded queue and are handled one
+//! at a time, so every broadcast on `room:<slug>` comes from here, in order.
+//!
+//! - **Join** subscribes the channel's socket to the topic in the same step that takes
+//!   the snapshot it replies with (last messages, presence state): nothing broadcast
+//!   later is missed, nothing in the snapshot arrives again.
+//! - **Typing** frames go straight to the other channels' outboxes, not through
+//!   pub/sub: the typist's own channels are skipped, and typing (ephemeral) is not
+//!   kept in the topic's recovery history. A typing user's presence meta says
+//!   `typing: true` until `typing_timeout` passes without another push, or they post.
+//! - **Lifetime**: started by the registry on first use; stops once no channel has
+//!   been joined for `room_idle_timeout`; a panic in a handler is caught at the task's
+//!   top, its channels are unsubscribed and sent `phx_error` (phoenix.js rejoins,
+//!   which starts the room again), and no other room notices.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use axum::extract::ws::Utf8Bytes;
+use futures_util::FutureExt;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{Instant, sleep_until};
+
+use super::registry::Shared;
+use super::{ChatError, Message, MessageBody, PAGE, Role, Room, mentioned, user_json, user_topic};
+use crate::accounts::User;
+use crate::presence::{self, Diff, PhxRef, Presences};
+use crate::pubsub::{SharedFrame, SocketHandle, SubId};
+use crate::uploads::Upload;
+use crate::wire::{self, Vsn, events};
+
+/// Requests to a room actor.
+pub(super) enum Cmd {
+    Join {
+        join_id: u64,
+        user: Option<User>,
+        socket: SocketHandle,
+        vsn: Vsn,
+        reply: oneshot::Sender<Result<Joined, ChatError>>,
+    },
+    Leave {
+        join_id: u64,
+    },
+    Post {
+        user: User,
+        body: MessageBody,
+        attachment: Option<Upload>,
+        reply: oneshot::Sender<Result<i64, ChatError>>,
+    },
+    Delete {
+        user: User,
+        id: i64,
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
+    Typing {
+        user: User,
+        join_id: u64,
+    },
+    Changed,
+    Deleted,
+    Crash {
+        reply: oneshot::Sender<Result<(), ChatError>>,
+    },
+}
+
+/// What a joining channel is given.
+#[derive(Debug)]
+pub struct Joined {
+    pub room_id: i64,
+    /// The join reply: `{"messages": [… oldest → newest]}`.
+    pub response: Value,
+    /// The `presence_state` payload pushed after the reply.
+    pub presence: Value,
+}
+
+/// Room events sent from here.
+mod event {
+    pub const NEW_MESSAGE: &str = "new_message";
+    pub const MESSAGE_DELETED: &str = "message_deleted";
+    pub const USER_TYPING: &str = "user_typing";
+    pub const USER_STOPPED_TYPING: &str = "user_stopped_typing";
+    pub const ROOM_DELETED: &str = "room_deleted";
+    pub const NOTIFICATION: &str = "notification";
+}
+
+/// A channel joined to the room.
+struct Sub {
+    user: Option<User>,
+    socket: SocketHandle,
+    vsn: Vsn,
+    sub: SubId,
+    /// The channel's presence meta (signed-in users only; anonymous readers are not
+    /// shown).
+    phx_ref: Option<PhxRef>,
+    typing: bool,
+}
+
+struct Actor {
+    shared: Arc<Shared>,
+    slug: String,
+    topic: String,
+    room: Room,
+    members: HashMap<i64, Role>,
+    /// Members by username, for mentions.
+    usernames: HashMap<String, i64>,
+    /// The last `PAGE` messages, oldest first.
+    recent: VecDeque<Message>,
+    subs: HashMap<u64, Sub>,
+    presences: Presences,
+    /// Typing users and when they stop counting as typing.
+    typing: HashMap<i64, (User, Instant)>,
+    /// Since when no channel is joined.
+    idle_since: Option<Instant>,
+}
+
+/// Whether the actor goes on after a command.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+pub(super) fn spawn(shared: Arc<Shared>, slug: String, generation: u64, rx: mpsc::Receiver<Cmd>) {
+    tokio::spawn(run(shared, slug, generation, rx));
+}
+
+async fn run(shared: Arc<Shared>, slug: String, generation: u64, mut rx: mpsc::Receiver<Cmd>) {
+    let mut actor = match Actor::load(shared.clone(), &slug).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => {
+            shared.evict(&slug, generation, &mut rx);
+            refuse_all(&mut rx, ChatError::Unauthorized);
+            return;
+        }
+        Err(err) => {
+            tracing::error!(%err, room = %slug, "cannot load room");
+            shared.evict(&slug, generation, &mut rx);
+            refuse_all(&mut rx, ChatError::Internal);
+            return;
+        }
+    };
+    tracing::debug!(room = %slug, generation, "room started");
+    let served = AssertUnwindSafe(actor.serve(generation, &mut rx)).catch_unwind().await;
+    if served.is_err() {
+        tracing::error!(room = %slug, generation, "room actor panicked; it restarts on next use");
+        shared.evict(&slug, generation, &mut rx);
+        // Their callers see `Unavailable` when the reply senders drop here.
+        while rx.try_recv().is_ok() {}
+        actor.crashed();
+    }
+}
+
+/// Answers every queued command with `err` (the room could not be started).
+fn refuse_all(rx: &mut mpsc::Receiver<Cmd>, err: ChatError) {
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Cmd::Join { reply, .. } => drop(reply.send(Err(err.clone()))),
+            Cmd::Post { reply, .. } => drop(reply.send(Err(err.clone()))),
+            Cmd::Delete { reply, .. } | Cmd::Crash { reply } => drop(reply.send(Err(err.clone()))),
+            Cmd::Leave { .. } | Cmd::Typing { .. } | Cmd::Changed | Cmd::Deleted => {}
+        }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn load(shared: Arc<Shared>, slug: &str) -> Result<Option<Self>, crate::store::StoreError> {
+        let store = &shared.deps.store;
+        let Some(room) = store.room_by_slug(slug).await? else { return Ok(None) };
+        let recent = store.messages_before(room.id, None, PAGE).await?.into();
+        let mut actor = Actor {
+            topic: room.topic(),
+            slug: slug.to_owned(),
+            room,
+            members: HashMap::new(),
+            usernames: HashMap::new(),
+            recent,
+            subs: HashMap::new(),
+            presences: Presences::new(),
+            typing: HashMap::new(),
+            idle_since: Some(Instant::now()),
+            shared,
+        };
+        actor.load_members().await?;
+        Ok(Some(actor))
+    }
+
+    async fn load_members(&mut self) -> Result<(), crate::store::StoreError> {
+        let members = self.shared.deps.store.room_members(self.room.id).await?;
+        self.members = members.iter().map(|m| (m.user.id, m.role)).collect();
+        self.usernames = members.into_iter().map(|m| (m.user.username, m.user.id)).collect();
+        Ok(())
+    }
+
+    async fn serve(&mut self, generation: u64, rx: &mut mpsc::Receiver<Cmd>) {
+        let config = self.shared.deps.config;
+        let shutdown = self.shared.deps.shutdown.clone();
+        loop {
+            let typing_due = self.typing.values().map(|(_, at)| *at).min();
+            let idle_due = self.idle_since.map(|t| t + config.room_idle_timeout);
+            tokio::select! {
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { return };
+                    if self.handle(cmd).await == Flow::Stop {
+                        self.shared.evict(&self.slug, generation, rx);
+                        refuse_all(rx, ChatError::Unauthorized);
+                        return;
+                    }
+                }
+                () = sleep_until_some(typing_due) => self.expire_typing(Instant::now()),
+                () = sleep_until_some(idle_due) => {
+                    if self.shared.retire(&self.slug, generation, rx) {
+                        tracing::debug!(room = %self.slug, generation, "room stopped (idle)");
+                        return;
+                    }
+                    // A command is queued: handle it, then wait a whole timeout again.
+                    self.idle_since = Some(Instant::now());
+                }
+                () = shutdown.cancelled() => {
+                    self.shared.evict(&self.slug, generation, rx);
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, cmd: Cmd) -> Flow {
+        match cmd {
+            Cmd::Join { join_id, user, socket, vsn, reply } => self.join(join_id, user, socket, vsn, reply),
+            Cmd::Leave { join_id } => self.remove(join_id),
+            Cmd::Post { user, body, attachment, reply } => {
+                let posted = self.post(user, body, attachment).await;
+                let _ = reply.send(posted);
+            }
+            Cmd::Delete { user, id, reply } => {
+                let deleted = self.delete(&user, id).await;
+                let _ = reply.send(deleted);
+            }
+            Cmd::Typing { user, join_id } => self.typing(user, join_id),
+            Cmd::Changed => return self.reload().await,
+            Cmd::Deleted => {
+                self.close_room();
+                return Flow::Stop;
+            }
+            Cmd::Crash { reply } => {
+                drop(reply);
+                panic!("room {} asked to crash (debug crash hook)", self.slug);
+            }
+        }
+        Flow::Continue
+    }
+
+    fn may_read(&self, user: Option<&User>) -> bool {
+        !self.room.private || user.is_some_and(|u| self.members.contains_key(&u.id))
+    }
+
+    fn join(
+        &mut self,
+        join_id: u64,
+        user: Option<User>,
+        socket: SocketHandle,
+        vsn: Vsn,
+        reply: oneshot::Sender<Result<Joined, ChatError>>,
+    ) {
+        if !self.may_read(user.as_ref()) {
+            let _ = reply.send(Err(ChatError::Unauthorized));
+            return;
+        }
+        // A re-join from the same socket replaces its earlier join here; the session
+        // leaves that one right after, and finds it gone.
+        let earlier: Vec<u64> = self.subs.iter().filter(|(_, s)| s.socket.id == socket.id).map(|(id, _)| *id).collect();
+        for id in earlier {
+            self.remove(id);
+        }
+        let phx_ref = user.as_ref().map(|u| {
+            let mut meta = Map::new();
+            meta.insert("username".into(), json!(u.username));
+            meta.insert("online_at".into(), json!(chrono::Utc::now().timestamp()));
+            meta.insert("typing".into(), json!(false));
+            let (phx_ref, diff) = self.presences.track(&u.id.to_string(), meta);
+            // Broadcast before subscribing: the joiner learns of itself from the state.
+            self.broadcast_diff(&diff);
+            phx_ref
+        });
+        let sub = self.shared.deps.pubsub.subscribe(&self.topic, vsn, socket.clone());
+        self.subs.insert(join_id, Sub { user, socket, vsn, sub, phx_ref, typing: false });
+        self.idle_since = None;
+        let messages: Vec<Value> = self.recent.iter().map(Message::to_json).collect();
+        let joined = Joined {
+            room_id: self.room.id,
+            response: json!({ "messages": messages }),
+            presence: self.presences.state(),
+        };
+        if reply.send(Ok(joined)).is_err() {
+            // The channel went away while joining.
+            self.remove(join_id);
+        }
+    }
+
+    /// Drops a channel: unsubscribes it, untracks its presence, and stops the user's
+    /// typing when it was their last channel here.
+    fn remove(&mut self, join_id: u64) {
+        let Some(sub) = self.subs.remove(&join_id) else { return };
+        self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
+        if let (Some(user), Some(phx_ref)) = (&sub.user, sub.phx_ref) {
+            if let Some(diff) = self.presences.untrack(&user.id.to_string(), phx_ref) {
+                self.broadcast_diff(&diff);
+            }
+            let still_here = self.subs.values().any(|s| s.user.as_ref().is_some_and(|u| u.id == user.id));
+            if !still_here {
+                self.stop_typing(user.id);
+            }
+        }
+        if self.subs.is_empty() {
+            self.idle_since = Some(Instant::now());
+        }
+    }
+
+    async fn post(&mut self, user: User, body: MessageBody, attachment: Option<Upload>) -> Result<i64, ChatError> {
+        if !self.may_read(Some(&user)) {
+            return Err(ChatError::Unauthorized);
+        }
+        let store = &self.shared.deps.store;
+        let message = store.insert_message(self.room.id, &user, body.as_str(), attachment).await.map_err(|err| {
+            tracing::error!(%err, room = %self.slug, "cannot store message");
+            ChatError::Internal
+        })?;
+        let payload = message.to_json();
+        self.shared.deps.pubsub.broadcast(&self.topic, event::NEW_MESSAGE, |seq| with_seq(payload, seq));
+        self.stop_typing(user.id);
+        self.notify_mentions(&message);
+        let id = message.id;
+        self.recent.push_back(message);
+        while self.recent.len() > PAGE {
+            self.recent.pop_front();
+        }
+        Ok(id)
+    }
+
+    /// `notification` on `user:<id>` for each member mentioned (not the author).
+    fn notify_mentions(&self, message: &Message) {
+        for name in mentioned(&message.body) {
+            let Some(&user_id) = self.usernames.get(&name) else { continue };
+            if user_id == message.user.id {
+                continue;
+            }
+            let payload = json!({
+                "type": "mention",
+                "room": self.slug,
+                "message_id": message.id,
+                "from": user_json(&message.user),
+            });
+            self.shared.deps.pubsub.broadcast(&user_topic(user_id), event::NOTIFICATION, |seq| with_seq(payload, seq));
+        }
+    }
+
+    async fn delete(&mut self, user: &User, id: i64) -> Result<(), ChatError> {
+        let store = self.shared.deps.store.clone();
+        let internal = |err: crate::store::StoreError| {
+            tracing::error!(%err, room = %self.slug, "cannot delete message");
+            ChatError::Internal
+        };
+        let author = store.message_author(self.room.id, id).await.map_err(internal)?;
+        let author = author.ok_or(ChatError::MessageNotFound)?;
+        if author != user.id && self.members.get(&user.id) != Some(&Role::Admin) {
+            return Err(ChatError::Forbidden);
+        }
+        if !store.delete_message(self.room.id, id).await.map_err(internal)? {
+            return Err(ChatError::MessageNotFound);
+        }
+        if self.recent.iter().any(|m| m.id == id) {
+            // Refill from the store so a join still gets the last `PAGE` messages.
+            match store.messages_before(self.room.id, None, PAGE).await {
+                Ok(page) => self.recent = page.into(),
+                Err(_) => self.recent.retain(|m| m.id != id),
+            }
+        }
+        self.shared.deps.pubsub.broadcast(&self.topic, event::MESSAGE_DELETED, |seq| json!({"id": id, "seq": seq}));
+        Ok(())
+    }
+
+    fn typing(&mut self, user: User, join_id: u64) {
+        if !self.may_read(Some(&user)) {
+            return;
+        }
+        let due = Instant::now() + self.shared.deps.config.typing_timeout;
+        let payload = json!({ "user": user_json(&user) });
+        let user_id = user.id;
+        if self.typing.insert(user_id, (user, due)).is_none() {
+            self.push_to_others(user_id, event::USER_TYPING, &payload);
+        }
+        if self.subs.get(&join_id).is_some_and(|s| s.user.as_ref().is_some_and(|u| u.id == user_id)) {
+            self.set_typing_meta(join_id, true);
+        }
+    }
+
+    fn expire_typing(&mut self, now: Instant) {
+        let due: Vec<i64> = self.typing.iter().filter(|(_, (_, at))| *at <= now).map(|(id, _)| *id).collect();
+        for user_id in due {
+            self.stop_typing(user_id);
+        }
+    }
+
+    /// Ends `user_id`'s typing, if they were: `user_stopped_typing` to the others and
+    /// `typing: false` in the metas that said otherwise.
+    fn stop_typing(&mut self, user_id: i64) {
+        let Some((user, _)) = self.typing.remove(&user_id) else { return };
+        self.push_to_others(user_id, event::USER_STOPPED_TYPING, &json!({ "user": user_json(&user) }));
+        let tabs: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, s)| s.typing && s.user.as_ref().is_some_and(|u| u.id == user_id))
+            .map(|(id, _)| *id)
+            .collect();
+        for join_id in tabs {
+            self.set_typing_meta(join_id, false);
+        }
+    }
+
+    /// Updates the `typing` field of a channel's presence meta (a `phx_ref_prev` diff).
+    fn set_typing_meta(&mut self, join_id: u64, typing: bool) {
+        let Some(sub) = self.subs.get_mut(&join_id) else { return };
+        let (Some(user), Some(phx_ref)) = (&sub.user, sub.phx_ref) else { return };
+        if sub.typing == typing {
+            return;
+        }
+        let updated = self.presences.update_with(&user.id.to_string(), phx_ref, |m| {
+            m.insert("typing".into(), json!(typing));
+        });
+        if let Some((new_ref, diff)) = updated {
+            sub.phx_ref = Some(new_ref);
+            sub.typing = typing;
+            self.broadcast_diff(&diff);
+        }
+    }
+
+    /// Pushes an event to every channel here except those of `except_user`, straight
+    /// into their outboxes (a full outbox marks its socket a slow consumer).
+    fn push_to_others<P: Serialize>(&self, except_user: i64, event: &str, payload: &P) {
+        let mut frames: [Option<SharedFrame>; 2] = [None, None];
+        for sub in self.subs.values() {
+            if sub.user.as_ref().is_some_and(|u| u.id == except_user) {
+                continue;
+            }
+            let slot = &mut frames[usize::from(sub.vsn == Vsn::V2)];
+            let frame = slot.get_or_insert_with(|| {
+                Arc::new(Utf8Bytes::from(wire::encode_broadcast(sub.vsn, &self.topic, event, payload)))
+            });
+            if let Err(TrySendError::Full(_)) = sub.socket.outbox.try_send(frame.clone()) {
+                sub.socket.slow.cancel();
+            }
+        }
+    }
+
+    /// `presence_diff`, with the topic's `seq` like every broadcast (phoenix.js reads
+    /// only `joins` and `leaves`).
+    fn broadcast_diff(&self, diff: &Diff) {
+        self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, |seq| {
+            with_seq(serde_json::to_value(diff).unwrap_or_default(), seq)
+        });
+    }
+
+    /// The room's record or membership changed.
+    async fn reload(&mut self) -> Flow {
+        match self.shared.deps.store.room_by_slug(&self.slug).await {
+            Ok(Some(room)) if room.id == self.room.id => self.room = room,
+            Ok(_) => {
+                self.close_room();
+                return Flow::Stop;
+            }
+            Err(err) => tracing::warn!(%err, room = %self.slug, "cannot reload room"),
+        }
+        if let Err(err) = self.load_members().await {
+            tracing::warn!(%err, room = %self.slug, "cannot reload room members");
+        }
+        self.close_unreadable();
+        Flow::Continue
+    }
+
+    /// Channels whose user may no longer read the room (it turned private, or they
+    /// left it) are dropped and sent `phx_close`, which phoenix.js takes as final.
+    fn close_unreadable(&mut self) {
+        let gone: Vec<u64> =
+            self.subs.iter().filter(|(_, s)| !self.may_read(s.user.as_ref())).map(|(id, _)| *id).collect();
+        for join_id in gone {
+            if let Some(sub) = self.subs.get(&join_id) {
+                push_frame(sub, wire::encode_text(sub.vsn, None, None, &self.topic, events::CLOSE, &json!({})));
+            }
+            self.remove(join_id);
+        }
+    }
+
+    /// The room is gone: its channels hear `room_deleted` and are unsubscribed.
+    fn close_room(&mut self) {
+        let slug = self.slug.clone();
+        self.shared.deps.pubsub.broadcast(&self.topic, event::ROOM_DELETED, |seq| json!({"slug": slug, "seq": seq}));
+        for (_, sub) in self.subs.drain() {
+            self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
+        }
+    }
+
+    /// After a panic: every channel is unsubscribed and sent `phx_error`, so clients
+    /// rejoin (starting a fresh actor) instead of listening to a room that forgot them.
+    fn crashed(&mut self) {
+        let payload = json!({});
+        for (_, sub) in self.subs.drain() {
+            self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
+            push_frame(&sub, wire::encode_text(sub.vsn, None, None, &self.topic, events::ERROR, &payload));
+        }
+    }
+}
+
+/// Queues a frame for one channel's socket (a full outbox marks it a slow consumer).
+fn push_frame(sub: &Sub, text: String) {
+    if let Err(TrySendError::Full(_)) = sub.socket.outbox.try_send(Arc::new(Utf8Bytes::from(text))) {
+        sub.socket.slow.cancel();
+    }
+}
+
+fn with_seq(mut v: Value, seq: u64) -> Value {
+    v["seq"] = json!(seq);
+    v
+}

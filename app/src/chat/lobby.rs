@@ -1,0 +1,51 @@
+//! What `rooms:lobby` hears: `room_created`, `room_updated` and `room_deleted`, for
+//! public rooms only. Every signed-in user may listen, so a private room never appears
+//! here: a room that turns private leaves the lobby as `room_deleted`, and one that
+//! turns public enters it as `room_created`.
+
+use serde_json::{Value, json};
+
+use super::Room;
+use crate::pubsub::PubSub;
+
+pub const LOBBY_TOPIC: &str = "rooms:lobby";
+
+mod events {
+    pub const CREATED: &str = "room_created";
+    pub const UPDATED: &str = "room_updated";
+    pub const DELETED: &str = "room_deleted";
+}
+
+fn with_seq(mut v: Value, seq: u64) -> Value {
+    v["seq"] = json!(seq);
+    v
+}
+
+fn gone(room: &Room) -> Value {
+    json!({ "id": room.id, "slug": room.slug })
+}
+
+pub(super) fn created(pubsub: &PubSub, room: &Room) {
+    if !room.private {
+        pubsub.broadcast(LOBBY_TOPIC, events::CREATED, |seq| with_seq(room.to_json(), seq));
+    }
+}
+
+pub(super) fn updated(pubsub: &PubSub, before: &Room, after: &Room) {
+    match (before.private, after.private) {
+        (false, false) => {
+            pubsub.broadcast(LOBBY_TOPIC, events::UPDATED, |seq| with_seq(after.to_json(), seq));
+        }
+        (false, true) => {
+            pubsub.broadcast(LOBBY_TOPIC, events::DELETED, |seq| with_seq(gone(before), seq));
+        }
+        (true, false) => created(pubsub, after),
+        (true, true) => {}
+    }
+}
+
+pub(super) fn deleted(pubsub: &PubSub, room: &Room) {
+    if !room.private {
+        pubsub.broadcast(LOBBY_TOPIC, events::DELETED, |seq| with_seq(gone(room), seq));
+    }
+}

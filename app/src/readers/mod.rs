@@ -1,0 +1,152 @@
+//! Page readers: who is reading which page, for "N readers online" on every page
+//! (seed 004) without the O(N²) diff storm of naive presence on a popular page.
+//!
+//! A client joins `page:<path>` (see [`valid_path`]); each join is one reader tracked in
+//! that page's [`Presences`](crate::presence::Presences) under a key (the user id when
+//! signed in, `anon:<socket id>` otherwise) with meta `{online_at}`. The join reply is
+//! `{"readers": <keys on this page>, "total": <distinct keys on all pages>}`, then the
+//! channel gets `presence_state` for the page.
+//!
+//! Changes go out throttled: every page has a [`DiffThrottle`](crate::presence::DiffThrottle),
+//! so a page sees at most one merged `presence_diff` per [`ReadersConfig::interval`]
+//! however many readers come and go, plus a `readers {readers, total}` broadcast at most
+//! once per interval when its counts changed (also when only the total moved).
+//!
+//! All page state lives in one task (the actor in `actor.rs`), reached through the
+//! [`Readers`] handle over a bounded queue: it needs a timer to release held diffs, and
+//! owning the state outright means a join's snapshot, its subscription and later diffs
+//! are ordered without locks. The actor subscribes a joining socket to the page topic
+//! in the same step that takes the `presence_state` snapshot, so no diff can fall in
+//! between (a diff may repeat a join the snapshot already holds; phoenix.js applies that
+//! idempotently). The channel keeps a [`Ticket`] and hands it back on leave, re-join,
+//! crash or socket close; the actor then untracks the reader and unsubscribes it.
+
+mod actor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::presence::PhxRef;
+use crate::pubsub::{PubSub, SocketHandle, SubId};
+use crate::wire::Vsn;
+
+/// Topics of page readers: `page:<path>`.
+pub const TOPIC_PREFIX: &str = "page:";
+
+/// Longest accepted page path, in characters.
+pub const MAX_PATH_CHARS: usize = 200;
+
+/// Event names.
+pub mod events {
+    /// Throttled count broadcast: `{"readers": n, "total": n}`.
+    pub const READERS: &str = "readers";
+}
+
+/// Timings and bounds of the readers actor.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadersConfig {
+    /// At most one merged `presence_diff` and one `readers` count per page per interval.
+    /// Zero sends every change at once.
+    pub interval: Duration,
+    /// Commands queued for the actor before joins and leaves wait for room.
+    pub queue: usize,
+}
+
+impl Default for ReadersConfig {
+    fn default() -> Self {
+        Self { interval: Duration::from_secs(1), queue: 4096 }
+    }
+}
+
+/// Whether `path` may name a page: starts with `/`, at most [`MAX_PATH_CHARS`]
+/// characters, no control characters.
+pub fn valid_path(path: &str) -> bool {
+    path.starts_with('/') && path.chars().count() <= MAX_PATH_CHARS && !path.chars().any(char::is_control)
+}
+
+/// What a channel keeps of its reader, to hand back on leave.
+#[derive(Debug)]
+pub struct Ticket {
+    topic: Arc<str>,
+    socket_id: u64,
+    phx_ref: PhxRef,
+}
+
+/// An accepted join.
+#[derive(Debug)]
+pub struct Joined {
+    pub ticket: Ticket,
+    /// Readers (distinct keys) on this page, the joiner included.
+    pub readers: usize,
+    /// Distinct readers on all pages.
+    pub total: usize,
+    /// The page's `presence_state` payload (JSON text), taken when the joiner was
+    /// subscribed.
+    pub state: String,
+}
+
+/// A reader asking to join.
+pub struct Reader {
+    pub key: String,
+    pub meta: Map<String, Value>,
+    pub socket: SocketHandle,
+    pub vsn: Vsn,
+}
+
+enum Command {
+    Join { topic: Arc<str>, reader: Reader, reply: oneshot::Sender<Joined> },
+    Leave(Ticket),
+    Counts { topic: String, reply: oneshot::Sender<(usize, usize)> },
+}
+
+/// Handle to the readers actor; cheap to clone.
+#[derive(Clone)]
+pub struct Readers {
+    tx: mpsc::Sender<Command>,
+}
+
+impl Readers {
+    /// Starts the actor on the current runtime. It stops when every handle is dropped.
+    pub fn spawn(config: ReadersConfig, pubsub: Arc<PubSub>) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        tokio::spawn(actor::run(config, pubsub, rx));
+        Self { tx }
+    }
+
+    /// Tracks `reader` on `topic` (a valid `page:<path>`) and subscribes its socket to
+    /// the topic. `None` if the actor is gone.
+    pub async fn join(&self, topic: &str, reader: Reader) -> Option<Joined> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Join { topic: topic.into(), reader, reply }).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Untracks and unsubscribes the reader of `ticket` (a no-op if a re-join of the
+    /// same socket already replaced it).
+    pub async fn leave(&self, ticket: Ticket) {
+        if self.tx.send(Command::Leave(ticket)).await.is_err() {
+            tracing::warn!("readers actor is gone; leave dropped");
+        }
+    }
+
+    /// `(readers on topic, total)` as the actor sees them now.
+    pub async fn counts(&self, topic: &str) -> Option<(usize, usize)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Command::Counts { topic: topic.to_owned(), reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// A reader's seat on a page: which key and meta it holds and its subscription.
+#[derive(Debug)]
+struct Seat {
+    key: Arc<str>,
+    phx_ref: PhxRef,
+    sub: SubId,
+}
+
+#[cfg(test)]
+mod tests;

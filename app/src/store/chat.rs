@@ -1,0 +1,292 @@
+//! Rooms, memberships and messages in the database.
+//!
+//! Messages are read newest first through `messages_room_idx` and handed out oldest
+//! first, the order a chat shows them in. A message's attachment comes with it (one
+//! LEFT JOIN), so a page of history is one query.
+
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::{Store, StoreError, conflict_as, now_timestamp};
+use crate::accounts::User;
+use crate::chat::{Member, Message, NewRoom, Role, Room, RoomPatch};
+use crate::uploads::{Kind, Upload, UploadKey};
+
+// Unqualified: no column name of `rooms` occurs in `room_members`, and RETURNING takes
+// no table qualifiers.
+const ROOM_COLUMNS: &str = "id, name, slug, description, private, creator_id, inserted_at, updated_at";
+
+const MESSAGE_SELECT: &str = "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.inserted_at, \
+     up.id, up.public_id, up.user_id, up.content_type, up.size, up.original_name, up.sha256, up.inserted_at \
+     FROM messages m JOIN users u ON u.id = m.user_id LEFT JOIN uploads up ON up.id = m.attachment_id";
+
+const UPLOAD_COLUMNS: &str = "id, public_id, user_id, content_type, size, original_name, sha256, inserted_at";
+
+fn decode_error(what: String) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(what.into()))
+}
+
+fn room_from_row(row: &SqliteRow) -> Room {
+    Room {
+        id: row.get(0),
+        name: row.get(1),
+        slug: row.get(2),
+        description: row.get(3),
+        private: row.get::<i64, _>(4) != 0,
+        creator_id: row.get(5),
+        inserted_at: row.get(6),
+        updated_at: row.get(7),
+    }
+}
+
+fn role_from(raw: &str) -> Result<Role, StoreError> {
+    Role::parse(raw).ok_or_else(|| decode_error(format!("bad room role {raw:?}")))
+}
+
+/// An upload from eight columns starting at `at` (the order of `UPLOAD_COLUMNS`).
+fn upload_at(row: &SqliteRow, at: usize) -> Result<Upload, StoreError> {
+    let key: String = row.get(at + 1);
+    let content_type: String = row.get(at + 3);
+    Ok(Upload {
+        id: row.get(at),
+        key: UploadKey::parse(&key).ok_or_else(|| decode_error(format!("bad upload key {key:?}")))?,
+        user_id: row.get(at + 2),
+        kind: Kind::from_content_type(&content_type)
+            .ok_or_else(|| decode_error(format!("bad upload content type {content_type:?}")))?,
+        size: row.get(at + 4),
+        original_name: row.get(at + 5),
+        sha256: row.get(at + 6),
+        inserted_at: row.get(at + 7),
+    })
+}
+
+fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+    let attachment = match row.get::<Option<i64>, _>(6) {
+        Some(_) => Some(upload_at(row, 6)?),
+        None => None,
+    };
+    Ok(Message {
+        id: row.get(0),
+        room_id: row.get(1),
+        user: User { id: row.get(2), username: row.get(3) },
+        body: row.get(4),
+        inserted_at: row.get(5),
+        attachment,
+    })
+}
+
+impl Store {
+    /// Creates a room with its creator as its first admin, in one transaction.
+    pub async fn insert_room(&self, creator: &User, new: &NewRoom) -> Result<Room, StoreError> {
+        let now = now_timestamp();
+        let mut tx = self.write.begin().await?;
+        let sql = format!(
+            "INSERT INTO rooms (name, slug, description, private, creator_id, inserted_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {ROOM_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&new.name)
+            .bind(&new.slug)
+            .bind(&new.description)
+            .bind(i64::from(new.private))
+            .bind(creator.id)
+            .bind(&now)
+            .bind(&now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(conflict_as("room"))?;
+        let room = room_from_row(&row);
+        sqlx::query("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, 'admin', ?)")
+            .bind(room.id)
+            .bind(creator.id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(room)
+    }
+
+    pub async fn room_by_slug(&self, slug: &str) -> Result<Option<Room>, StoreError> {
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE slug = ?");
+        let row = sqlx::query(&sql).bind(slug).fetch_optional(&self.read).await?;
+        Ok(row.as_ref().map(room_from_row))
+    }
+
+    /// Applies `patch` to room `id`; the updated room, `None` if it is gone.
+    pub async fn update_room(&self, id: i64, patch: &RoomPatch) -> Result<Option<Room>, StoreError> {
+        let sql = format!(
+            "UPDATE rooms SET name = coalesce(?, name), description = coalesce(?, description), \
+             private = coalesce(?, private), updated_at = ? WHERE id = ? RETURNING {ROOM_COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(&patch.name)
+            .bind(&patch.description)
+            .bind(patch.private.map(i64::from))
+            .bind(now_timestamp())
+            .bind(id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(row.as_ref().map(room_from_row))
+    }
+
+    /// Deletes room `id` with its memberships and messages; whether it existed.
+    pub async fn delete_room(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM rooms WHERE id = ?").bind(id).execute(&self.write).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The rooms `user` may see (public ones and the ones they belong to), by name,
+    /// each with the user's role in it.
+    pub async fn visible_rooms(&self, user: Option<&User>) -> Result<Vec<(Room, Option<Role>)>, StoreError> {
+        let sql = format!(
+            "SELECT {ROOM_COLUMNS}, m.role FROM rooms \
+             LEFT JOIN room_members m ON m.room_id = rooms.id AND m.user_id = ? \
+             WHERE rooms.private = 0 OR m.user_id IS NOT NULL ORDER BY rooms.name, rooms.id"
+        );
+        let rows = sqlx::query(&sql).bind(user.map(|u| u.id)).fetch_all(&self.read).await?;
+        rows.iter()
+            .map(|row| {
+                let role = row.get::<Option<String>, _>(8).as_deref().map(role_from).transpose()?;
+                Ok((room_from_row(row), role))
+            })
+            .collect()
+    }
+
+    /// `user_id`'s role in room `room_id`, if a member.
+    pub async fn room_role(&self, room_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = ? AND user_id = ?")
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&self.read)
+                .await?;
+        role.as_deref().map(role_from).transpose()
+    }
+
+    /// Adds a member; `false` if they already were one (their role is kept).
+    pub async fn add_room_member(&self, room_id: i64, user_id: i64, role: Role) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room_id)
+        .bind(user_id)
+        .bind(role.as_str())
+        .bind(now_timestamp())
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Removes a member; whether they were one.
+    pub async fn remove_room_member(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
+            .bind(room_id)
+            .bind(user_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Members of a room, in the order they joined.
+    pub async fn room_members(&self, room_id: i64) -> Result<Vec<Member>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.username, m.role, m.joined_at FROM room_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.room_id = ? ORDER BY m.joined_at, u.id",
+        )
+        .bind(room_id)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Member {
+                    user: User { id: row.get(0), username: row.get(1) },
+                    role: role_from(&row.get::<String, _>(2))?,
+                    joined_at: row.get(3),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query("SELECT id, username FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| User { id: r.get(0), username: r.get(1) }))
+    }
+
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row =
+            sqlx::query("SELECT id, username FROM users WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        Ok(row.map(|r| User { id: r.get(0), username: r.get(1) }))
+    }
+
+    /// Upload `id` if `user_id` owns it: what a message may attach.
+    pub async fn own_upload(&self, id: i64, user_id: i64) -> Result<Option<Upload>, StoreError> {
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND user_id = ?");
+        let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&self.read).await?;
+        row.as_ref().map(|r| upload_at(r, 0)).transpose()
+    }
+
+    /// Stores a message; the body is already validated, the attachment already checked.
+    pub async fn insert_message(
+        &self,
+        room_id: i64,
+        user: &User,
+        body: &str,
+        attachment: Option<Upload>,
+    ) -> Result<Message, StoreError> {
+        let now = now_timestamp();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO messages (room_id, user_id, body, attachment_id, inserted_at) VALUES (?, ?, ?, ?, ?) \
+             RETURNING id",
+        )
+        .bind(room_id)
+        .bind(user.id)
+        .bind(body)
+        .bind(attachment.as_ref().map(|a| a.id))
+        .bind(&now)
+        .fetch_one(&self.write)
+        .await?;
+        Ok(Message { id, room_id, user: user.clone(), body: body.to_owned(), attachment, inserted_at: now })
+    }
+
+    /// Up to `limit` messages of a room older than `before` (or the newest), oldest first.
+    pub async fn messages_before(
+        &self,
+        room_id: i64,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Message>, StoreError> {
+        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(room_id)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.read)
+            .await?;
+        let mut page = rows.iter().map(message_from_row).collect::<Result<Vec<_>, _>>()?;
+        page.reverse();
+        Ok(page)
+    }
+
+    /// The author of message `id` in room `room_id`, if it exists there.
+    pub async fn message_author(&self, room_id: i64, id: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT user_id FROM messages WHERE id = ? AND room_id = ?")
+            .bind(id)
+            .bind(room_id)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Deletes message `id` of room `room_id`; whether it existed.
+    pub async fn delete_message(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM messages WHERE id = ? AND room_id = ?")
+            .bind(id)
+            .bind(room_id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

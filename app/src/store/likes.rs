@@ -1,0 +1,95 @@
+//! Likes in the database: who likes which bookmark, and how many do.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now_timestamp};
+use crate::likes::LikeSummary;
+
+/// A bookmark's visibility, and its likes as one viewer sees them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BookmarkLikes {
+    pub owner_id: i64,
+    pub public: bool,
+    pub likes: LikeSummary,
+}
+
+/// The result of a like or unlike that was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LikeWrite {
+    /// The bookmark's like count right after the write, read in its transaction.
+    pub count: i64,
+    /// Whether a row was inserted or deleted (false for a double like, or an unlike of
+    /// a bookmark that was not liked).
+    pub changed: bool,
+}
+
+impl Store {
+    /// Owner, visibility, like count and whether `viewer` likes it; `None` when there
+    /// is no such bookmark.
+    pub async fn bookmark_likes(
+        &self,
+        bookmark_id: i64,
+        viewer: Option<i64>,
+    ) -> Result<Option<BookmarkLikes>, StoreError> {
+        let row = sqlx::query(
+            "SELECT b.user_id, b.public, \
+             (SELECT COUNT(*) FROM likes l WHERE l.bookmark_id = b.id), \
+             EXISTS (SELECT 1 FROM likes l WHERE l.bookmark_id = b.id AND l.user_id = ?) \
+             FROM bookmarks b WHERE b.id = ?",
+        )
+        .bind(viewer)
+        .bind(bookmark_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|row| BookmarkLikes {
+            owner_id: row.get(0),
+            public: row.get::<i64, _>(1) != 0,
+            likes: LikeSummary { count: row.get(2), liked: row.get::<i64, _>(3) != 0 },
+        }))
+    }
+
+    /// Makes `user_id` like (`liked`) or not like `bookmark_id`, and reads the new count,
+    /// in one transaction. Only a bookmark the user may see counts: a public one, or
+    /// their own. `None` when there is no such bookmark for this user (nothing written).
+    ///
+    /// Idempotent: liking twice or unliking what is not liked writes nothing and
+    /// answers the same count (`changed: false`).
+    pub async fn set_like(&self, user_id: i64, bookmark_id: i64, liked: bool) -> Result<Option<LikeWrite>, StoreError> {
+        let mut tx = self.write.begin().await?;
+        // Checked in the write's transaction: a bookmark deleted meanwhile is simply
+        // not found, never a foreign-key error.
+        let visible = sqlx::query("SELECT 1 FROM bookmarks WHERE id = ? AND (public = 1 OR user_id = ?)")
+            .bind(bookmark_id)
+            .bind(user_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !visible {
+            return Ok(None);
+        }
+        let done = if liked {
+            sqlx::query(
+                "INSERT INTO likes (user_id, bookmark_id, inserted_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (user_id, bookmark_id) DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(bookmark_id)
+            .bind(now_timestamp())
+            .execute(&mut *tx)
+            .await?
+        } else {
+            sqlx::query("DELETE FROM likes WHERE user_id = ? AND bookmark_id = ?")
+                .bind(user_id)
+                .bind(bookmark_id)
+                .execute(&mut *tx)
+                .await?
+        };
+        let count: i64 = sqlx::query("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
+            .bind(bookmark_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        tx.commit().await?;
+        Ok(Some(LikeWrite { count, changed: done.rows_affected() > 0 }))
+    }
+}

@@ -1,0 +1,157 @@
+//! Outputs for CI beside `report.json`: `summary.md`, a Markdown table of the key
+//! figures and the gates for a pull-request comment, and `junit.xml`, one testcase per
+//! gate (plus one for the run's validity) for CI test dashboards.
+
+use std::fmt::Write as _;
+
+use super::model::{ReportModel, ThresholdOutcome};
+use crate::histo::Summary;
+
+/// `summary.md`
+pub fn summary_md(r: &ReportModel) -> String {
+    let mut o = String::new();
+    let verdict = match (r.valid, r.thresholds.iter().all(|t| t.passed)) {
+        (false, _) => "❌ invalid run",
+        (true, false) => "❌ threshold failed",
+        (true, true) => "✅ pass",
+    };
+    let _ = writeln!(o, "### firehose-sim run `{}` — {verdict}\n", r.run_id);
+    let scenario =
+        r.plan.get("scenario").and_then(|s| s.as_str()).map_or(String::new(), |s| format!(", scenario `{s}`"));
+    let _ = writeln!(
+        o,
+        "Target {} ({}){scenario}; {:.1} s traffic ({:.1} s measured), {} of {} listeners joined.\n",
+        r.target.url, r.target.kind, r.window.traffic_s, r.window.measured_s, r.listeners.joined, r.listeners.requested
+    );
+    if !r.valid {
+        let _ = writeln!(o, "**Invalid:** {}\n", escape_md(&r.invalid_reasons.join("; ")));
+    }
+
+    let q = &r.requests;
+    let _ = writeln!(o, "| figure | value |\n|---|---:|");
+    let _ = writeln!(o, "| requests sent / responses | {} / {} |", q.sent, q.responses);
+    let _ = writeln!(o, "| errors | {} |", q.error_count);
+    let _ = writeln!(o, "| throughput | {:.1} req/s |", q.throughput_per_s);
+    for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
+        let _ = writeln!(o, "| {name}: listeners | {} |", g.listeners);
+        let _ = writeln!(o, "| {name}: expected / received / lost | {} / {} / {} |", g.expected, g.received, g.lost);
+        let _ = writeln!(o, "| {name}: duplicates / reordered | {} / {} |", g.duplicates, g.reordered);
+        let _ = writeln!(o, "| {name}: deliveries/s | {:.0} |", g.deliveries_per_s);
+    }
+    let _ = writeln!(
+        o,
+        "| generator max lag | {:.2} ms (allowed {:.0} ms) |",
+        r.generator.max_lag_ms, r.generator.max_lag_allowed_ms
+    );
+
+    let _ =
+        writeln!(o, "\n| latency (ms) | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|");
+    latency_row(&mut o, "request (corrected)", &q.latency_corrected);
+    latency_row(&mut o, "request (uncorrected)", &q.latency_uncorrected);
+    for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
+        latency_row(&mut o, &format!("delivery {name}"), &g.latency);
+    }
+    latency_row(&mut o, "listener connect+join", &r.listeners.connect);
+
+    if !r.thresholds.is_empty() {
+        let _ = writeln!(o, "\n| threshold | actual | result |\n|---|---:|---|");
+        for t in &r.thresholds {
+            let result = if t.passed { "✅ pass" } else { "❌ fail" };
+            let _ = writeln!(o, "| `{}` | {} | {result} |", escape_md(&t.expr), actual_text(t));
+        }
+    }
+    o
+}
+
+fn latency_row(o: &mut String, name: &str, s: &Summary) {
+    let _ = writeln!(
+        o,
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms
+    );
+}
+
+/// `12.5 ms`, `0.002 (0.2%)`, `true`, `n/a`.
+pub fn actual_text(t: &ThresholdOutcome) -> String {
+    match (&t.actual, t.unit.as_str()) {
+        (serde_json::Value::Null, _) => "n/a".to_owned(),
+        (serde_json::Value::Number(n), "fraction") => {
+            let f = n.as_f64().unwrap_or(0.0);
+            format!("{f} ({}%)", f * 100.0)
+        }
+        (serde_json::Value::Number(n), "ms") => format!("{:.3} ms", n.as_f64().unwrap_or(0.0)),
+        (v, "") => v.to_string(),
+        (v, unit) => format!("{v} {unit}"),
+    }
+}
+
+fn escape_md(s: &str) -> String {
+    s.replace('|', "\\|").replace('`', "'")
+}
+
+/// `junit.xml`
+pub fn junit_xml(r: &ReportModel) -> String {
+    let failures = r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(!r.valid);
+    let tests = r.thresholds.len() + 1;
+    let time = r.window.traffic_s + r.window.drain_s;
+    let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ =
+        writeln!(o, "<testsuites name=\"firehose-sim\" tests=\"{tests}\" failures=\"{failures}\" time=\"{time:.3}\">");
+    let _ = writeln!(
+        o,
+        "  <testsuite name=\"firehose-sim.{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" time=\"{time:.3}\" timestamp=\"{}\">",
+        xml(&r.run_id),
+        xml(&r.started_at)
+    );
+    let _ = writeln!(o, "    <testcase classname=\"firehose-sim.run\" name=\"run is valid\">");
+    if !r.valid {
+        let reasons = r.invalid_reasons.join("; ");
+        let _ = writeln!(o, "      <failure message=\"invalid run\" type=\"invalid_run\">{}</failure>", xml(&reasons));
+    }
+    let _ = writeln!(o, "    </testcase>");
+    for t in &r.thresholds {
+        let _ = writeln!(o, "    <testcase classname=\"firehose-sim.thresholds\" name=\"{}\">", xml(&t.expr));
+        if !t.passed {
+            let message = format!("actual {}, expected {} {}", actual_text(t), t.metric, t.expected);
+            let _ = writeln!(
+                o,
+                "      <failure message=\"{}\" type=\"threshold\">{}: actual {}, expected {}</failure>",
+                xml(&message),
+                xml(&t.expr),
+                xml(&actual_text(t)),
+                xml(&t.expected)
+            );
+        }
+        let _ = writeln!(o, "    </testcase>");
+    }
+    let _ = writeln!(o, "  </testsuite>\n</testsuites>");
+    o
+}
+
+/// Escapes text for an XML attribute or element.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_text_is_escaped() {
+        assert_eq!(xml("p99 < 5ms & \"x\""), "p99 &lt; 5ms &amp; &quot;x&quot;");
+        assert_eq!(xml("a\u{1}b"), "ab");
+    }
+}

@@ -1,0 +1,252 @@
+//! Scenario files: a run described in TOML (`fixtures/scenarios/*.toml`, format in
+//! `fixtures/scenarios/README.md`). This module only reads a file into raw values that
+//! remember where they were written; `plan` layers command-line flags over them and
+//! validates the result, so an error can point at the file, line and key.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`): a misspelt `rate` must not
+//! silently run the default. Action kinds and listener groups that the issue plans but
+//! this simulator cannot drive yet (likes, chat, typing, …) are known by name and
+//! refused with their own message, so a scenario never runs less than it says.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// Where shipped scenarios live, relative to the repository root.
+pub const SCENARIO_DIR: &str = "fixtures/scenarios";
+
+/// The file as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScenarioFile {
+    /// Free text, for people.
+    pub description: Option<String>,
+    pub target: Option<Spanned<String>>,
+    pub duration: Option<Spanned<String>>,
+    pub warmup: Option<Spanned<String>>,
+    pub seed: Option<Spanned<u64>>,
+    pub max_lag: Option<Spanned<String>>,
+    pub drain_timeout: Option<Spanned<String>>,
+    pub max_in_flight: Option<Spanned<u32>>,
+    pub seed_bookmarks: Option<Spanned<u32>>,
+    /// Gates, as `--threshold` takes them; `--threshold` flags replace the list.
+    pub thresholds: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub listeners: ListenersFile,
+    #[serde(default)]
+    pub actions: ActionsFile,
+}
+
+/// `[listeners]`: counts per group and how fast they connect.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenersFile {
+    pub firehose: Option<Spanned<u32>>,
+    pub tag: Option<Spanned<u32>>,
+    pub connect_rate: Option<Spanned<f64>>,
+    // Planned groups, refused until the simulator drives them.
+    room: Option<Spanned<toml::Value>>,
+    likes: Option<Spanned<toml::Value>>,
+    user: Option<Spanned<toml::Value>>,
+    page: Option<Spanned<toml::Value>>,
+}
+
+/// `[actions.<kind>]`: one table per traffic kind.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsFile {
+    pub create_bookmark: Option<Spanned<CreateBookmark>>,
+    // Planned kinds, refused until the simulator drives them.
+    delete_bookmark: Option<Spanned<toml::Value>>,
+    like: Option<Spanned<toml::Value>>,
+    unlike: Option<Spanned<toml::Value>>,
+    chat_message: Option<Spanned<toml::Value>>,
+    typing: Option<Spanned<toml::Value>>,
+    presence_churn: Option<Spanned<toml::Value>>,
+    reconnect_storm: Option<Spanned<toml::Value>>,
+    page_readers: Option<Spanned<toml::Value>>,
+}
+
+/// `[actions.create_bookmark]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBookmark {
+    /// Bookmarks per second.
+    pub rate: Option<Spanned<f64>>,
+    pub private_fraction: Option<Spanned<f64>>,
+}
+
+/// A loaded scenario: its path, text (for line numbers) and values.
+#[derive(Debug)]
+pub struct Scenario {
+    pub path: PathBuf,
+    text: String,
+    pub file: ScenarioFile,
+}
+
+/// A place in a scenario file, for messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Place {
+    pub file: String,
+    /// Dotted key, e.g. `actions.create_bookmark.rate`.
+    pub key: String,
+    /// 1-based.
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.key)
+    }
+}
+
+/// Why a scenario cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("--scenario {name:?}: no such scenario (looked for {}); shipped scenarios: {}", looked.join(", "), available.join(", "))]
+    NotFound { name: String, looked: Vec<String>, available: Vec<String> },
+    #[error("{file}: cannot read the scenario: {reason}")]
+    Read { file: String, reason: String },
+    /// Syntax, wrong type, unknown key: toml's message at its span.
+    #[error("{file}:{line}:{column}: {message}\n{snippet}")]
+    Parse { file: String, line: usize, column: usize, message: String, snippet: String },
+    #[error(
+        "{place}: {what} is not supported by this simulator yet (it drives {supported}); remove it or run a scenario without it"
+    )]
+    Unsupported { place: Place, what: String, supported: &'static str },
+}
+
+impl Scenario {
+    /// Finds a scenario by path, or by name under `fixtures/scenarios/` (from the
+    /// current directory, then from the repository this binary was built in).
+    pub fn find(name: &str) -> Result<PathBuf, ScenarioError> {
+        let direct = Path::new(name);
+        if name.ends_with(".toml") || name.contains(std::path::MAIN_SEPARATOR) {
+            return Ok(direct.to_owned());
+        }
+        let candidates = scenario_dirs().into_iter().map(|d| d.join(format!("{name}.toml"))).collect::<Vec<_>>();
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        Err(ScenarioError::NotFound {
+            name: name.to_owned(),
+            looked: candidates.iter().map(|p| p.display().to_string()).collect(),
+            available: shipped(),
+        })
+    }
+
+    /// Reads and parses the scenario at `path`.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::Read { file: path.display().to_string(), reason: e.to_string() })?;
+        Self::parse(path, text)
+    }
+
+    /// Parses `text` as if read from `path`.
+    pub fn parse(path: &Path, text: String) -> Result<Scenario, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(&text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            let (line, column) = line_col(&text, span.start);
+            ScenarioError::Parse {
+                file: path.display().to_string(),
+                line,
+                column,
+                message: e.message().trim().to_owned(),
+                snippet: snippet(&text, span),
+            }
+        })?;
+        let scenario = Scenario { path: path.to_owned(), text, file };
+        scenario.refuse_unsupported()?;
+        Ok(scenario)
+    }
+
+    /// The place of a value spanning `span`.
+    pub fn place(&self, key: &str, span: Range<usize>) -> Place {
+        let (line, column) = line_col(&self.text, span.start);
+        Place { file: self.path.display().to_string(), key: key.to_owned(), line, column }
+    }
+
+    fn refuse_unsupported(&self) -> Result<(), ScenarioError> {
+        let a = &self.file.actions;
+        let actions = [
+            ("delete_bookmark", &a.delete_bookmark),
+            ("like", &a.like),
+            ("unlike", &a.unlike),
+            ("chat_message", &a.chat_message),
+            ("typing", &a.typing),
+            ("presence_churn", &a.presence_churn),
+            ("reconnect_storm", &a.reconnect_storm),
+            ("page_readers", &a.page_readers),
+        ];
+        for (kind, value) in actions {
+            if let Some(v) = value {
+                return Err(ScenarioError::Unsupported {
+                    place: self.place(&format!("actions.{kind}"), v.span()),
+                    what: format!("action kind `{kind}`"),
+                    supported: "the action create_bookmark",
+                });
+            }
+        }
+        let l = &self.file.listeners;
+        for (group, value) in [("room", &l.room), ("likes", &l.likes), ("user", &l.user), ("page", &l.page)] {
+            if let Some(v) = value {
+                return Err(ScenarioError::Unsupported {
+                    place: self.place(&format!("listeners.{group}"), v.span()),
+                    what: format!("listener group `{group}`"),
+                    supported: "the listener groups firehose and tag",
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn scenario_dirs() -> Vec<PathBuf> {
+    let here = PathBuf::from(SCENARIO_DIR);
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SCENARIO_DIR);
+    let mut dirs = vec![here];
+    if built.is_dir() {
+        dirs.push(built);
+    }
+    dirs
+}
+
+/// Names of the scenarios found where `find` looks.
+pub fn shipped() -> Vec<String> {
+    let mut names: Vec<String> = scenario_dirs()
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            name.strip_suffix(".toml").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The line holding `span`, numbered, with carets under the span.
+fn snippet(text: &str, span: Range<usize>) -> String {
+    let (line, column) = line_col(text, span.start);
+    let source = text.lines().nth(line - 1).unwrap_or("");
+    let width = text.get(span.clone()).map_or(1, |s| s.lines().next().unwrap_or("").chars().count().max(1));
+    let gutter = line.to_string().len();
+    format!("{:gutter$} |\n{line} | {source}\n{:gutter$} | {}{}", "", "", " ".repeat(column - 1), "^".repeat(width))
+}
+
+#[cfg(test)]
+mod tests;
