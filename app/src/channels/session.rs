@@ -3,7 +3,6 @@
 //! frames and a possible close; the socket task (`socket.rs`) does the IO. What each
 //! channel does is in `channel.rs`.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 
 use axum::extract::ws::Message;
@@ -37,12 +36,62 @@ struct Joined {
     state: ChannelState,
 }
 
+/// The channels a socket has joined, by topic. A plain vector sized to what is used:
+/// most sockets join one or two topics, and a hash map's minimum table of several
+/// `Joined` entries would cost hundreds of bytes on each of tens of thousands of
+/// sockets. Lookups are linear over at most `max_channels` (100) entries.
+#[derive(Default)]
+struct JoinedChannels(Vec<(String, Joined)>);
+
+impl JoinedChannels {
+    fn position(&self, topic: &str) -> Option<usize> {
+        self.0.iter().position(|(t, _)| t == topic)
+    }
+
+    fn get(&self, topic: &str) -> Option<&Joined> {
+        self.position(topic).map(|i| &self.0[i].1)
+    }
+
+    fn contains_key(&self, topic: &str) -> bool {
+        self.position(topic).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn remove(&mut self, topic: &str) -> Option<Joined> {
+        let i = self.position(topic)?;
+        let (_, joined) = self.0.swap_remove(i);
+        if self.0.is_empty() {
+            self.0 = Vec::new();
+        }
+        Some(joined)
+    }
+
+    /// Inserts or replaces. The first entry allocates room for exactly one.
+    fn insert(&mut self, topic: String, joined: Joined) {
+        if let Some(i) = self.position(&topic) {
+            self.0[i].1 = joined;
+            return;
+        }
+        if self.0.capacity() == 0 {
+            self.0.reserve_exact(1);
+        }
+        self.0.push((topic, joined));
+    }
+
+    fn take_all(&mut self) -> Vec<(String, Joined)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
 pub(super) struct Session {
     pub(super) state: AppState,
     vsn: Vsn,
     user: Option<User>,
     handle: SocketHandle,
-    joined: HashMap<String, Joined>,
+    joined: JoinedChannels,
     /// Frames produced while handling one client message, written right after.
     pub(super) out: Vec<Message>,
     pub(super) close: Option<(u16, &'static str)>,
@@ -50,7 +99,7 @@ pub(super) struct Session {
 
 impl Session {
     pub(super) fn new(state: AppState, vsn: Vsn, user: Option<User>, handle: SocketHandle) -> Self {
-        Self { state, vsn, user, handle, joined: HashMap::new(), out: Vec::new(), close: None }
+        Self { state, vsn, user, handle, joined: JoinedChannels::default(), out: Vec::new(), close: None }
     }
 
     pub(super) async fn handle_message(&mut self, msg: Message) {
@@ -274,7 +323,7 @@ impl Session {
     }
 
     pub(super) async fn leave_all(&mut self) {
-        let joined: Vec<_> = self.joined.drain().collect();
+        let joined = self.joined.take_all();
         for (topic, joined) in joined {
             self.release(&topic, joined).await;
         }
