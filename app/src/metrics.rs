@@ -10,6 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use parking_lot::Mutex;
 
+use crate::ratelimit::{Action, UserLimits};
 use crate::state::AppState;
 
 #[derive(Default)]
@@ -22,6 +23,7 @@ pub struct Metrics {
     pub broadcasts: AtomicU64,
     pub frames_delivered: AtomicU64,
     pub slow_consumer_closes: AtomicU64,
+    pub revoked_closes: AtomicU64,
     pub bad_frames: AtomicU64,
     pub channel_crashes: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), u64>>,
@@ -39,7 +41,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             ("firehose_sockets_opened_total", "WebSocket connections accepted", &self.sockets_opened),
             (
                 "firehose_sockets_refused_total",
@@ -54,6 +56,11 @@ impl Metrics {
                 "firehose_slow_consumer_closes_total",
                 "Sockets closed because their outbox overflowed",
                 &self.slow_consumer_closes,
+            ),
+            (
+                "firehose_revoked_closes_total",
+                "Sockets closed because the credential they connected with was revoked",
+                &self.revoked_closes,
             ),
             ("firehose_bad_frames_total", "Client frames that could not be decoded", &self.bad_frames),
             ("firehose_channel_crashes_total", "Channel handlers that failed (phx_error sent)", &self.channel_crashes),
@@ -90,6 +97,18 @@ pub fn resident_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// `firehose_rate_limited_total{action=…}`: attempts refused by the per-user limits.
+fn render_rate_limited(out: &mut String, limits: &UserLimits) {
+    let _ = writeln!(out, "# HELP firehose_rate_limited_total Attempts refused by the per-user rate limits");
+    let _ = writeln!(out, "# TYPE firehose_rate_limited_total counter");
+    for action in Action::ALL {
+        let _ =
+            writeln!(out, "firehose_rate_limited_total{{action=\"{}\"}} {}", action.label(), limits.refused(action));
+    }
+}
+
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    let mut out = state.metrics.render();
+    render_rate_limited(&mut out, &state.limits);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }

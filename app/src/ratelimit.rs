@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -106,6 +107,24 @@ pub enum Action {
     Typing,
 }
 
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Message, Action::Like, Action::Bookmark, Action::Typing];
+
+    /// The `action` label of `firehose_rate_limited_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Message => "message",
+            Action::Like => "like",
+            Action::Bookmark => "bookmark",
+            Action::Typing => "typing",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// Per-user token buckets, one limiter per `Action` (keyed by user id), each bounded to
 /// `RateLimits::max_keys` users. See the module docs.
 pub struct UserLimits {
@@ -113,6 +132,8 @@ pub struct UserLimits {
     likes: Option<RateLimiter<i64>>,
     bookmarks: Option<RateLimiter<i64>>,
     typing: Option<RateLimiter<i64>>,
+    /// Attempts refused, by `Action::index`.
+    refused: [AtomicU64; 4],
 }
 
 impl UserLimits {
@@ -123,6 +144,7 @@ impl UserLimits {
             likes: make(limits.likes),
             bookmarks: make(limits.bookmarks),
             typing: make(limits.typing),
+            refused: Default::default(),
         }
     }
 
@@ -137,8 +159,18 @@ impl UserLimits {
 
     /// Takes one token of `user_id`'s budget for `action`; `Err(wait)` when it is spent,
     /// with the time until the next token. Always `Ok` for an action that is off.
+    /// A refusal is counted (`refused`, shown as `firehose_rate_limited_total`).
     pub fn check(&self, action: Action, user_id: i64) -> Result<(), Duration> {
-        self.limiter(action).map_or(Ok(()), |l| l.check(user_id))
+        let checked = self.limiter(action).map_or(Ok(()), |l| l.check(user_id));
+        if checked.is_err() {
+            self.refused[action.index()].fetch_add(1, Relaxed);
+        }
+        checked
+    }
+
+    /// Attempts at `action` refused so far.
+    pub fn refused(&self, action: Action) -> u64 {
+        self.refused[action.index()].load(Relaxed)
     }
 
     /// The rate in effect for `action` (`None`: unlimited).
@@ -410,6 +442,8 @@ mod tests {
         assert_eq!(limits.check(Action::Like, 1), Ok(()));
         assert!(limits.check(Action::Like, 1).is_err());
         assert_eq!(limits.check(Action::Typing, 1), Ok(()));
+        assert_eq!((limits.refused(Action::Message), limits.refused(Action::Like)), (1, 1));
+        assert_eq!(limits.refused(Action::Typing), 0);
         for _ in 0..1000 {
             assert_eq!(limits.check(Action::Bookmark, 1), Ok(()));
         }

@@ -86,6 +86,7 @@ pub async fn start(
         sockets: TaskTracker::new(),
         auth_limiter: Arc::new(auth_limiter),
         limits: Arc::new(limits),
+        live_sockets: Arc::default(),
         rooms,
     };
     let addr = listener.local_addr()?;

@@ -30,6 +30,9 @@ pub struct AppState {
     pub limits: Arc<UserLimits>,
     /// Who reads which page (`page:<path>` topics); an actor owning all page state.
     pub readers: crate::readers::Readers,
+    /// Open signed-in sockets by the credential they connected with, closed when it is
+    /// revoked (`crate::accounts::LiveSockets`).
+    pub live_sockets: Arc<crate::accounts::LiveSockets>,
     /// The chat rooms' actors by slug (`crate::chat`).
     pub rooms: crate::chat::RoomRegistry,
 }

@@ -16,6 +16,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/users", post(create_user))
         .merge(super::session_api::router())
         .merge(super::token_api::router())
+        .merge(super::avatar_api::router())
 }
 
 async fn create_user(

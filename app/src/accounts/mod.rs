@@ -10,6 +10,10 @@
 //! or a password change). `authenticate` accepts either, so a page can also connect its
 //! socket with the token of its session.
 //!
+//! A socket follows its credential: sockets that connected with a token are
+//! registered by it (`live.rs`) and closed when it is revoked, the session logs out
+//! or the password changes.
+//!
 //! No user enumeration: a failed login answers "invalid email or password" whether the
 //! email is unknown or the password wrong, and an unknown email is verified against a
 //! dummy hash so the two take the same time. Registration does say that an email is
@@ -18,7 +22,9 @@
 //! lookup.
 
 mod api;
+mod avatar_api;
 mod extract;
+mod live;
 mod model;
 mod password;
 mod session_api;
@@ -30,6 +36,7 @@ pub use api::router;
 pub use extract::{
     Authenticated, CSRF_HEADER, ClientIp, CurrentUser, MaybeUser, SESSION_COOKIE, Via, check_csrf, session_cookie,
 };
+pub use live::{Credential, LiveSockets, Registration};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
 pub use tokens::{ApiToken, TokenHash, csrf_token};
 

@@ -17,14 +17,15 @@ pub struct Account {
 }
 
 impl Account {
-    /// The profile as the API shows it to its owner. The avatar's storage path stays
-    /// internal; uploads will give it a URL.
+    /// The profile as the API shows it to its owner. `avatar_path` holds the avatar
+    /// upload's key; the API shows where it is served.
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.user.id,
             "username": self.user.username,
             "email": self.email,
             "display_name": self.display_name,
+            "avatar_url": self.avatar_path.as_ref().map(|key| format!("/uploads/{key}")),
             "inserted_at": self.inserted_at,
         })
     }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::extract::{clear_session_cookie, reject_cross_site, set_session_cookie};
 use super::{
-    Account, ApiToken, Authenticated, ClientIp, NewAccount, NewSession, TokenHash, TokenKind, TokenOwner,
+    Account, ApiToken, Authenticated, ClientIp, Credential, NewAccount, NewSession, TokenHash, TokenKind, TokenOwner,
     UsernameChoice, Via, check_csrf, csrf_token, password, resolve, session_cookie, timestamp, validate,
 };
 use crate::http::{ApiError, FieldErrors, JsonBody};
@@ -79,26 +79,28 @@ async fn login(
     Ok(account_response(StatusCode::OK, &state, &account, SessionOut::New(token.as_str())))
 }
 
-/// Ends the cookie's session and clears the cookie. Idempotent: without a live session
-/// it only clears the cookie.
+/// Ends the cookie's session (closing the sockets that connected with it) and clears
+/// the cookie. Idempotent: without a live session it only clears the cookie.
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     reject_cross_site(&headers)?;
     if let Some(token) = session_cookie(&headers)
-        && let Some(TokenOwner { kind: TokenKind::Session { .. }, .. }) = resolve(&state, &token).await?
+        && let Some(TokenOwner { kind: TokenKind::Session { id }, user }) = resolve(&state, &token).await?
     {
         // A live session is only ended on a request that carries its CSRF token, so
         // another site cannot sign the user out.
         check_csrf(&headers, &token)?;
         state.store.delete_session(&TokenHash::of(&token)).await?;
+        state.live_sockets.revoke(user.id, Credential::Session(id));
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     clear_session_cookie(response.headers_mut(), state.config.accounts.secure_cookie);
     Ok(response)
 }
 
-/// Changes the password and ends every session of the user. A cookie caller gets a
-/// fresh session (new cookie, new CSRF token); a bearer caller keeps using its token.
-/// API tokens are left alone: they are managed, and revoked, on their own.
+/// Changes the password and ends every session of the user, closing the sockets that
+/// connected with one. A cookie caller gets a fresh session (new cookie, new CSRF
+/// token); a bearer caller keeps using its token. API tokens (and their sockets) are
+/// left alone: they are managed, and revoked, on their own.
 async fn change_password(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -118,6 +120,7 @@ async fn change_password(
         Via::Bearer => None,
     };
     state.store.change_password(auth.user.id, &new_hash, replacement.as_ref().map(|(_, s)| s)).await?;
+    state.live_sockets.revoke_sessions(auth.user.id);
     let account = own_account(&state, auth.user.id).await?;
     let out = match &replacement {
         Some((token, _)) => SessionOut::New(token.as_str()),

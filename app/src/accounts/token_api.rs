@@ -1,6 +1,7 @@
 //! `/api/tokens`: a signed-in user creates named API tokens (the secret is shown once),
 //! lists them (never the secret) and revokes them. Revoking deletes the token, so it
-//! fails everywhere at once: HTTP bearer auth and socket connect look tokens up by hash.
+//! fails everywhere at once: HTTP bearer auth and socket connect look tokens up by hash,
+//! and the sockets that connected with it are closed (`live.rs`).
 
 use axum::Json;
 use axum::Router;
@@ -9,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
-use super::{ApiToken, ApiTokenInfo, CurrentUser, validate};
+use super::{ApiToken, ApiTokenInfo, Credential, CurrentUser, validate};
 use crate::http::{ApiError, FieldErrors, JsonBody};
 use crate::state::AppState;
 
@@ -52,6 +53,7 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let id = id.parse::<i64>().map_err(|_| ApiError::NotFound("no such token"))?;
     if state.store.delete_api_token(user.id, id).await? {
+        state.live_sockets.revoke(user.id, Credential::ApiToken(id));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such token"))

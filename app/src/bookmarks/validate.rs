@@ -61,6 +61,8 @@ fn required_text(fields: &Map<String, Value>, name: &str, max: usize, errors: &m
                 errors.add(name, "can't be blank");
             } else if s.chars().count() > max {
                 errors.add(name, format!("should be at most {max} characters"));
+            } else if s.chars().any(char::is_control) {
+                errors.add(name, "must not contain control characters");
             } else {
                 return Some(s.to_owned());
             }
@@ -75,6 +77,11 @@ fn optional_text(fields: &Map<String, Value>, name: &str, max: usize, errors: &m
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) if s.chars().count() > max => {
             errors.add(name, format!("should be at most {max} characters"));
+            String::new()
+        }
+        // Line breaks and tabs are text; NUL and other control characters are not.
+        Some(Value::String(s)) if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) => {
+            errors.add(name, "must not contain control characters other than line breaks and tabs");
             String::new()
         }
         Some(Value::String(s)) => s.trim().to_owned(),

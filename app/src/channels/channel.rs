@@ -18,6 +18,8 @@ use crate::wire::Vsn;
 pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub user: Option<&'a User>,
+    /// The join ref of the channel (of the join being made, for `join`).
+    pub join_ref: Option<&'a str>,
     pub socket: &'a SocketHandle,
     pub vsn: Vsn,
 }
@@ -57,6 +59,17 @@ pub enum ChannelState {
     Likes { sub: crate::pubsub::SubId },
     /// `room:<slug>`: the join as the room's actor knows it, left on leave.
     Room(room::RoomJoin),
+}
+
+impl ChannelState {
+    /// Whether the server side ended this channel on its own (it sent `phx_close`): the
+    /// socket no longer counts it as joined.
+    pub fn closed(&self) -> bool {
+        match self {
+            ChannelState::Room(join) => join.closed(),
+            _ => false,
+        }
+    }
 }
 
 /// The answer to a client event on a joined channel.

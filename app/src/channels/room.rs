@@ -14,6 +14,9 @@
 //! Writing needs a signed-in user; messages and typing count against the user's rate
 //! limits.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -29,18 +32,32 @@ pub struct RoomJoin {
     slug: String,
     room_id: i64,
     join_id: u64,
+    /// Set by the room when it closed this channel (deleted, or no longer readable).
+    closed: Arc<AtomicBool>,
+}
+
+impl RoomJoin {
+    /// Whether the room closed this channel (and sent it `phx_close`).
+    pub fn closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
 }
 
 pub async fn join(ctx: &Ctx<'_>, slug: &str) -> Result<JoinGrant, Value> {
     let rooms = &ctx.state.rooms;
     let (join_id, joined) =
-        rooms.join(slug, ctx.user.cloned(), ctx.socket.clone(), ctx.vsn).await.map_err(|e| e.reason())?;
+        rooms.join(slug, ctx.join_ref, ctx.user.cloned(), ctx.socket.clone(), ctx.vsn).await.map_err(|e| e.reason())?;
     Ok(JoinGrant {
         response: joined.response,
         // The actor subscribed the socket together with the snapshot it replied with.
         subscribe: false,
         pushes: vec![(presence::events::STATE, joined.presence)],
-        state: ChannelState::Room(RoomJoin { slug: slug.to_owned(), room_id: joined.room_id, join_id }),
+        state: ChannelState::Room(RoomJoin {
+            slug: slug.to_owned(),
+            room_id: joined.room_id,
+            join_id,
+            closed: joined.closed,
+        }),
     })
 }
 

@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 
 use super::channel::{self, ChannelState, Ctx, Outcome};
 use super::topics::{self, ChannelKind, JoinRefusal};
-use crate::accounts::User;
+use crate::accounts::{Registration, User};
 use crate::metrics::Metrics;
 use crate::pubsub::{Since, SocketHandle, SubId};
 use crate::state::AppState;
@@ -23,6 +23,7 @@ use crate::wire::{self, DecodeError, ErrorReason, InFrame, ReplyStatus, Vsn, eve
 pub(super) mod close_code {
     pub const PROTOCOL_ERROR: u16 = 1002;
     pub const UNSUPPORTED: u16 = 1003;
+    pub const POLICY_VIOLATION: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
     pub const INTERNAL: u16 = 1011;
     pub const RESTART: u16 = 1012;
@@ -86,10 +87,18 @@ impl JoinedChannels {
     }
 }
 
+/// The user of a signed-in socket and its place among the live sockets of the
+/// credential it connected with (`crate::accounts::LiveSockets`). Boxed in `Session`,
+/// so an anonymous socket carries one null pointer for it.
+pub(super) struct SignedIn {
+    pub(super) user: User,
+    pub(super) registration: Registration,
+}
+
 pub(super) struct Session {
     pub(super) state: AppState,
     vsn: Vsn,
-    user: Option<User>,
+    user: Option<Box<SignedIn>>,
     handle: SocketHandle,
     joined: JoinedChannels,
     /// Frames produced while handling one client message, written right after.
@@ -98,8 +107,17 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub(super) fn new(state: AppState, vsn: Vsn, user: Option<User>, handle: SocketHandle) -> Self {
+    pub(super) fn new(state: AppState, vsn: Vsn, user: Option<Box<SignedIn>>, handle: SocketHandle) -> Self {
         Self { state, vsn, user, handle, joined: JoinedChannels::default(), out: Vec::new(), close: None }
+    }
+
+    fn user(&self) -> Option<&User> {
+        self.user.as_deref().map(|s| &s.user)
+    }
+
+    /// Whether the credential this socket connected with has been revoked.
+    pub(super) fn revoked(&self) -> bool {
+        self.user.as_ref().is_some_and(|s| s.registration.is_revoked())
     }
 
     pub(super) async fn handle_message(&mut self, msg: Message) {
@@ -170,6 +188,15 @@ impl Session {
             self.reply(None, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new("unmatched topic"));
             return;
         };
+        if current.state.closed() {
+            // The server ended this channel (it was sent `phx_close`): like Phoenix,
+            // whose channel process is gone, the topic is no longer joined.
+            if let Some(joined) = self.joined.remove(topic) {
+                self.release(topic, joined).await;
+            }
+            self.reply(None, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new("unmatched topic"));
+            return;
+        }
         // A message for an earlier join of this topic is stale: Phoenix ignores it.
         if jr.is_some() && current.join_ref.as_deref() != jr {
             return;
@@ -182,7 +209,13 @@ impl Session {
             return;
         }
         let Some(mut joined) = self.joined.remove(topic) else { return };
-        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        let ctx = Ctx {
+            state: &self.state,
+            user: self.user(),
+            join_ref: current_jr.as_deref(),
+            socket: &self.handle,
+            vsn: self.vsn,
+        };
         let handled = AssertUnwindSafe(channel::handle_in(
             &ctx,
             &joined.kind,
@@ -235,6 +268,7 @@ impl Session {
                 return;
             }
         };
+        self.forget_closed().await;
         let rejoin = self.joined.contains_key(topic);
         if !rejoin && self.joined.len() >= self.state.config.socket.max_channels {
             Metrics::add(&metrics.join_errors, 1);
@@ -249,7 +283,7 @@ impl Session {
                 return;
             }
         };
-        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        let ctx = Ctx { state: &self.state, user: self.user(), join_ref: jr, socket: &self.handle, vsn: self.vsn };
         let granted = AssertUnwindSafe(channel::join(&ctx, &kind, topic, payload)).catch_unwind().await;
         let grant = match granted {
             Ok(Ok(grant)) => grant,
@@ -272,7 +306,13 @@ impl Session {
         let mut sub = None;
         if let Some(old) = old {
             sub = old.sub;
-            let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+            let ctx = Ctx {
+                state: &self.state,
+                user: self.user(),
+                join_ref: old.join_ref.as_deref(),
+                socket: &self.handle,
+                vsn: self.vsn,
+            };
             channel::leave(&ctx, &old.kind, topic, old.state).await;
         }
         let mut response = grant.response;
@@ -318,8 +358,24 @@ impl Session {
         if let Some(sub) = joined.sub {
             self.state.pubsub.unsubscribe(topic, sub);
         }
-        let ctx = Ctx { state: &self.state, user: self.user.as_ref(), socket: &self.handle, vsn: self.vsn };
+        let ctx = Ctx {
+            state: &self.state,
+            user: self.user(),
+            join_ref: joined.join_ref.as_deref(),
+            socket: &self.handle,
+            vsn: self.vsn,
+        };
         channel::leave(&ctx, &joined.kind, topic, joined.state).await;
+    }
+
+    /// Drops the channels the server ended on its own, so they neither count against
+    /// `max_channels` nor make a later join of their topic a re-join.
+    async fn forget_closed(&mut self) {
+        while let Some(topic) = self.joined.0.iter().find(|(_, j)| j.state.closed()).map(|(t, _)| t.clone()) {
+            if let Some(joined) = self.joined.remove(&topic) {
+                self.release(&topic, joined).await;
+            }
+        }
     }
 
     pub(super) async fn leave_all(&mut self) {

@@ -1,5 +1,6 @@
 //! One task per connection: it selects over the client's frames, its outbox of
-//! broadcasts, the idle deadline, a slow-consumer signal and server shutdown.
+//! broadcasts, the idle deadline, a close signal (slow consumer, or the credential it
+//! connected with was revoked) and server shutdown.
 //!
 //! Replies are produced inside this task and written before the task looks at its
 //! outbox again, so a join reply always precedes the topic's broadcasts. Writes are
@@ -16,8 +17,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Session, close_code};
-use crate::accounts::User;
+use super::session::{Session, SignedIn, close_code};
 use crate::metrics::Metrics;
 use crate::pubsub::{SharedFrame, SocketHandle};
 use crate::state::AppState;
@@ -37,13 +37,23 @@ struct Connection {
 }
 
 /// Serves one upgraded connection until it closes.
-pub fn run(ws: WebSocket, state: AppState, vsn: Vsn, user: Option<User>) -> impl Future<Output = ()> + Send {
+pub(super) fn run(
+    ws: WebSocket,
+    state: AppState,
+    vsn: Vsn,
+    user: Option<Box<SignedIn>>,
+) -> impl Future<Output = ()> + Send {
     let metrics = state.metrics.clone();
     let socket_id = metrics.sockets_opened.fetch_add(1, Relaxed);
     metrics.open_sockets.fetch_add(1, Relaxed);
     let cfg = &state.config.socket;
     let (tx, rx) = mpsc::channel(cfg.outbox_capacity);
-    let handle = SocketHandle { id: socket_id, outbox: tx, slow: CancellationToken::new() };
+    // A signed-in socket's close signal also fires when its credential is revoked.
+    let slow = match &user {
+        Some(signed_in) => signed_in.registration.revoked().child_token(),
+        None => CancellationToken::new(),
+    };
+    let handle = SocketHandle { id: socket_id, outbox: tx, slow };
     let guard = WriteGuard {
         slow: handle.slow.clone(),
         shutdown: state.shutdown.clone(),
@@ -82,13 +92,23 @@ impl Connection {
                     if !self.sock.out.is_empty() && !self.write(None).await {
                         break None;
                     }
+                    // A busy socket may not reach the signal branch for a while.
+                    if self.sock.revoked() {
+                        break Some(self.revoked_close());
+                    }
                 }
                 Some(frame) = self.rx.recv() => {
                     if !self.write(Some(frame)).await {
                         break None;
                     }
+                    if self.sock.revoked() {
+                        break Some(self.revoked_close());
+                    }
                 }
                 _ = self.guard.slow.cancelled() => {
+                    if self.sock.revoked() {
+                        break Some(self.revoked_close());
+                    }
                     Metrics::add(&self.guard.metrics.slow_consumer_closes, 1);
                     break Some((close_code::TRY_AGAIN_LATER, "slow consumer"));
                 }
@@ -109,6 +129,13 @@ impl Connection {
             let _ = Box::pin(timeout(CLOSE_TIMEOUT, self.ws.send(Message::Close(Some(frame))))).await;
         }
         self.guard.metrics.open_sockets.fetch_sub(1, Relaxed);
+    }
+
+    /// The credential this socket connected with was revoked (token deleted, logout,
+    /// password change): not 1000, so phoenix.js reconnects — and is refused.
+    fn revoked_close(&self) -> (u16, &'static str) {
+        Metrics::add(&self.guard.metrics.revoked_closes, 1);
+        (close_code::POLICY_VIOLATION, "credentials revoked")
     }
 
     /// The pending frames plus a coalesced backlog; boxed so the rarely-awaited write

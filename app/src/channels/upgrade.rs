@@ -14,8 +14,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
+use super::session::SignedIn;
 use super::socket;
-use crate::accounts::authenticate;
+use crate::accounts::{Credential, resolve};
 use crate::http::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -53,7 +54,7 @@ async fn prepare(
     }
     let token = params.get("token").cloned().or_else(|| subprotocol_token(headers));
     let user = match token {
-        Some(token) => Some(authenticate(state, &token).await?.ok_or(ApiError::Forbidden("invalid token"))?),
+        Some(token) => Some(Box::new(sign_in(state, &token).await?)),
         None => None,
     };
     let state = state.clone();
@@ -67,6 +68,27 @@ async fn prepare(
         .max_frame_size(cfg.max_message_bytes)
         .on_upgrade(move |ws| tracker.track_future(socket::run(ws, state, vsn, user)));
     Ok(response)
+}
+
+/// Resolves the connect token and registers the socket-to-be under it, so that
+/// revoking the token (or ending its session) closes the socket. Refused (403) when the
+/// token is unknown, or was revoked while this connect was under way.
+async fn sign_in(state: &AppState, token: &str) -> Result<SignedIn, ApiError> {
+    const REFUSED: ApiError = ApiError::Forbidden("invalid token");
+    let live = &state.live_sockets;
+    let seen = live.revocations();
+    let owner = resolve(state, token).await?.ok_or(REFUSED)?;
+    let credential = Credential::from(&owner.kind);
+    let registration = live.register(owner.user.id, credential);
+    // A revocation between the lookup and the registration would have missed this
+    // socket: look again (rare — only when some revocation happened meanwhile).
+    if registration.raced(seen) {
+        let again = resolve(state, token).await?;
+        if again.is_none_or(|o| o.user.id != owner.user.id || Credential::from(&o.kind) != credential) {
+            return Err(REFUSED);
+        }
+    }
+    Ok(SignedIn { user: owner.user, registration })
 }
 
 /// phoenix.js ≥ 1.8 sends `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<token>`.

@@ -18,6 +18,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ws::Utf8Bytes;
 use futures_util::FutureExt;
@@ -39,6 +40,7 @@ use crate::wire::{self, Vsn, events};
 pub(super) enum Cmd {
     Join {
         join_id: u64,
+        join_ref: Option<Box<str>>,
         user: Option<User>,
         socket: SocketHandle,
         vsn: Vsn,
@@ -77,6 +79,9 @@ pub struct Joined {
     pub response: Value,
     /// The `presence_state` payload pushed after the reply.
     pub presence: Value,
+    /// Set when the room closes this channel on its own (`phx_close`: the room was
+    /// deleted, or the user may no longer read it); the socket then forgets the join.
+    pub closed: Arc<AtomicBool>,
 }
 
 /// Room events sent from here.
@@ -91,6 +96,9 @@ mod event {
 
 /// A channel joined to the room.
 struct Sub {
+    /// The channel's join ref, for the `phx_close` that ends it from here.
+    join_ref: Option<Box<str>>,
+    closed: Arc<AtomicBool>,
     user: Option<User>,
     socket: SocketHandle,
     vsn: Vsn,
@@ -239,7 +247,9 @@ impl Actor {
 
     async fn handle(&mut self, cmd: Cmd) -> Flow {
         match cmd {
-            Cmd::Join { join_id, user, socket, vsn, reply } => self.join(join_id, user, socket, vsn, reply),
+            Cmd::Join { join_id, join_ref, user, socket, vsn, reply } => {
+                self.join(join_id, join_ref, user, socket, vsn, reply)
+            }
             Cmd::Leave { join_id } => self.remove(join_id),
             Cmd::Post { user, body, attachment, reply } => {
                 let posted = self.post(user, body, attachment).await;
@@ -270,6 +280,7 @@ impl Actor {
     fn join(
         &mut self,
         join_id: u64,
+        join_ref: Option<Box<str>>,
         user: Option<User>,
         socket: SocketHandle,
         vsn: Vsn,
@@ -296,13 +307,16 @@ impl Actor {
             phx_ref
         });
         let sub = self.shared.deps.pubsub.subscribe(&self.topic, vsn, socket.clone());
-        self.subs.insert(join_id, Sub { user, socket, vsn, sub, phx_ref, typing: false });
+        let closed = Arc::new(AtomicBool::new(false));
+        let entry = Sub { join_ref, closed: closed.clone(), user, socket, vsn, sub, phx_ref, typing: false };
+        self.subs.insert(join_id, entry);
         self.idle_since = None;
         let messages: Vec<Value> = self.recent.iter().map(Message::to_json).collect();
         let joined = Joined {
             room_id: self.room.id,
             response: json!({ "messages": messages }),
             presence: self.presences.state(),
+            closed,
         };
         if reply.send(Ok(joined)).is_err() {
             // The channel went away while joining.
@@ -491,24 +505,27 @@ impl Actor {
     }
 
     /// Channels whose user may no longer read the room (it turned private, or they
-    /// left it) are dropped and sent `phx_close`, which phoenix.js takes as final.
+    /// left it) are dropped and sent `phx_close`, which phoenix.js takes as final; the
+    /// socket forgets them (a later push gets `unmatched topic`).
     fn close_unreadable(&mut self) {
         let gone: Vec<u64> =
             self.subs.iter().filter(|(_, s)| !self.may_read(s.user.as_ref())).map(|(id, _)| *id).collect();
         for join_id in gone {
             if let Some(sub) = self.subs.get(&join_id) {
-                push_frame(sub, wire::encode_text(sub.vsn, None, None, &self.topic, events::CLOSE, &json!({})));
+                close_channel(sub, &self.topic);
             }
             self.remove(join_id);
         }
     }
 
-    /// The room is gone: its channels hear `room_deleted` and are unsubscribed.
+    /// The room is gone: its channels hear `room_deleted`, then are closed
+    /// (`phx_close`) and unsubscribed.
     fn close_room(&mut self) {
         let slug = self.slug.clone();
         self.shared.deps.pubsub.broadcast(&self.topic, event::ROOM_DELETED, |seq| json!({"slug": slug, "seq": seq}));
         for (_, sub) in self.subs.drain() {
             self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
+            close_channel(&sub, &self.topic);
         }
     }
 
@@ -521,6 +538,14 @@ impl Actor {
             push_frame(&sub, wire::encode_text(sub.vsn, None, None, &self.topic, events::ERROR, &payload));
         }
     }
+}
+
+/// Ends one channel from the room's side: marks it closed for its socket, then sends
+/// `[jr, jr, topic, "phx_close", {}]` (as Phoenix does when a channel stops).
+fn close_channel(sub: &Sub, topic: &str) {
+    sub.closed.store(true, Ordering::Release);
+    let jr = sub.join_ref.as_deref();
+    push_frame(sub, wire::encode_text(sub.vsn, jr, jr, topic, events::CLOSE, &json!({})));
 }
 
 /// Queues a frame for one channel's socket (a full outbox marks it a slow consumer).

@@ -109,16 +109,19 @@ impl RoomRegistry {
     }
 
     /// Joins a channel to the room: access check, presence, subscription, last messages.
+    /// `join_ref` is the channel's, for the `phx_close` the room may send it later.
     pub async fn join(
         &self,
         slug: &str,
+        join_ref: Option<&str>,
         user: Option<User>,
         socket: SocketHandle,
         vsn: Vsn,
     ) -> Result<(u64, Joined), ChatError> {
         let join_id = self.shared.join_ids.fetch_add(1, Relaxed);
         let (reply, rx) = oneshot::channel();
-        self.send(slug, Cmd::Join { join_id, user, socket, vsn, reply })?;
+        let join_ref = join_ref.map(Box::from);
+        self.send(slug, Cmd::Join { join_id, join_ref, user, socket, vsn, reply })?;
         let joined = rx.await.map_err(|_| ChatError::Unavailable)??;
         Ok((join_id, joined))
     }

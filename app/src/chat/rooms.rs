@@ -230,6 +230,9 @@ impl MessageBody {
         if body.chars().count() > MAX_BODY {
             return Err("body is longer than 4000 characters");
         }
+        if body.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+            return Err("body must not contain control characters other than line breaks and tabs");
+        }
         Ok(Self(body.to_owned()))
     }
 
@@ -323,6 +326,8 @@ mod tests {
         assert_eq!(MessageBody::parse("  hi ").unwrap().as_str(), "hi");
         assert!(MessageBody::parse(" \n ").is_err());
         assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
+        assert!(MessageBody::parse("a\u{0}b").is_err());
+        assert!(MessageBody::parse("line one\nline two\ttab").is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
         assert_eq!(MessageBody::parse("<script>x</script>").unwrap().as_str(), "<script>x</script>");
     }

@@ -5,6 +5,7 @@
 //! (no `SQLITE_BUSY` storms between our own connections) while reads use a small pool
 //! of their own; WAL lets the readers run beside the writer.
 
+mod avatars;
 mod bookmarks;
 mod chat;
 mod likes;
@@ -14,6 +15,7 @@ mod tokens;
 mod uploads;
 mod users;
 
+pub use avatars::AvatarRefusal;
 pub use likes::{BookmarkLikes, LikeWrite};
 
 use std::str::FromStr;

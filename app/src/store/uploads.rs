@@ -57,7 +57,17 @@ impl Store {
     /// Deletes upload `id` if `user_id` owns it; the deleted upload, `None` otherwise.
     pub async fn delete_upload(&self, id: i64, user_id: i64) -> Result<Option<Upload>, StoreError> {
         let sql = format!("DELETE FROM uploads WHERE id = ? AND user_id = ? RETURNING {COLUMNS}");
-        let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&self.write).await?;
-        row.as_ref().map(upload_from_row).transpose()
+        let mut tx = self.write.begin().await?;
+        let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&mut *tx).await?;
+        let deleted = row.as_ref().map(upload_from_row).transpose()?;
+        if let Some(upload) = &deleted {
+            // An avatar never points at a file that is gone.
+            sqlx::query("UPDATE users SET avatar_path = NULL WHERE avatar_path = ?")
+                .bind(upload.key.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(deleted)
     }
 }

@@ -614,3 +614,117 @@ async fn a_wrong_method_is_a_json_405() {
     assert_eq!(status, 405);
     assert_eq!(body["error"]["status"], json!(405), "{body}");
 }
+
+/// Connects a V2 socket with `token` in the connect params.
+async fn ws_with(app: &TestApp, token: &str) -> WsClient {
+    WsClient::connect(app.addr, &format!("vsn=2.0.0&token={token}")).await.expect("token connects")
+}
+
+/// The socket is closed by the server with 1008 (a code phoenix.js reconnects on)
+/// within a second.
+async fn expect_revoked(ws: &mut WsClient, which: &str) {
+    let started = Instant::now();
+    let code = ws.drain_until_end(Duration::from_secs(1)).await;
+    assert_eq!(code, Some(1008), "{which}: closed as revoked");
+    assert!(started.elapsed() < Duration::from_secs(1), "{which}: closed promptly");
+}
+
+/// Waits until no socket is registered under a credential any more.
+async fn until_no_live_sockets(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !app.state().live_sockets.is_empty() {
+        assert!(Instant::now() < deadline, "closed sockets stay registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn revoking_a_token_closes_the_sockets_that_connected_with_it_and_no_others() {
+    let app = app().await;
+    let (s, _) = register(&app, "ivy@example.com", "Ivy").await;
+    let (id, revoked) = create_token(&app, As::Cookie(&s), "old laptop").await;
+    let (_, kept) = create_token(&app, As::Cookie(&s), "phone").await;
+    let mut gone = [ws_with(&app, &revoked).await, ws_with(&app, &revoked).await];
+    let mut stays = ws_with(&app, &kept).await;
+    let mut anonymous = app.ws("").await;
+    for ws in gone.iter_mut().chain([&mut stays, &mut anonymous]) {
+        ws.join("1", "bookmarks:firehose").await;
+    }
+    assert_eq!(app.state().live_sockets.len(), 3, "signed-in sockets register; anonymous ones do not");
+
+    let resp = call(&app, Method::DELETE, &format!("/api/tokens/{id}"), As::Cookie(&s), None).await;
+    assert_eq!(resp.status(), 204);
+    for (i, ws) in gone.iter_mut().enumerate() {
+        expect_revoked(ws, &format!("socket {i} of the revoked token")).await;
+    }
+    assert_eq!(app.metric("firehose_revoked_closes_total").await, Some(2.0));
+
+    // The same user's other token, and anonymous sockets, carry on and keep receiving.
+    let bookmark = json!({"bookmark": {"title": "still streaming", "url": "https://example.com/s"}});
+    let resp = call(&app, Method::POST, "/api/bookmarks", As::Bearer(&kept), Some(bookmark)).await;
+    assert_eq!(resp.status(), 201);
+    for ws in [&mut stays, &mut anonymous] {
+        let frame = ws.expect_frame().await;
+        assert_eq!((&frame[2], &frame[4]["title"]), (&json!("bookmarks:firehose"), &json!("still streaming")));
+        ws.heartbeat("2").await;
+    }
+
+    // phoenix.js reconnects after a non-1000 close: the revoked token is refused.
+    assert_eq!(ws_status(WsClient::connect(app.addr, &format!("vsn=2.0.0&token={revoked}")).await), 403);
+    // Revoking a token no socket uses closes nothing.
+    let (idle, _) = create_token(&app, As::Cookie(&s), "unused").await;
+    assert_eq!(call(&app, Method::DELETE, &format!("/api/tokens/{idle}"), As::Cookie(&s), None).await.status(), 204);
+    stays.heartbeat("3").await;
+    stays.close().await;
+    anonymous.close().await;
+    until_no_live_sockets(&app).await;
+}
+
+#[tokio::test]
+async fn logging_out_closes_the_sockets_of_that_session_only() {
+    let app = app().await;
+    let (first, _) = register(&app, "jay@example.com", "Jay").await;
+    let (_, headers, body) = login(&app, "jay@example.com", PASSWORD).await;
+    let second = session_of(&headers, &body);
+    let (_, api_token) = create_token(&app, As::Cookie(&first), "cli").await;
+    let mut out = ws_with(&app, &second.cookie).await;
+    let mut other_session = ws_with(&app, &first.cookie).await;
+    let mut token_socket = ws_with(&app, &api_token).await;
+
+    let resp = call(&app, Method::POST, "/api/accounts/logout", As::Cookie(&second), None).await;
+    assert_eq!(resp.status(), 204);
+    expect_revoked(&mut out, "the logged-out session's socket").await;
+    other_session.heartbeat("1").await;
+    token_socket.heartbeat("1").await;
+    assert_eq!(ws_status(WsClient::connect(app.addr, &format!("vsn=2.0.0&token={}", second.cookie)).await), 403);
+}
+
+#[tokio::test]
+async fn a_password_change_closes_every_session_socket_of_the_user() {
+    let app = app().await;
+    let (a, _) = register(&app, "kim@example.com", "Kim").await;
+    let (_, headers, body) = login(&app, "kim@example.com", PASSWORD).await;
+    let b = session_of(&headers, &body);
+    let (_, api_token) = create_token(&app, As::Cookie(&a), "script").await;
+    let (other, _) = register(&app, "lee@example.com", "Lee").await;
+    let mut session_sockets = [ws_with(&app, &a.cookie).await, ws_with(&app, &b.cookie).await];
+    let mut token_socket = ws_with(&app, &api_token).await;
+    let mut other_user = ws_with(&app, &other.cookie).await;
+
+    let change = json!({"current_password": PASSWORD, "new_password": "a much better passphrase"});
+    let resp = call(&app, Method::PUT, "/api/accounts/password", As::Cookie(&a), Some(change)).await;
+    let (status, headers, body) = parts(resp).await;
+    assert_eq!(status, 200, "{body}");
+    let renewed = session_of(&headers, &body);
+    for (i, ws) in session_sockets.iter_mut().enumerate() {
+        expect_revoked(ws, &format!("session socket {i}")).await;
+    }
+    // API tokens are not sessions; another user's sessions are not this user's.
+    token_socket.heartbeat("1").await;
+    other_user.heartbeat("1").await;
+    for old in [&a, &b] {
+        assert_eq!(ws_status(WsClient::connect(app.addr, &format!("vsn=2.0.0&token={}", old.cookie)).await), 403);
+    }
+    // The caller's replacement session connects as usual.
+    ws_with(&app, &renewed.cookie).await.heartbeat("1").await;
+}

@@ -529,13 +529,14 @@ async fn leaving_a_private_room_closes_its_channel() {
 
     let left = send(&app, reqwest::Method::POST, "/api/rooms/inner/leave", &bob, None).await;
     assert_eq!(left.status(), 204);
-    assert_eq!(next_event(&mut b, "phx_close").await[2], "room:inner");
+    assert_eq!(next_event(&mut b, "phx_close").await, json!(["1", "1", "room:inner", "phx_close", {}]));
     let diff = next_event(&mut a, "presence_diff").await;
     assert!(diff[4]["leaves"].get(bob.id.to_string()).is_some(), "{diff}");
-    let (status, response) = call(&mut b, "1", "2", "room:inner", "new_msg", json!({"body": "still?"})).await;
-    assert_eq!((status.as_str(), response), ("error", json!({"reason": "unauthorized"})));
-    let (status, response) = call(&mut b, "1", "3", "room:inner", "history", json!({})).await;
-    assert_eq!((status.as_str(), response), ("error", json!({"reason": "unauthorized"})));
+    // The channel is gone (as in Phoenix after the server closed it): pushes are unmatched.
+    for (msg_ref, event) in [("2", "new_msg"), ("3", "history")] {
+        b.push(Some("1"), msg_ref, "room:inner", event, json!({"body": "still?"})).await;
+        assert_eq!(b.expect_frame().await, crate::helpers::error_reply(None, msg_ref, "room:inner", "unmatched topic"));
+    }
     assert_eq!(join_error(&mut b, "4", "room:inner").await, json!({"reason": "unauthorized"}));
 }
 
@@ -573,4 +574,86 @@ async fn a_message_may_attach_only_the_senders_own_upload() {
     let msg = next_event(&mut a, "new_message").await;
     assert_eq!(msg[4]["attachment"]["id"], upload_id);
     assert_eq!(msg[4]["attachment"]["url"], body["data"]["url"]);
+}
+
+/// The push is answered `unmatched topic` with a null join ref: the topic is not joined.
+async fn expect_unmatched(ws: &mut WsClient, jr: &str, msg_ref: &str, topic: &str) {
+    ws.push(Some(jr), msg_ref, topic, "new_msg", json!({"body": "anyone?"})).await;
+    assert_eq!(ws.expect_frame().await, crate::helpers::error_reply(None, msg_ref, topic, "unmatched topic"));
+}
+
+#[tokio::test]
+async fn deleting_a_room_closes_every_channel_joined_to_it() {
+    let app = app().await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    create_room(&app, &alice, json!({"name": "doomed"})).await;
+    create_room(&app, &alice, json!({"name": "keeper"})).await;
+    let mut a = ws_as(&app, &alice).await;
+    let mut b = ws_as(&app, &bob).await;
+    let mut anon = app.ws("").await;
+    join_room(&mut a, "1", "doomed").await;
+    join_room(&mut a, "2", "keeper").await;
+    join_room(&mut b, "5", "doomed").await;
+    join_room(&mut anon, "7", "doomed").await;
+    assert_eq!(app.state().pubsub.subscriber_count("room:doomed"), 3);
+
+    let del = send(&app, reqwest::Method::DELETE, "/api/rooms/doomed", &alice, None).await;
+    assert_eq!(del.status(), 204);
+    for (ws, jr) in [(&mut a, "1"), (&mut b, "5"), (&mut anon, "7")] {
+        assert_eq!(next_event(ws, "room_deleted").await[4]["slug"], "doomed");
+        assert_eq!(
+            ws.expect_frame().await,
+            json!([jr, jr, "room:doomed", "phx_close", {}]),
+            "closed with its join ref"
+        );
+        expect_unmatched(ws, jr, "10", "room:doomed").await;
+        // A phx_leave of the closed channel is unmatched as well.
+        ws.push(Some(jr), "11", "room:doomed", "phx_leave", json!({})).await;
+        assert_eq!(ws.expect_frame().await, crate::helpers::error_reply(None, "11", "room:doomed", "unmatched topic"));
+    }
+    assert_eq!(app.state().pubsub.subscriber_count("room:doomed"), 0, "every channel is unsubscribed");
+    // Joining again is a fresh join (no phx_close of the old join), refused: no room.
+    assert_eq!(join_error(&mut b, "12", "room:doomed").await, json!({"reason": "unauthorized"}));
+    b.expect_silence(200).await;
+
+    // The socket's other room carries on.
+    let (status, _) = call(&mut a, "2", "13", "room:keeper", "new_msg", json!({"body": "still here"})).await;
+    assert_eq!(status, "ok");
+    assert_eq!(next_event(&mut a, "new_message").await[4]["body"], "still here");
+}
+
+#[tokio::test]
+async fn a_room_turning_private_closes_the_channels_of_non_members() {
+    let app = app().await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let carol = app.create_user("carol").await;
+    create_room(&app, &alice, json!({"name": "plaza"})).await;
+    let joined = send(&app, reqwest::Method::POST, "/api/rooms/plaza/join", &bob, None).await;
+    assert_eq!(joined.status(), 201);
+    let mut a = ws_as(&app, &alice).await;
+    let mut b = ws_as(&app, &bob).await;
+    let mut c = ws_as(&app, &carol).await;
+    let mut anon = app.ws("").await;
+    join_room(&mut a, "1", "plaza").await;
+    join_room(&mut b, "2", "plaza").await;
+    join_room(&mut c, "3", "plaza").await;
+    join_room(&mut anon, "4", "plaza").await;
+
+    let patch = send(&app, reqwest::Method::PATCH, "/api/rooms/plaza", &alice, Some(json!({"private": true}))).await;
+    assert_eq!(patch.status(), 200);
+    for (ws, jr) in [(&mut c, "3"), (&mut anon, "4")] {
+        assert_eq!(next_event(ws, "phx_close").await, json!([jr, jr, "room:plaza", "phx_close", {}]));
+        expect_unmatched(ws, jr, "10", "room:plaza").await;
+        assert_eq!(join_error(ws, "11", "room:plaza").await, json!({"reason": "unauthorized"}));
+    }
+    assert_eq!(app.state().pubsub.subscriber_count("room:plaza"), 2, "only the members stay subscribed");
+
+    // Members stay: they see carol leave, and keep talking.
+    while next_event(&mut a, "presence_diff").await[4]["leaves"].get(carol.id.to_string()).is_none() {}
+    let (status, _) = call(&mut a, "1", "12", "room:plaza", "new_msg", json!({"body": "members only now"})).await;
+    assert_eq!(status, "ok");
+    assert_eq!(next_event(&mut b, "new_message").await[4]["body"], "members only now");
+    c.expect_silence(200).await;
 }

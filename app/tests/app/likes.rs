@@ -341,6 +341,9 @@ async fn likes_over_budget_get_rate_limited_on_the_socket_and_over_http() {
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "Retry-After {retry}");
     assert_error(resp, 429).await;
+    // Both refusals are counted, under their action only.
+    assert_eq!(app.metric("firehose_rate_limited_total{action=\"like\"}").await, Some(2.0));
+    assert_eq!(app.metric("firehose_rate_limited_total{action=\"message\"}").await, Some(0.0));
     assert_eq!(likes_of(&app, Some(&liker), id).await.1["data"], data(id, 1, true));
     // The budget is per user: the owner still has all of theirs.
     assert_eq!(http_like_ok(&app, &owner, id, true).await, data(id, 2, true));
@@ -362,6 +365,7 @@ async fn bookmark_creation_over_budget_gets_429_with_retry_after() {
     let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
     assert_error(resp, 429).await;
+    assert_eq!(app.metric("firehose_rate_limited_total{action=\"bookmark\"}").await, Some(1.0));
     // Invalid bookmarks are refused for what they are and spend no budget.
     let invalid = json!({"bookmark": {"title": "", "url": "javascript:alert(1)"}});
     assert_error(app.post_json("/api/bookmarks", Some(&bob.token), &invalid).await, 422).await;

@@ -7,6 +7,7 @@ mod api;
 mod chat;
 mod conformance;
 mod durability;
+mod faults;
 mod helpers;
 mod likes;
 mod pages;

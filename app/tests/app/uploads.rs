@@ -411,3 +411,62 @@ async fn only_the_owner_deletes_and_then_it_is_gone() {
     assert_error(app.delete_as(&path, &alice.token).await, 404).await;
     assert_error(app.delete_as("/api/uploads/abc", &alice.token).await, 400).await;
 }
+
+async fn put_avatar(app: &TestApp, token: &str, body: Value) -> (u16, Value) {
+    let resp = app.http.put(app.url("/api/accounts/me/avatar")).bearer_auth(token).json(&body).send().await.unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn my_avatar(app: &TestApp, token: &str) -> Value {
+    let resp = app.http.get(app.url("/api/accounts/me")).bearer_auth(token).send().await.unwrap();
+    let body: Value = resp.json().await.unwrap();
+    body["data"]["user"]["avatar_url"].clone()
+}
+
+#[tokio::test]
+async fn an_avatar_is_one_of_the_users_own_image_uploads() {
+    let app = spawn_app().await;
+    let alice = app.create_user("avatar_alice").await;
+    let bob = app.create_user("avatar_bob").await;
+    assert_eq!(my_avatar(&app, &alice.token).await, Value::Null);
+
+    let image = upload_ok(&app, &alice.token, png(), "me.png", "image/png").await;
+    let (status, body) = put_avatar(&app, &alice.token, json!({"upload_id": image["id"]})).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["data"]["user"]["avatar_url"].as_str().expect("avatar_url").to_owned();
+    assert_eq!(url, image["url"].as_str().unwrap());
+    assert_eq!(my_avatar(&app, &alice.token).await, json!(url));
+    let served = app.http.get(app.url(&url)).send().await.unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(served.headers()["content-type"], "image/png");
+
+    // Not an image, someone else's, missing, or not a number: 422 and the avatar stays.
+    let doc = upload_ok(&app, &alice.token, pdf(), "cv.pdf", "application/pdf").await;
+    let bobs = upload_ok(&app, &bob.token, gif(), "bob.gif", "image/gif").await;
+    for bad in [
+        json!({"upload_id": doc["id"]}),
+        json!({"upload_id": bobs["id"]}),
+        json!({"upload_id": 999_999}),
+        json!({"upload_id": "1"}),
+        json!({}),
+    ] {
+        let (status, body) = put_avatar(&app, &alice.token, bad.clone()).await;
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body["error"]["fields"]["upload_id"].is_array(), "{body}");
+    }
+    assert_eq!(my_avatar(&app, &alice.token).await, json!(url));
+
+    // Deleting the upload clears the avatar; so does DELETE.
+    let id = image["id"].as_i64().unwrap();
+    let gone = app.delete_as(&format!("/api/uploads/{id}"), &alice.token).await;
+    assert_eq!(gone.status(), 204);
+    assert_eq!(my_avatar(&app, &alice.token).await, Value::Null);
+    let again = upload_ok(&app, &alice.token, jpeg(), "me.jpg", "image/jpeg").await;
+    assert_eq!(put_avatar(&app, &alice.token, json!({"upload_id": again["id"]})).await.0, 200);
+    let cleared = app.http.delete(app.url("/api/accounts/me/avatar")).bearer_auth(&alice.token).send().await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(my_avatar(&app, &alice.token).await, Value::Null);
+    // Unauthenticated: 401.
+    let anon = app.http.put(app.url("/api/accounts/me/avatar")).json(&json!({"upload_id": 1})).send().await.unwrap();
+    assert_eq!(anon.status(), 401);
+}
