@@ -42,6 +42,11 @@ pub enum Command {
     /// when the new run regressed beyond the bound.
     #[command(after_help = EXIT_CODES_HELP)]
     Compare(CompareArgs),
+    /// Chat rooms under load: R rooms x M members, messages, typing and presence churn
+    /// at stated rates; message/typing delivery and presence join->diff latency, loss,
+    /// server memory per room.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Rooms(crate::rooms::RoomsArgs),
     /// Generate the deterministic fixture corpus.
     Fixtures(FixturesArgs),
 }

@@ -194,7 +194,7 @@ impl Generator {
 /// request up to ~1.5 ms late and add that to every latency measured from intended
 /// starts. Sleep to just short of `at`, then yield until it passes: well under
 /// 100 µs late, for at most a millisecond of yielding per request.
-async fn sleep_precisely_until(at: Instant) {
+pub async fn sleep_precisely_until(at: Instant) {
     const TIMER_SLACK: std::time::Duration = std::time::Duration::from_millis(1);
     if let Some(early) = at.checked_sub(TIMER_SLACK)
         && Instant::now() < early

