@@ -82,22 +82,7 @@ impl Generator {
     /// (which would be the simulator's lag, not the server's). Give it an `Api` made for
     /// it: its connections are then driven by that runtime too.
     pub async fn run_on_own_thread(self: Arc<Self>) -> Result<(), String> {
-        let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("firehose-sim-generator".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                let result = match runtime {
-                    Ok(runtime) => {
-                        runtime.block_on(self.run());
-                        Ok(())
-                    }
-                    Err(e) => Err(format!("generator runtime: {e}")),
-                };
-                let _ = done.send(result);
-            })
-            .map_err(|e| format!("generator thread: {e}"))?;
-        finished.await.map_err(|_| "the generator thread stopped without finishing".to_owned())?
+        run_on_own_thread("firehose-sim-generator", move || self.run()).await
     }
 
     /// Fires every request of the schedule (whose clock must have started) and returns
@@ -204,4 +189,28 @@ pub async fn sleep_precisely_until(at: Instant) {
     while Instant::now() < at {
         tokio::task::yield_now().await;
     }
+}
+
+/// Runs the future `work` makes on a new thread `name`, on a current-thread runtime of
+/// its own, and returns once it finished.
+pub(crate) async fn run_on_own_thread<F, Fut>(name: &str, work: F) -> Result<(), String>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(runtime) => {
+                    runtime.block_on(work());
+                    Ok(())
+                }
+                Err(e) => Err(format!("generator runtime: {e}")),
+            };
+            let _ = done.send(result);
+        })
+        .map_err(|e| format!("generator thread: {e}"))?;
+    finished.await.map_err(|_| "the generator thread stopped without finishing".to_owned())?
 }

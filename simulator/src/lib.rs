@@ -37,6 +37,7 @@ mod run;
 pub mod scenario;
 pub mod schedule;
 pub mod seed;
+pub mod socket;
 pub mod target;
 
 pub use error::SimError;

@@ -20,20 +20,17 @@ use serde::Deserialize;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout_at};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::client_async_with_config;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 use tokio_util::sync::CancellationToken;
 
 use crate::correlate::Correlator;
 use crate::histo::Sharded;
 use crate::ledger::{Group, Ledger};
 use crate::schedule::Schedule;
+use crate::socket::{self, HEARTBEAT_EVERY, SeqCheck, Socket, ws_config};
 
-/// Phoenix clients heartbeat every 30 s; the server closes sockets idle for 60 s.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
-/// Connect, upgrade and join must finish within this.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+pub use crate::socket::JOIN_TIMEOUT;
 /// Latency histograms are sharded this many ways per group.
 const SHARDS: usize = 16;
 
@@ -108,12 +105,8 @@ pub struct Stats {
     pub received: u64,
     /// `bookmark_created` events of other runs or of seeding.
     pub foreign: u64,
-    /// Same `seq` as the previous event.
-    pub duplicates: u64,
-    /// `seq` below the previous event's.
-    pub reordered: u64,
-    /// Missing `seq` values between consecutive events.
-    pub gaps: u64,
+    /// Duplicates, reordering and gaps in the topic's `seq`.
+    pub seq: SeqCheck,
     pub decode_errors: u64,
     /// Any other event (deletes, replies, presence…).
     pub other: u64,
@@ -147,8 +140,6 @@ pub async fn open(
     handles
 }
 
-type Socket = WebSocketStream<TcpStream>;
-
 async fn listen(shared: &Shared, spec: Spec) -> Stats {
     let mut stats = Stats::default();
     let started = Instant::now();
@@ -171,7 +162,6 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
     shared.settled.add_permits(1);
     stats.joined = true;
 
-    let mut last_seq: Option<u64> = None;
     let mut heartbeat_ref = 1u64;
     // Both futures live across iterations: re-creating them per frame would register a
     // timer and a waiter for every message received.
@@ -184,9 +174,7 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
             () = &mut stopped => break,
             () = &mut heartbeat => {
                 heartbeat_ref += 1;
-                let frame = wire::encode_text(
-                    Vsn::V2, None, Some(&heartbeat_ref.to_string()), events::PHOENIX_TOPIC, events::HEARTBEAT, &Empty {},
-                );
+                let frame = socket::heartbeat_frame(&heartbeat_ref.to_string());
                 if ws.send(Message::text(frame)).await.is_err() {
                     closed(shared, &mut stats, "send_failed");
                     break;
@@ -198,7 +186,7 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
                 let received_at = Instant::now();
                 match msg {
                     Some(Ok(Message::Text(text))) => {
-                        on_text(shared, &spec, &mut stats, &mut last_seq, text.as_str(), received_at);
+                        on_text(shared, &spec, &mut stats, text.as_str(), received_at);
                     }
                     Some(Ok(Message::Close(frame))) => {
                         let code = frame.map_or(1005, |f| u16::from(f.code));
@@ -226,9 +214,6 @@ fn closed(shared: &Shared, stats: &mut Stats, kind: impl Into<String>) {
     shared.fail(format!("during_run:{}", kind.into()));
 }
 
-#[derive(serde::Serialize)]
-struct Empty {}
-
 /// The fields a listener needs from a `bookmark_created` payload, borrowed.
 #[derive(Deserialize)]
 struct Seen<'a> {
@@ -237,7 +222,7 @@ struct Seen<'a> {
     seq: u64,
 }
 
-fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, last_seq: &mut Option<u64>, text: &str, at: Instant) {
+fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, text: &str, at: Instant) {
     let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
         stats.decode_errors += 1;
         return;
@@ -258,18 +243,7 @@ fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, last_seq: &mut Optio
         stats.decode_errors += 1;
         return;
     };
-    if let Some(last) = *last_seq {
-        if seen.seq == last {
-            stats.duplicates += 1;
-        } else if seen.seq < last {
-            stats.reordered += 1;
-        } else if seen.seq > last + 1 {
-            stats.gaps += seen.seq - last - 1;
-        }
-    }
-    if last_seq.is_none_or(|last| seen.seq > last) {
-        *last_seq = Some(seen.seq);
-    }
+    stats.seq.see(seen.seq);
     let Some(i) = shared.correlator.index(&seen.url) else {
         stats.foreign += 1;
         return;
@@ -282,16 +256,6 @@ fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, last_seq: &mut Optio
         shared.delivery[spec.group as usize].record(spec.index, at.saturating_duration_since(intended));
         stats.last_measured_receipt = Some(at);
     }
-}
-
-/// The client config: small buffers, since thousands of these live at once.
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
 }
 
 /// Connects, upgrades and joins `topic`; the error is a failure kind for the report.
@@ -311,39 +275,9 @@ async fn join(shared: &Shared, topic: &str) -> Result<Socket, String> {
             Ok(Err(e)) => return Err(format!("upgrade_{}", error_kind(&e))),
             Ok(Ok((ws, _))) => ws,
         };
-    let frame = wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &Empty {});
-    ws.send(Message::text(frame)).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
-    loop {
-        let msg = match timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("join_timeout".into()),
-            Ok(None) => return Err("closed_before_join".into()),
-            Ok(Some(Err(e))) => return Err(format!("join_{}", error_kind(&e))),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let Message::Text(text) = msg else {
-            if matches!(msg, Message::Close(_)) {
-                return Err("closed_before_join".into());
-            }
-            continue;
-        };
-        let frame = wire::decode_text(Vsn::V2, text.as_str()).map_err(|_| "join_reply_undecodable".to_owned())?;
-        if frame.event != events::REPLY || frame.msg_ref.as_deref() != Some("1") {
-            continue;
-        }
-        #[derive(Deserialize)]
-        struct Reply<'a> {
-            #[serde(borrow)]
-            status: std::borrow::Cow<'a, str>,
-            #[serde(default)]
-            response: serde_json::Value,
-        }
-        let reply: Reply<'_> = frame.payload_as().map_err(|_| "join_reply_undecodable".to_owned())?;
-        if reply.status == "ok" {
-            return Ok(ws);
-        }
-        let reason = reply.response.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
-        return Err(format!("join_error:{reason}"));
-    }
+    ws.send(Message::text(socket::join_frame(topic))).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
+    socket::await_join_reply(&mut ws, deadline, |e| format!("join_{}", error_kind(e))).await?;
+    Ok(ws)
 }
 
 fn error_kind(e: &tungstenite::Error) -> String {

@@ -431,16 +431,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_target(raw: &str, origin: &Origin) -> Result<String, PlanError> {
-    let err =
-        |reason: &str| PlanError::Target { origin: origin.clone(), value: raw.to_owned(), reason: reason.to_owned() };
-    let url = url::Url::parse(raw).map_err(|e| err(&e.to_string()))?;
+    http_base_url(raw).map_err(|reason| PlanError::Target { origin: origin.clone(), value: raw.to_owned(), reason })
+}
+
+/// The `http://host:port` base URL of a target given as `raw`; the error is the reason
+/// it is not one.
+pub(crate) fn http_base_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw).map_err(|e| e.to_string())?;
     if url.scheme() != "http" {
-        return Err(err("only http:// targets are supported"));
+        return Err("only http:// targets are supported".into());
     }
-    let host = url.host_str().ok_or_else(|| err("no host"))?;
-    let port = url.port_or_known_default().ok_or_else(|| err("no port"))?;
+    let host = url.host_str().ok_or("no host")?;
+    let port = url.port_or_known_default().ok_or("no port")?;
     if url.path() != "/" && !url.path().is_empty() {
-        return Err(err("give the server's base URL, without a path"));
+        return Err("give the server's base URL, without a path".into());
     }
     Ok(format!("http://{host}:{port}"))
 }
@@ -478,11 +482,13 @@ fn parse_open_files_limit(limits: &str) -> Option<u64> {
     line["Max open files".len()..].split_whitespace().next()?.parse().ok()
 }
 
-fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a duration as seconds.
+pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a duration as milliseconds.
+pub(crate) fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 

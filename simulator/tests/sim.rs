@@ -102,18 +102,7 @@ async fn embedded_run_through_the_library_delivers_everything_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_run_owes_tag_listeners_exactly_the_matching_tags() {
     // A server of our own, so the bookmarks can be read back after the run.
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut config = firehose_app::config::Config::for_data_dir(dir.path());
-    // As an external target must be run: without per-user limits.
-    config.limits = firehose_app::config::RateLimits::off();
-    let server = firehose_app::server::start(listener, config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.addr);
+    let (_dir, server, stop, base) = own_server().await;
 
     let report = run(plan(&["--target", &base])).await.expect("run");
     let r = serde_json::to_value(&report.model).unwrap();
@@ -140,6 +129,24 @@ async fn external_run_owes_tag_listeners_exactly_the_matching_tags() {
 
     let _ = stop.send(());
     server.wait().await;
+}
+
+/// A server this test boots itself on a free port, as an external target must be run:
+/// without per-user limits. Returns its data dir (keep it until the end), the server,
+/// what stops it, and its base URL.
+async fn own_server() -> (tempfile::TempDir, firehose_app::server::Running, tokio::sync::oneshot::Sender<()>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut config = firehose_app::config::Config::for_data_dir(dir.path());
+    config.limits = firehose_app::config::RateLimits::off();
+    let server = firehose_app::server::start(listener, config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    (dir, server, stop, base)
 }
 
 async fn all_public_bookmarks(base: &str) -> Vec<Value> {
@@ -346,17 +353,7 @@ fn compare_exits_6_on_a_regression_and_0_within_the_bound() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_goes_away_midway_still_yields_a_report_whose_gates_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut config = firehose_app::config::Config::for_data_dir(dir.path());
-    config.limits = firehose_app::config::RateLimits::off();
-    let server = firehose_app::server::start(listener, config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.addr);
+    let (_dir, server, stop, base) = own_server().await;
     let plan = plan(&["--target", &base, "--threshold", "errors.rate == 0", "--threshold", "loss == 0"]);
     let thresholds = plan.thresholds.clone();
     // Stop the server a second into the traffic phase (3 s long), however long seeding

@@ -96,9 +96,9 @@ impl Facts<'_> {
             let mut last_receipt: Option<Instant> = None;
             for s in mine {
                 last_receipt = last_receipt.max(s.last_measured_receipt);
-                report.duplicates += s.duplicates;
-                report.reordered += s.reordered;
-                report.gaps += s.gaps;
+                report.duplicates += s.seq.duplicates;
+                report.reordered += s.seq.reordered;
+                report.gaps += s.seq.gaps;
                 report.foreign += s.foreign;
                 decode_errors += s.decode_errors;
                 closed += u64::from(s.closed);
@@ -144,23 +144,10 @@ impl Facts<'_> {
             started_at: String::new(),
             finished_at: String::new(),
             plan: serde_json::to_value(plan).unwrap_or_default(),
-            target: TargetInfo {
-                kind: match plan.target {
-                    TargetSpec::Embedded => "embedded".into(),
-                    TargetSpec::External { .. } => "external".into(),
-                },
-                url: self.target.base_url(),
-            },
+            target: TargetInfo::new(plan.target == TargetSpec::Embedded, self.target.base_url()),
             valid: invalid_reasons.is_empty(),
             invalid_reasons,
-            window: Window {
-                duration_s: plan.duration.as_secs_f64(),
-                warmup_s: plan.warmup.as_secs_f64(),
-                measured_s,
-                traffic_s: self.traffic.as_secs_f64(),
-                drain_s: self.drain.as_secs_f64(),
-                drain_timed_out: self.drain_timed_out,
-            },
+            window: Window::new(plan.duration, plan.warmup, self.traffic, self.drain, self.drain_timed_out),
             requests,
             generator: GeneratorReport {
                 lag: summary("generator_lag"),

@@ -6,27 +6,43 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
 use super::{Report, ci};
 use crate::histo;
 
 /// Writes `report` under `out` and returns the new folder.
 pub fn write(report: &Report, out: &Path) -> io::Result<PathBuf> {
+    let dir = create_stamped(out, &report.model.run_id)?;
+    write_histograms_and_model(&dir, &report.histograms, &report.model)?;
+    create_new(&dir.join("summary.md"))?.write_all(ci::summary_md(&report.model).as_bytes())?;
+    create_new(&dir.join("junit.xml"))?.write_all(ci::junit_xml(&report.model).as_bytes())?;
+    Ok(dir)
+}
+
+/// Creates `out` if need be and, in it, a fresh folder `<UTC timestamp>-<label>`.
+pub(crate) fn create_stamped(out: &Path, label: &str) -> io::Result<PathBuf> {
     fs::create_dir_all(out)?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let name = format!("{stamp}-{}", report.model.run_id);
-    let dir = create_fresh(out, &name)?;
-    for (hist_name, hist) in &report.histograms {
+    create_fresh(out, &format!("{stamp}-{label}"))
+}
+
+/// Writes one `<name>.hgrm` per histogram and `report.json` (`model`) into `dir`.
+pub(crate) fn write_histograms_and_model(
+    dir: &Path,
+    histograms: &[(String, Histogram<u64>)],
+    model: &impl Serialize,
+) -> io::Result<()> {
+    for (hist_name, hist) in histograms {
         let mut file = BufWriter::new(create_new(&dir.join(hgrm_file_name(hist_name)))?);
         histo::write_hgrm(hist, &mut file)?;
         file.flush()?;
     }
     let mut file = BufWriter::new(create_new(&dir.join("report.json"))?);
-    serde_json::to_writer_pretty(&mut file, &report.model)?;
+    serde_json::to_writer_pretty(&mut file, model)?;
     file.write_all(b"\n")?;
-    file.flush()?;
-    create_new(&dir.join("summary.md"))?.write_all(ci::summary_md(&report.model).as_bytes())?;
-    create_new(&dir.join("junit.xml"))?.write_all(ci::junit_xml(&report.model).as_bytes())?;
-    Ok(dir)
+    file.flush()
 }
 
 /// The `.hgrm` file name of histogram `name`.
@@ -46,7 +62,7 @@ pub(crate) fn create_fresh(out: &Path, name: &str) -> io::Result<PathBuf> {
     Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{name}: too many report folders of that name")))
 }
 
-fn create_new(path: &Path) -> io::Result<fs::File> {
+pub(crate) fn create_new(path: &Path) -> io::Result<fs::File> {
     fs::OpenOptions::new().write(true).create_new(true).open(path)
 }
 

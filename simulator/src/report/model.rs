@@ -3,6 +3,7 @@
 //! one bumps the version in `SCHEMA`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +70,12 @@ pub struct TargetInfo {
     pub url: String,
 }
 
+impl TargetInfo {
+    pub fn new(embedded: bool, url: String) -> Self {
+        Self { kind: if embedded { "embedded" } else { "external" }.into(), url }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Window {
     /// Planned traffic phase, warm-up included.
@@ -81,6 +88,27 @@ pub struct Window {
     /// From the last response until every owed delivery arrived (or the timeout).
     pub drain_s: f64,
     pub drain_timed_out: bool,
+}
+
+impl Window {
+    /// The phases of a run whose planned traffic phase is `duration` long, the first
+    /// `warmup` of it left out of measurement.
+    pub fn new(
+        duration: Duration,
+        warmup: Duration,
+        traffic: Duration,
+        drain: Duration,
+        drain_timed_out: bool,
+    ) -> Self {
+        Self {
+            duration_s: duration.as_secs_f64(),
+            warmup_s: warmup.as_secs_f64(),
+            measured_s: (duration - warmup).as_secs_f64(),
+            traffic_s: traffic.as_secs_f64(),
+            drain_s: drain.as_secs_f64(),
+            drain_timed_out,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

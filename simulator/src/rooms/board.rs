@@ -24,21 +24,17 @@ use serde::de::IgnoredAny;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout_at};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::client_async_with_config;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 use tokio_util::sync::CancellationToken;
 
 use super::schedule::{Kind, RoomsSchedule};
 use crate::histo::Sharded;
+use crate::socket::{self, HEARTBEAT_EVERY, Reply, SeqCheck, Socket, ws_config};
 
-/// Phoenix clients heartbeat every 30 s; the server closes sockets idle for 60 s.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
-/// Connect, upgrade and join must finish within this.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
+pub use crate::socket::JOIN_TIMEOUT;
 const SHARDS: usize = 16;
 
-pub type Socket = WebSocketStream<TcpStream>;
 pub type Sink = SplitSink<Socket, Message>;
 
 /// Per event of one kind: deliveries owed and received, and when its push went out.
@@ -303,9 +299,7 @@ pub struct MemberStats {
     pub foreign: u64,
     pub decode_errors: u64,
     /// Topic `seq` (new_message, presence_diff) repeated, going back, or skipping.
-    pub duplicates: u64,
-    pub reordered: u64,
-    pub gaps: u64,
+    pub seq: SeqCheck,
 }
 
 /// Opens one member socket per slot at `per_second`, each on its own task.
@@ -371,7 +365,6 @@ async fn member(board: &Board, slot: u32, user_id: i64, token: String) -> Member
     stats.joined = true;
 
     let me = Me { slot, room, user_id };
-    let mut last_seq: Option<u64> = None;
     let mut heartbeat_ref = 1u64;
     let stopped = board.stop.cancelled();
     let heartbeat = sleep_until(tokio::time::Instant::now() + HEARTBEAT_EVERY);
@@ -382,10 +375,7 @@ async fn member(board: &Board, slot: u32, user_id: i64, token: String) -> Member
             () = &mut stopped => break,
             () = &mut heartbeat => {
                 heartbeat_ref += 1;
-                let frame = wire::encode_text(
-                    Vsn::V2, None, Some(&format!("h{heartbeat_ref}")), events::PHOENIX_TOPIC, events::HEARTBEAT,
-                    &serde_json::json!({}),
-                );
+                let frame = socket::heartbeat_frame(&format!("h{heartbeat_ref}"));
                 let mut sink = board.sinks[slot as usize].lock().await;
                 let sent = match sink.as_mut() {
                     Some(sink) => sink.send(Message::text(frame)).await.is_ok(),
@@ -401,7 +391,7 @@ async fn member(board: &Board, slot: u32, user_id: i64, token: String) -> Member
             msg = stream.next() => {
                 let at = Instant::now();
                 match msg {
-                    Some(Ok(Message::Text(text))) => on_text(board, &me, &mut stats, &mut last_seq, text.as_str(), at),
+                    Some(Ok(Message::Text(text))) => on_text(board, &me, &mut stats, text.as_str(), at),
                     Some(Ok(Message::Close(_))) | Some(Err(_)) | None => {
                         stats.closed = true;
                         break;
@@ -449,15 +439,7 @@ struct PresenceDiff<'a> {
     seq: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct Reply<'a> {
-    #[serde(borrow)]
-    status: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    response: serde_json::Value,
-}
-
-fn on_text(board: &Board, me: &Me, stats: &mut MemberStats, last_seq: &mut Option<u64>, text: &str, at: Instant) {
+fn on_text(board: &Board, me: &Me, stats: &mut MemberStats, text: &str, at: Instant) {
     let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
         stats.decode_errors += 1;
         return;
@@ -473,7 +455,9 @@ fn on_text(board: &Board, me: &Me, stats: &mut MemberStats, last_seq: &mut Optio
                 stats.decode_errors += 1;
                 return;
             };
-            check_seq(stats, last_seq, m.seq);
+            if let Some(seq) = m.seq {
+                stats.seq.see(seq);
+            }
             let Some(i) = message_index(&board.prefix, &m.body).filter(|&i| (i as usize) < s.messages.len()) else {
                 stats.foreign += 1;
                 return;
@@ -516,7 +500,9 @@ fn on_text(board: &Board, me: &Me, stats: &mut MemberStats, last_seq: &mut Optio
                 stats.decode_errors += 1;
                 return;
             };
-            check_seq(stats, last_seq, d.seq);
+            if let Some(seq) = d.seq {
+                stats.seq.see(seq);
+            }
             for key in d.joins.keys() {
                 let Some(&c) = key.parse::<i64>().ok().and_then(|id| board.churn_of_user.get(&id)) else { continue };
                 let pending =
@@ -590,37 +576,11 @@ fn on_reply(board: &Board, me: &Me, stats: &mut MemberStats, frame: &wire::InFra
     }
 }
 
-fn check_seq(stats: &mut MemberStats, last_seq: &mut Option<u64>, seq: Option<u64>) {
-    let Some(seq) = seq else { return };
-    if let Some(last) = *last_seq {
-        if seq == last {
-            stats.duplicates += 1;
-        } else if seq < last {
-            stats.reordered += 1;
-        } else if seq > last + 1 {
-            stats.gaps += seq - last - 1;
-        }
-    }
-    if last_seq.is_none_or(|last| seq > last) {
-        *last_seq = Some(seq);
-    }
-}
-
 /// The message index in a body `sim-<run>-<i> …`, if it is one of this run's.
 pub fn message_index(prefix: &str, body: &str) -> Option<u32> {
     let rest = body.strip_prefix(prefix)?;
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
-}
-
-/// The client config: small buffers, since thousands of these live at once.
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
 }
 
 /// Connects and upgrades with `token`; the error is a failure kind for the report.
@@ -641,42 +601,15 @@ pub async fn connect(board: &Board, token: &str, deadline: tokio::time::Instant)
     }
 }
 
-/// The `phx_join` frame for `topic` (join_ref and ref "1").
-pub fn join_frame(topic: &str) -> String {
-    wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &serde_json::json!({}))
-}
-
 /// Sends `phx_join` for `topic` and waits for its reply.
 pub async fn join(ws: &mut Socket, topic: &str, deadline: tokio::time::Instant) -> Result<(), String> {
-    ws.send(Message::text(join_frame(topic))).await.map_err(|_| "join_send_failed".to_owned())?;
+    ws.send(Message::text(socket::join_frame(topic))).await.map_err(|_| "join_send_failed".to_owned())?;
     await_join_reply(ws, deadline).await
 }
 
 /// Reads until the reply to ref "1"; `Err` names why there is none (or the reason).
 pub async fn await_join_reply(ws: &mut Socket, deadline: tokio::time::Instant) -> Result<(), String> {
-    loop {
-        let msg = match timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("join_timeout".into()),
-            Ok(None) | Ok(Some(Err(_))) => return Err("closed_before_join".into()),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let Message::Text(text) = msg else {
-            if matches!(msg, Message::Close(_)) {
-                return Err("closed_before_join".into());
-            }
-            continue;
-        };
-        let frame = wire::decode_text(Vsn::V2, text.as_str()).map_err(|_| "join_reply_undecodable".to_owned())?;
-        if frame.event != events::REPLY || frame.msg_ref.as_deref() != Some("1") {
-            continue;
-        }
-        let reply: Reply<'_> = frame.payload_as().map_err(|_| "join_reply_undecodable".to_owned())?;
-        if reply.status == "ok" {
-            return Ok(());
-        }
-        let reason = reply.response.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
-        return Err(format!("join_error:{reason}"));
-    }
+    socket::await_join_reply(ws, deadline, |_| "closed_before_join".into()).await
 }
 
 #[cfg(test)]

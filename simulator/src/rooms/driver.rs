@@ -35,21 +35,7 @@ impl Driver {
     /// Runs the whole timeline on a thread of its own; returns when every event's task
     /// (churn sockets included) finished.
     pub async fn run_on_own_thread(self: Arc<Self>) -> Result<(), String> {
-        let (done, finished) = tokio::sync::oneshot::channel();
-        std::thread::Builder::new()
-            .name("firehose-sim-rooms-generator".into())
-            .spawn(move || {
-                let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    Ok(runtime) => {
-                        runtime.block_on(self.run());
-                        Ok(())
-                    }
-                    Err(e) => Err(format!("generator runtime: {e}")),
-                };
-                let _ = done.send(result);
-            })
-            .map_err(|e| format!("generator thread: {e}"))?;
-        finished.await.map_err(|_| "the generator thread stopped without finishing".to_owned())?
+        crate::generator::run_on_own_thread("firehose-sim-rooms-generator", move || self.run()).await
     }
 
     async fn run(self: Arc<Self>) {
@@ -151,7 +137,7 @@ impl Driver {
         b.joins.owe(k, b.joined_in(p.room));
         let sent = Instant::now();
         b.joins.mark_sent(k, t0, sent);
-        if ws.send(Message::text(board::join_frame(&b.topics[p.room as usize]))).await.is_err() {
+        if ws.send(Message::text(crate::socket::join_frame(&b.topics[p.room as usize]))).await.is_err() {
             b.joins.cancel(k);
             b.error("churn_join_send_failed");
             return;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::cli::EXIT_CODES_HELP;
-use crate::plan::{TargetSpec, open_files_limit, parse_duration};
+use crate::plan::{TargetSpec, http_base_url, millis, open_files_limit, parse_duration, secs};
 
 /// File descriptors kept back for the runtime, the HTTP client, the database and logs.
 const FD_RESERVE: u64 = 128;
@@ -269,25 +269,8 @@ impl fmt::Display for RoomsPlan {
 }
 
 fn parse_target(raw: &str) -> Result<String, RoomsPlanError> {
-    let err = |reason: &str| RoomsPlanError(format!("--target {raw:?}: {reason} (expected http://host:port)"));
-    let url = url::Url::parse(raw).map_err(|e| err(&e.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(err("only http:// targets are supported"));
-    }
-    let host = url.host_str().ok_or_else(|| err("no host"))?;
-    let port = url.port_or_known_default().ok_or_else(|| err("no port"))?;
-    if url.path() != "/" && !url.path().is_empty() {
-        return Err(err("give the server's base URL, without a path"));
-    }
-    Ok(format!("http://{host}:{port}"))
-}
-
-fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
-}
-
-fn millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
+    http_base_url(raw)
+        .map_err(|reason| RoomsPlanError(format!("--target {raw:?}: {reason} (expected http://host:port)")))
 }
 
 #[cfg(test)]

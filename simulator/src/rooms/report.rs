@@ -5,14 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::fs;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::histo::{self, Summary};
+use crate::histo::Summary;
+use crate::report::files;
+pub use crate::report::model::{TargetInfo, Window};
 
 /// Schema name and major version of a rooms `report.json`. Adding a field is
 /// compatible; renaming, removing or changing the meaning or unit of one bumps it.
@@ -36,7 +37,7 @@ pub struct RoomsModel {
     pub started_at: String,
     pub finished_at: String,
     pub plan: serde_json::Value,
-    pub target: Target,
+    pub target: TargetInfo,
     /// False when the generator fell behind its schedule.
     pub valid: bool,
     pub invalid_reasons: Vec<String>,
@@ -53,22 +54,6 @@ pub struct RoomsModel {
     pub server: Option<ServerMemory>,
     /// Histogram name → `.hgrm` file name beside `report.json`.
     pub histograms: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Target {
-    pub kind: String,
-    pub url: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Window {
-    pub duration_s: f64,
-    pub warmup_s: f64,
-    pub measured_s: f64,
-    pub traffic_s: f64,
-    pub drain_s: f64,
-    pub drain_timed_out: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -326,23 +311,9 @@ fn join_map(m: &BTreeMap<String, u64>) -> String {
 
 /// Writes `report` under `out` in a fresh folder and returns it.
 pub fn write(report: &RoomsReport, out: &Path) -> io::Result<PathBuf> {
-    fs::create_dir_all(out)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
-    let dir = crate::report::files::create_fresh(out, &format!("{stamp}-rooms-{}", report.model.run_id))?;
-    for (name, hist) in &report.histograms {
-        let mut file = BufWriter::new(create_new(&dir.join(crate::report::files::hgrm_file_name(name)))?);
-        histo::write_hgrm(hist, &mut file)?;
-        file.flush()?;
-    }
-    let mut file = BufWriter::new(create_new(&dir.join("report.json"))?);
-    serde_json::to_writer_pretty(&mut file, &report.model)?;
-    file.write_all(b"\n")?;
-    file.flush()?;
+    let dir = files::create_stamped(out, &format!("rooms-{}", report.model.run_id))?;
+    files::write_histograms_and_model(&dir, &report.histograms, &report.model)?;
     let summary = format!("```\n{}```\n", render(&report.model).trim_start());
-    create_new(&dir.join("summary.md"))?.write_all(summary.as_bytes())?;
+    files::create_new(&dir.join("summary.md"))?.write_all(summary.as_bytes())?;
     Ok(dir)
-}
-
-fn create_new(path: &Path) -> io::Result<fs::File> {
-    fs::OpenOptions::new().write(true).create_new(true).open(path)
 }

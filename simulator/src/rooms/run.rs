@@ -313,9 +313,9 @@ impl Facts<'_> {
             health.phx_closes += m.phx_closes;
             health.closed_sockets += u64::from(m.closed);
             health.decode_errors += m.decode_errors;
-            health.duplicates += m.duplicates;
-            health.reordered += m.reordered;
-            health.gaps += m.gaps;
+            health.duplicates += m.seq.duplicates;
+            health.reordered += m.seq.reordered;
+            health.gaps += m.seq.gaps;
             health.own_echoes += m.own_echoes;
             health.foreign += m.foreign;
         }
@@ -362,20 +362,10 @@ impl Facts<'_> {
             started_at: String::new(),
             finished_at: String::new(),
             plan: serde_json::to_value(plan).unwrap_or_default(),
-            target: Target {
-                kind: if embedded { "embedded".into() } else { "external".into() },
-                url: self.server.base_url(),
-            },
+            target: TargetInfo::new(embedded, self.server.base_url()),
             valid: invalid_reasons.is_empty(),
             invalid_reasons,
-            window: Window {
-                duration_s: plan.duration.as_secs_f64(),
-                warmup_s: plan.warmup.as_secs_f64(),
-                measured_s,
-                traffic_s: self.traffic.as_secs_f64(),
-                drain_s: self.drain.as_secs_f64(),
-                drain_timed_out: self.drain_timed_out,
-            },
+            window: Window::new(plan.duration, plan.warmup, self.traffic, self.drain, self.drain_timed_out),
             setup: Setup {
                 rooms_created: u64::from(plan.rooms),
                 users_created: requested + u64::from(s.churn_users) * u64::from(!s.joins.is_empty()),
