@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{Bookmark, NewBookmark, normalize_tag, publish_created, publish_deleted};
 use crate::accounts::{CurrentUser, MaybeUser};
-use crate::http::{ApiError, JsonBody};
+use crate::http::{ApiError, JsonBody, params};
 use crate::ratelimit::Action;
 use crate::state::AppState;
 
@@ -51,13 +51,7 @@ async fn list(
         Some(t) => Some(normalize_tag(t).ok_or_else(|| ApiError::BadRequest("invalid tag".into()))?),
         None => None,
     };
-    let limit = match params.get("limit") {
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
-        },
-        None => DEFAULT_LIMIT,
-    };
+    let limit = params::limit(params.get("limit").map(String::as_str), DEFAULT_LIMIT, MAX_LIMIT)?;
     let before_id = match params.get("before_id") {
         Some(b) => Some(b.parse::<i64>().map_err(|_| ApiError::BadRequest("before_id must be an integer".into()))?),
         None => None,
@@ -77,16 +71,12 @@ async fn random(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     Ok(Json(json!({ "data": bookmark.to_json() })))
 }
 
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| ApiError::BadRequest("bookmark id must be an integer".into()))
-}
-
 async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
     MaybeUser(viewer): MaybeUser,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = params::path_id(&id, "bookmark")?;
     let bookmark = match state.cache.get(id) {
         Some(b) => b,
         None => Arc::new(state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?),
@@ -103,7 +93,7 @@ async fn delete(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id)?;
+    let id = params::path_id(&id, "bookmark")?;
     let bookmark = state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?;
     if bookmark.user.id != user.id {
         return Err(if bookmark.public {

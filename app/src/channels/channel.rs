@@ -14,7 +14,6 @@ use crate::state::AppState;
 use crate::wire::Vsn;
 
 /// What a channel handler can see of its socket.
-#[allow(dead_code)] // the user-facing channels (likes, rooms) read these
 pub struct Ctx<'a> {
     pub state: &'a AppState,
     pub user: Option<&'a User>,
@@ -76,9 +75,6 @@ impl ChannelState {
 pub enum Outcome {
     /// `phx_reply` ok with this response.
     Reply(Value),
-    /// No reply (like Phoenix's `{:noreply, socket}`).
-    #[allow(dead_code)] // for events answered by broadcast only (chat messages)
-    NoReply,
     /// `phx_reply` error with this response (`{"reason": …, …}`).
     Error(Value),
 }

@@ -236,7 +236,6 @@ impl Session {
                     Outcome::Error(response) => {
                         self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Error, &response)
                     }
-                    Outcome::NoReply => {}
                 }
             }
             Err(_) => {

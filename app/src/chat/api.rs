@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{NewRoom, PAGE, Role, Room, RoomPatch, lobby};
 use crate::accounts::{CurrentUser, MaybeUser, User};
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, FieldErrors, JsonBody, params};
 use crate::state::AppState;
 
 const MAX_LIMIT: usize = 100;
@@ -190,13 +190,7 @@ async fn messages(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let (room, _) = readable(&state, &slug, user.as_ref()).await?;
-    let limit = match params.get("limit") {
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
-        },
-        None => PAGE,
-    };
+    let limit = params::limit(params.get("limit").map(String::as_str), PAGE, MAX_LIMIT)?;
     let before = match params.get("before").filter(|b| !b.is_empty()) {
         Some(b) => Some(b.parse::<i64>().map_err(|_| ApiError::BadRequest("before must be a message id".into()))?),
         None => None,

@@ -4,6 +4,7 @@
 mod error;
 mod json;
 mod metrics_layer;
+pub mod params;
 
 pub use error::{ApiError, FieldErrors};
 pub use json::JsonBody;

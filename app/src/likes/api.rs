@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{LikeSummary, View};
 use crate::accounts::{CurrentUser, MaybeUser};
-use crate::http::ApiError;
+use crate::http::{ApiError, params};
 use crate::ratelimit::Action;
 use crate::state::AppState;
 
@@ -20,10 +20,6 @@ pub fn router() -> Router<AppState> {
 }
 
 const NOT_FOUND: ApiError = ApiError::NotFound("no such bookmark");
-
-fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>().map_err(|_| ApiError::BadRequest("bookmark id must be an integer".into()))
-}
 
 fn answer(bookmark_id: i64, likes: LikeSummary) -> Json<Value> {
     Json(json!({ "data": { "bookmark_id": bookmark_id, "count": likes.count, "liked": likes.liked } }))
@@ -43,7 +39,7 @@ async fn set(
     id: &str,
     liked: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(id)?;
+    let id = params::path_id(id, "bookmark")?;
     state.limits.check(Action::Like, user.id).map_err(ApiError::RateLimited)?;
     let likes = super::set_like(&state, &user, id, liked).await?.ok_or(NOT_FOUND)?;
     Ok(answer(id, likes))
@@ -54,7 +50,7 @@ async fn show(
     Path(id): Path<String>,
     MaybeUser(viewer): MaybeUser,
 ) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+    let id = params::path_id(&id, "bookmark")?;
     match super::view(&state, id, viewer.as_ref()).await? {
         View::Visible(likes) => Ok(answer(id, likes)),
         // A private bookmark is invisible, not forbidden, to anyone but its owner.

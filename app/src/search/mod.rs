@@ -32,7 +32,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use crate::accounts::MaybeUser;
-use crate::http::ApiError;
+use crate::http::{ApiError, params};
 use crate::state::AppState;
 
 /// Longest accepted `q`, in characters.
@@ -172,13 +172,9 @@ async fn search(
 ) -> Result<Json<Value>, ApiError> {
     let q = params.get("q").map(String::as_str).unwrap_or_default();
     let expr = fts_query(q)?;
-    let limit = match params.get("limit").map(|l| l.trim()).filter(|l| !l.is_empty()) {
-        Some(l) => match l.parse::<u32>() {
-            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
-            _ => return Err(ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
-        },
-        None => DEFAULT_LIMIT,
-    };
+    let raw_limit = params.get("limit").map(|l| l.trim()).filter(|l| !l.is_empty());
+    // Bounded by MAX_LIMIT (50), so it fits.
+    let limit = params::limit(raw_limit, DEFAULT_LIMIT as usize, MAX_LIMIT as usize)? as u32;
     let user_id = user.as_ref().map(|u| u.id);
     let room = params.get("room").map(|r| r.trim()).filter(|r| !r.is_empty());
     let scope = match room {

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::receive::{FORM_OVERHEAD, receive};
 use super::{NewUpload, UploadDir, UploadKey, serve};
 use crate::accounts::CurrentUser;
-use crate::http::ApiError;
+use crate::http::{ApiError, params};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -76,7 +76,7 @@ async fn remove(
     CurrentUser(user): CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let id = id.parse::<i64>().map_err(|_| ApiError::BadRequest("upload id must be an integer".into()))?;
+    let id = params::path_id(&id, "upload")?;
     let upload = state.store.delete_upload(id, user.id).await?.ok_or(ApiError::NotFound("no such upload"))?;
     let dir = UploadDir::new(&state.config.data_dir);
     if let Err(err) = dir.remove(&upload.key, upload.kind).await {
