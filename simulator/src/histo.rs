@@ -78,7 +78,7 @@ pub fn merge(parts: impl IntoIterator<Item = Histogram<u64>>) -> Histogram<u64> 
 }
 
 /// The figures of one histogram as the report shows them, in milliseconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub count: u64,
     pub min_ms: f64,

@@ -38,6 +38,7 @@ pub mod scenario;
 pub mod schedule;
 pub mod seed;
 pub mod socket;
+pub mod stages;
 pub mod target;
 
 pub use error::SimError;

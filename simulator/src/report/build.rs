@@ -176,6 +176,19 @@ impl Facts<'_> {
             server,
             histograms: histograms.iter().map(|(n, _)| (n.clone(), hgrm_file_name(n))).collect(),
             thresholds: Vec::new(),
+            actions: Default::default(),
+            histogram_paths: [
+                ("request_corrected", "/requests/latency_corrected"),
+                ("request_uncorrected", "/requests/latency_uncorrected"),
+                ("generator_lag", "/generator/lag"),
+                ("listener_connect", "/listeners/connect"),
+                ("delivery_firehose", "/groups/firehose/latency"),
+                ("delivery_tag", "/groups/tag/latency"),
+            ]
+            .into_iter()
+            .map(|(name, path)| (name.to_owned(), path.to_owned()))
+            .collect(),
+            histogram_logs: Default::default(),
         };
         Report { model, histograms }
     }

@@ -45,6 +45,43 @@ pub struct ReportModel {
     /// any; absent in reports written before gates existed).
     #[serde(default)]
     pub thresholds: Vec<ThresholdOutcome>,
+    /// Per traffic kind other than bookmark creation (which is `requests`): `like`,
+    /// `unlike`, `delete_bookmark`, `chat_message`, `typing`, `presence_churn`,
+    /// `reconnect_storm`, `page_readers`. Only the kinds the plan drives appear.
+    #[serde(default)]
+    pub actions: BTreeMap<String, ActionReport>,
+    /// Histogram name → JSON pointer of the `Summary` in this report computed from it
+    /// (e.g. `delivery_firehose` → `/groups/firehose/latency`): what `merge` recomputes
+    /// from the merged histograms.
+    #[serde(default)]
+    pub histogram_paths: BTreeMap<String, String>,
+    /// Histogram name → HdrHistogram interval log (`.hlog`) beside `report.json`; the
+    /// intervals of each add up exactly to the histogram.
+    #[serde(default)]
+    pub histogram_logs: BTreeMap<String, String>,
+}
+
+/// One traffic kind's actions (`actions.<kind>`), open model: every action has an
+/// intended start; the corrected latency counts from it, the uncorrected from the send.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActionReport {
+    /// Mean planned rate over the traffic phase (stages included).
+    pub rate_per_s: f64,
+    pub scheduled: u64,
+    pub sent: u64,
+    /// Actions that succeeded (2xx, or an `ok` reply to a push).
+    pub ok: u64,
+    /// Kind → count: `http_<status>`, `timeout`, `rate_limited`, `join_error:<reason>`, …
+    pub errors: BTreeMap<String, u64>,
+    pub error_count: u64,
+    /// Actions completed per second over the traffic phase.
+    pub throughput_per_s: f64,
+    /// Completion − intended start, actions past the warm-up.
+    pub latency_corrected: Summary,
+    /// Completion − actual send, same actions.
+    pub latency_uncorrected: Summary,
+    /// Actual send − intended start, every action.
+    pub lag: Summary,
 }
 
 /// One gate, judged.
