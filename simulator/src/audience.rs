@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::ledger::Group;
 use crate::listeners::Spec;
+use crate::profile::{Profile, Topics};
 
 pub const FIREHOSE_TOPIC: &str = "bookmarks:firehose";
 
@@ -18,6 +19,8 @@ pub struct Audience {
     pub specs: Vec<Spec>,
     firehose: u32,
     per_tag: HashMap<String, u32>,
+    /// Topic names (the target profile's; firehose's by default).
+    topics: Topics,
 }
 
 impl Audience {
@@ -38,7 +41,25 @@ impl Audience {
             *per_tag.entry(tag.clone()).or_default() += 1;
             specs.push(Spec { index: specs.len(), group: Group::Tag, topic: format!("bookmarks:tag:{tag}") });
         }
-        Self { specs, firehose, per_tag }
+        Self { specs, firehose, per_tag, topics: Profile::firehose().topics.clone() }
+    }
+
+    /// The same listeners on the topic names of `topics` (a target profile's).
+    pub fn with_topics(mut self, topics: &Topics) -> Self {
+        for spec in &mut self.specs {
+            if spec.group == Group::Firehose {
+                spec.topic = topics.firehose.clone();
+            } else if spec.group == Group::Tag {
+                spec.topic = topics.tag_topic(self.topics.tag_of(&spec.topic).unwrap_or_default());
+            }
+        }
+        self.topics = topics.clone();
+        self
+    }
+
+    /// The tag a tag listener's topic names.
+    pub fn tag_of<'t>(&self, topic: &'t str) -> &'t str {
+        self.topics.tag_of(topic).unwrap_or(topic)
     }
 
     /// The same audience counting only the listeners for which `joined` holds: events
@@ -50,12 +71,12 @@ impl Audience {
             match spec.group {
                 Group::Firehose => firehose += 1,
                 Group::Tag => {
-                    let tag = spec.topic.trim_start_matches("bookmarks:tag:");
+                    let tag = self.tag_of(&spec.topic);
                     *per_tag.entry(tag.to_owned()).or_default() += 1;
                 }
             }
         }
-        Self { specs: self.specs.clone(), firehose, per_tag }
+        Self { specs: self.specs.clone(), firehose, per_tag, topics: self.topics.clone() }
     }
 
     /// Deliveries a public event with `tags` (as the server returned them) owes each

@@ -15,15 +15,24 @@ use crate::fixtures::FixturesArgs;
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  pass: the run completed, is valid and met every --threshold (loss or errors, if
-     any and not gated, are in the report); `compare`: no regression beyond the bound
+     any and not gated, are in the report); `compare`: no regression beyond the bound;
+     `knee`: the search ended (a level broke the --slo, or every level up to --max
+     held; knee.json says which); `demo`: stopped by Ctrl-C or SIGTERM
   1  the report could not be written
   2  usage, plan or scenario error (bad flag or file, rate <= 0, unknown metric in a
      --threshold, more listeners than file descriptors allow, unreadable report to compare)
   3  the run is invalid: the generator fell behind its schedule (see the report's reasons;
      this code wins over a failed threshold)
-  4  the target is unreachable or setup failed (boot, user or bookmark seeding, listeners)
+  4  the target is unreachable (connection refused, DNS) or setup failed (boot, user or
+     bookmark seeding, no listener joined)
   5  a --threshold failed (the report, summary.md and junit.xml say which)
-  6  `compare`: a figure regressed beyond --max-regression";
+  6  `compare`: a figure regressed beyond --max-regression
+  7  the target is not a Phoenix Channels endpoint: no WebSocket upgrade at the profile's
+     socket path (e.g. HTTP 404), or no phx_reply to a heartbeat; found before traffic
+  8  the target dropped listener connections during the run (server close, EOF, error;
+     never the simulator's own churn or storms): the report is written, marked partial.
+     Precedence on a finished run: 3, then 5, then 8. A run that fails after listeners
+     connected still writes a partial report and exits with its failure's code";
 
 #[derive(Debug, Parser)]
 #[command(name = "firehose-sim", version, about, after_help = EXIT_CODES_HELP)]
@@ -42,11 +51,24 @@ pub enum Command {
     /// when the new run regressed beyond the bound.
     #[command(after_help = EXIT_CODES_HELP)]
     Compare(CompareArgs),
+    /// Merge report folders of several simulator processes (agents) into one report,
+    /// exactly: histograms rebuilt from their `.hlog` interval logs, counts added,
+    /// maxima and minima kept, thresholds judged on the result.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Merge(crate::merge::MergeArgs),
     /// Chat rooms under load: R rooms x M members, messages, typing and presence churn
     /// at stated rates; message/typing delivery and presence join->diff latency, loss,
     /// server memory per room.
     #[command(after_help = EXIT_CODES_HELP)]
     Rooms(crate::rooms::RoomsArgs),
+    /// Step the bookmark rate or the listener count, one full run per level, until an
+    /// --slo breaks (or the run turns invalid); report the highest level that held.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Knee(crate::knee::KneeArgs),
+    /// A human-paced, endless firehose into a running server, for showing the app:
+    /// bookmarks, likes, chat with typing; one line per action; Ctrl-C stops it.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Demo(crate::demo::DemoArgs),
     /// Generate the deterministic fixture corpus.
     Fixtures(FixturesArgs),
 }
@@ -67,6 +89,13 @@ pub struct RunArgs {
     /// plain fraction for rates. An unknown metric is a usage error listing the known ones.
     #[arg(long = "threshold", value_name = "EXPR")]
     pub thresholds: Vec<String>,
+
+    /// Target profile (TOML): a path, or a name looked up as `fixtures/profiles/<NAME>.toml`.
+    /// Maps `run` onto another Phoenix Channels app: the create request and its body,
+    /// auth, socket path, topic and event names, where the URL and seq live in events.
+    /// Default: the built-in firehose profile (`fixtures/profiles/firehose.toml`).
+    #[arg(long, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
 
     /// Target base URL (http://host:port). Without it, the app is booted in-process on
     /// 127.0.0.1 with SQLite in a temporary directory.
@@ -126,6 +155,85 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 256, value_name = "N")]
     pub max_in_flight: u32,
 
+    /// Loopback source addresses listener connections bind to, round-robin: a range
+    /// `127.0.0.2-127.0.0.9` or a comma list. Each (source, server) pair has ~28k
+    /// ephemeral ports; more sources hold more connections. Default: the kernel's choice.
+    #[arg(long, value_name = "IPS")]
+    pub source_ips: Option<String>,
+
+    /// Split the plan over K simulator processes on this machine (each its own file
+    /// descriptor budget, 1/K of every group's listeners and of every rate, its own
+    /// source addresses) and merge their reports exactly into one.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub agents: u32,
+
+    /// Run as agent I of K (`I/K`, I from 0): take that share of the plan and speak the
+    /// agent protocol (JSON lines) on stdin/stdout. See README "Agents".
+    #[arg(long, value_name = "I/K", hide = true)]
+    pub agent: Option<String>,
+
+    /// A stage of the traffic phase, `DURATION:SCALE` (repeatable, in order): for
+    /// DURATION every rate's multiplier moves linearly to SCALE, e.g. `--stage 10s:1
+    /// --stage 20s:1 --stage 2s:5 --stage 5s:5 --stage 2s:1` (ramp-up, plateau, spike).
+    /// With stages the traffic phase lasts their sum. Replaces the scenario's [[stages]].
+    #[arg(long = "stage", value_name = "DURATION:SCALE")]
+    pub stages: Vec<String>,
+
+    /// The rate multiplier at the start of the first stage (default: the first stage's
+    /// scale, so a single stage is a plateau).
+    #[arg(long, value_name = "SCALE")]
+    pub start_scale: Option<f64>,
+
+    /// Presence churn: listeners leaving their channel (phx_leave) and rejoining on the
+    /// same socket with `since`, this many per second over all listeners.
+    #[arg(long, value_name = "PER_S")]
+    pub churn_rate: Option<f64>,
+
+    /// How long a churned listener stays away before rejoining.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub churn_absence: String,
+
+    /// Reconnect storm at this offset into the traffic phase (repeatable): a seeded
+    /// --storm-fraction of the listener sockets is dropped at once and reconnects on
+    /// phoenix.js's default schedule (10 ms … 5 s), rejoining with `since`.
+    #[arg(long = "storm-at", value_name = "DURATION")]
+    pub storm_at: Vec<String>,
+
+    /// Reconnect storms every DURATION of the traffic phase (instead of --storm-at).
+    #[arg(long, value_name = "DURATION")]
+    pub storm_every: Option<String>,
+
+    /// Fraction of the listener sockets each storm drops.
+    #[arg(long, default_value_t = 0.3, value_name = "FRACTION")]
+    pub storm_fraction: f64,
+
+    /// Equal jitter on the reconnect delays (each uniform in [d/2, d]).
+    #[arg(long)]
+    pub storm_jitter: bool,
+
+    /// Page listeners: anonymous sockets on `page:<path>` of a few hot paths, reading
+    /// `presence_state`/`presence_diff` (the `page` group).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub page_listeners: u32,
+
+    /// Page readers arriving per second (scaled by the stages), each on a Zipf-hot page,
+    /// signed in, staying --page-dwell, then leaving (the `page_readers` kind).
+    #[arg(long, value_name = "PER_S")]
+    pub page_reader_rate: Option<f64>,
+
+    /// How long each page reader stays.
+    #[arg(long, default_value = "3s", value_name = "DURATION")]
+    pub page_dwell: String,
+
+    /// Likes, unlikes, deletions, chat messages, typing and their listener groups.
+    #[command(flatten)]
+    pub actions: crate::actions::ActionArgs,
+
+    /// No live progress on stderr (otherwise a bar on a terminal, or one status line
+    /// every 5 s when stderr is not a terminal).
+    #[arg(long)]
+    pub quiet: bool,
+
     /// Ids of the flags given on the command line (clap's value source), as opposed to
     /// defaults: only these override a scenario file's values.
     #[arg(skip)]
@@ -182,6 +290,9 @@ pub fn parse() -> Cli {
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Command::Run(args), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
         args.explicit = RunArgs::from_matches(sub).unwrap_or_else(|e| e.exit()).explicit;
+    }
+    if let (Command::Knee(args), Some(("knee", sub))) = (&mut cli.command, matches.subcommand()) {
+        args.run.explicit = RunArgs::from_matches(sub).unwrap_or_else(|e| e.exit()).explicit;
     }
     cli
 }

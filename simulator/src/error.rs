@@ -10,6 +10,14 @@ pub enum SimError {
     Unreachable(String),
     #[error("setup failed: {0}")]
     Setup(String),
+    /// The target answers, but not as a Phoenix Channels endpoint: found by a probe
+    /// before any listener connects or traffic starts.
+    #[error("target is not a Phoenix Channels endpoint: {0}")]
+    NotPhoenix(String),
+    /// The run failed after listeners were connected: what was measured until then is
+    /// in `report` (marked partial), to be written like any report.
+    #[error("{cause} (after listeners connected; the partial report keeps what was measured)")]
+    Partial { cause: Box<SimError>, report: Box<crate::report::Report> },
 }
 
 /// Exit codes of `firehose-sim` (also in `--help`).
@@ -24,6 +32,13 @@ pub mod exit {
     pub const THRESHOLD: u8 = 5;
     /// `compare`: a figure regressed beyond `--max-regression`.
     pub const REGRESSION: u8 = 6;
+    /// The target answers but does not speak Phoenix Channels (no WebSocket upgrade at
+    /// the socket path, or no `phx_reply` to a heartbeat), found before traffic starts.
+    pub const NOT_PHOENIX: u8 = 7;
+    /// The target closed listener sockets or channels during the run (server closes,
+    /// EOF or read errors; never the simulator's own closes). The report is written
+    /// and partial; an invalid run (3) or a failed threshold (5) takes precedence.
+    pub const DROPPED: u8 = 8;
 }
 
 impl SimError {
@@ -31,6 +46,8 @@ impl SimError {
         match self {
             SimError::Plan(_) => exit::USAGE,
             SimError::Unreachable(_) | SimError::Setup(_) => exit::SETUP,
+            SimError::NotPhoenix(_) => exit::NOT_PHOENIX,
+            SimError::Partial { cause, .. } => cause.exit_code(),
         }
     }
 }

@@ -155,6 +155,40 @@ pub fn catalogue() -> Vec<Metric> {
             r.groups.get(g).map(|x| x.deliveries_per_s)
         }));
         summary_metrics(&mut m, &format!("delivery.{g}"), move |r: &ReportModel| r.groups.get(g).map(|x| &x.latency));
+        // Time until 50 %, 99 %, 100 % of an event's audience had it, e.g.
+        // `reach.firehose.100.p99 < 100ms`.
+        summary_metrics(&mut m, &format!("reach.{g}.50"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_50)
+        });
+        summary_metrics(&mut m, &format!("reach.{g}.99"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_99)
+        });
+        summary_metrics(&mut m, &format!("reach.{g}.100"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_100)
+        });
+    }
+    // The groups and action kinds of `crate::actions`, e.g. `delivery.room.p99 < 50ms`,
+    // `loss.likes == 0`, `actions.chat_message.p99 < 20ms`, `actions.like.errors == 0`.
+    for g in crate::actions::Group::ALL.map(|g| g.name()) {
+        m.push(Metric::number(format!("loss.{g}"), Kind::Count, move |r| r.groups.get(g).map(|x| x.lost as f64)));
+        m.push(Metric::number(format!("delivery.{g}.throughput"), Kind::PerSecond, move |r| {
+            r.groups.get(g).map(|x| x.deliveries_per_s)
+        }));
+        summary_metrics(&mut m, &format!("delivery.{g}"), move |r: &ReportModel| r.groups.get(g).map(|x| &x.latency));
+    }
+    for k in crate::actions::Kind::ALL.map(|k| k.name()).into_iter().chain(crate::lifecycle::KINDS) {
+        m.push(Metric::number(format!("actions.{k}.errors"), Kind::Count, move |r| {
+            r.actions.get(k).map(|a| a.error_count as f64)
+        }));
+        m.push(Metric::number(format!("actions.{k}.throughput"), Kind::PerSecond, move |r| {
+            r.actions.get(k).map(|a| a.throughput_per_s)
+        }));
+        summary_metrics(&mut m, &format!("actions.{k}"), move |r: &ReportModel| {
+            r.actions.get(k).map(|a| &a.latency_corrected)
+        });
+        summary_metrics(&mut m, &format!("actions.{k}.uncorrected"), move |r: &ReportModel| {
+            r.actions.get(k).map(|a| &a.latency_uncorrected)
+        });
     }
     m
 }

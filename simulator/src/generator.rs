@@ -93,6 +93,8 @@ impl Generator {
         let mut tasks = JoinSet::new();
         for i in 0..self.schedule.requests() {
             let intended = t0 + self.schedule.offset(i);
+            // Announce the event's audience ahead of its intended start, off the send path.
+            self.announce(i);
             sleep_precisely_until(intended).await;
             let permit = match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => permit,
@@ -112,6 +114,17 @@ impl Generator {
             while tasks.try_join_next().is_some() {}
         }
         while tasks.join_next().await.is_some() {}
+    }
+
+    /// Tells the reach counters how many deliveries request `i`'s event will owe each
+    /// group, if it is public (from the draft's tags, which the server stores as given).
+    fn announce(&self, i: u64) {
+        if self.schedule.is_private(i) {
+            return;
+        }
+        if let Some(draft) = self.schedule.link(i).and_then(|l| self.drafts.get(l)) {
+            self.ledger.reach.announce(i, self.audience.owed(draft.tags.iter().map(String::as_str)));
+        }
     }
 
     async fn fire(self: Arc<Self>, i: u64, intended: Instant, _slot: OwnedSemaphorePermit) {

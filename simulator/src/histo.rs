@@ -1,6 +1,7 @@
 //! Latency histograms: HdrHistogram in microseconds with 3 significant figures,
-//! sharded recorders merged at the end, summaries for the report, and the `.hgrm`
-//! percentile-distribution text that HdrHistogram's own tools (and plotters) read.
+//! sharded recorders merged at the end (or taken interval by interval while the run
+//! goes), summaries for the report, the `.hgrm` percentile-distribution text and the
+//! `.hlog` interval logs that HdrHistogram's own tools read.
 //!
 //! Why shards and not one histogram per listener task: a 3-significant-figure histogram
 //! holds 2,048 counters per power of two of range, tens of KiB once it has seen a few
@@ -9,9 +10,12 @@
 //! lock held only for one `record`, keeps contention low and memory flat.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use base64::Engine as _;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
@@ -46,14 +50,20 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 }
 
 /// Several histograms written by many tasks, merged into one at the end.
+///
+/// Each shard holds what was recorded since the last [`Sharded::take_interval`]; the
+/// intervals taken so far are kept added up in `taken`, so [`Sharded::merged`] is
+/// everything ever recorded whether or not anyone samples intervals.
 pub struct Sharded {
     shards: Box<[Mutex<Histogram<u64>>]>,
+    /// Σ of the intervals taken so far. Lock order: `taken`, then a shard.
+    taken: Mutex<Histogram<u64>>,
 }
 
 impl Sharded {
     pub fn new(shards: usize) -> Self {
         let shards = (0..shards.max(1)).map(|_| Mutex::new(new_histogram())).collect();
-        Self { shards }
+        Self { shards, taken: Mutex::new(new_histogram()) }
     }
 
     /// Records into the shard picked by `key` (e.g. the listener's index).
@@ -62,9 +72,30 @@ impl Sharded {
         record(&mut shard.lock(), d);
     }
 
-    /// All shards added together.
+    /// All shards added together: every value recorded so far.
     pub fn merged(&self) -> Histogram<u64> {
-        merge(self.shards.iter().map(|s| s.lock().clone()))
+        let taken = self.taken.lock();
+        let mut total = taken.clone();
+        for shard in self.shards.iter() {
+            total.add(&*shard.lock()).expect("auto-resizing histograms of equal precision add");
+        }
+        total
+    }
+
+    /// What was recorded since the previous call (or since creation): moves every
+    /// shard's current interval into the returned histogram and keeps it in the running
+    /// total, so `merged()` is unchanged and the intervals add up exactly to it. Shards
+    /// are reset, not reallocated, so recording after a take does not allocate again.
+    pub fn take_interval(&self) -> Histogram<u64> {
+        let mut taken = self.taken.lock();
+        let mut interval = new_histogram();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock();
+            interval.add(&*shard).expect("auto-resizing histograms of equal precision add");
+            shard.reset();
+        }
+        taken.add(&interval).expect("auto-resizing histograms of equal precision add");
+        interval
     }
 }
 
@@ -156,6 +187,114 @@ fn sub_bucket_count(sigfig: u8) -> u64 {
     (2 * 10u64.pow(u32::from(sigfig))).next_power_of_two()
 }
 
+/// One interval of an HdrHistogram interval log: when it started (from the log's start
+/// time, the run's t0), how long it lasted, and what was recorded in it (µs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interval {
+    pub start: Duration,
+    pub length: Duration,
+    pub histogram: Histogram<u64>,
+}
+
+/// Whether `a` and `b` hold exactly the same counts at the same values (unlike `==`,
+/// regardless of how far each has grown its range).
+pub fn same_counts(a: &Histogram<u64>, b: &Histogram<u64>) -> bool {
+    a.len() == b.len() && a.iter_recorded().all(|v| b.count_at(v.value_iterated_to()) == v.count_at_value())
+}
+
+/// `.hlog` interval max values are written in milliseconds: microseconds divided by this.
+pub const HLOG_MAX_VALUE_DIVISOR: f64 = 1000.0;
+
+/// Makes `intervals` add up exactly to `total`: unchanged when they already do; when
+/// `total` holds values no interval has (recorded after the last one was taken), those
+/// go into one more interval ending at `span`; when the intervals do not fit inside
+/// `total` at all, one interval `[0, span)` holding `total` replaces them. No intervals
+/// at all is the one-interval case (a histogram that was not sampled over time).
+pub fn exact_intervals(total: &Histogram<u64>, intervals: &[Interval], span: Duration) -> Vec<Interval> {
+    let whole = || vec![Interval { start: Duration::ZERO, length: span, histogram: total.clone() }];
+    if intervals.is_empty() {
+        return whole();
+    }
+    let sum = merge(intervals.iter().map(|i| i.histogram.clone()));
+    if same_counts(&sum, total) {
+        return intervals.to_vec();
+    }
+    let mut rest = total.clone();
+    if rest.subtract(&sum).is_err() || rest.len() + sum.len() != total.len() {
+        return whole();
+    }
+    let end = intervals.iter().map(|i| i.start + i.length).max().unwrap_or_default();
+    let mut out = intervals.to_vec();
+    out.push(Interval { start: end, length: span.saturating_sub(end), histogram: rest });
+    out
+}
+
+/// Writes `intervals` as an HdrHistogram interval log (the `.hlog` format of Java's
+/// `HistogramLogWriter`): `#[StartTime]` and `#[BaseTime]` both `start_time` (the run's
+/// t0), interval timestamps in seconds from it, histograms V2 + deflate, base64; the
+/// max column in milliseconds. Every interval is tagged `name`.
+pub fn write_hlog(name: &str, start_time: SystemTime, intervals: &[Interval], out: &mut impl Write) -> io::Result<()> {
+    let mut serializer = V2DeflateSerializer::new();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment(&format!("firehose-sim interval log of histogram {name}; values in microseconds"))
+        .with_start_time(start_time)
+        .with_base_time(start_time)
+        .with_max_value_divisor(HLOG_MAX_VALUE_DIVISOR)
+        .begin_log_with(out, &mut serializer)?;
+    writer
+        .write_comment("\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"")?;
+    let tag = Tag::new(name);
+    for interval in intervals {
+        writer
+            .write_histogram(&interval.histogram, interval.start, interval.length, tag)
+            .map_err(|e| io::Error::other(format!("interval log of {name}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// A parsed `.hlog` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hlog {
+    /// `#[StartTime]`, seconds since the Unix epoch.
+    pub start_time_s: Option<f64>,
+    /// `#[BaseTime]`, seconds since the Unix epoch: interval starts count from it.
+    pub base_time_s: Option<f64>,
+    /// Interval starts as written (from `BaseTime` when there is one).
+    pub intervals: Vec<Interval>,
+}
+
+impl Hlog {
+    /// Every interval added together.
+    pub fn sum(&self) -> Histogram<u64> {
+        merge(self.intervals.iter().map(|i| i.histogram.clone()))
+    }
+}
+
+/// Reads an interval log (what [`write_hlog`] wrote, or any V2 interval log) with
+/// hdrhistogram's `IntervalLogIterator`.
+pub fn read_hlog(bytes: &[u8]) -> Result<Hlog, String> {
+    let mut log = Hlog { start_time_s: None, base_time_s: None, intervals: Vec::new() };
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(bytes) {
+        match entry.map_err(|e| format!("{e:?}"))? {
+            LogEntry::StartTime(t) => log.start_time_s = Some(t.as_secs_f64()),
+            LogEntry::BaseTime(t) => log.base_time_s = Some(t.as_secs_f64()),
+            LogEntry::Interval(i) => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .map_err(|e| format!("interval at {:?}: base64: {e}", i.start_timestamp()))?;
+                let decoded: Histogram<u64> = deserializer
+                    .deserialize(&mut io::Cursor::new(raw))
+                    .map_err(|e| format!("interval at {:?}: {e:?}", i.start_timestamp()))?;
+                let mut histogram = new_histogram();
+                histogram.add(&decoded).map_err(|e| format!("interval at {:?}: {e:?}", i.start_timestamp()))?;
+                log.intervals.push(Interval { start: i.start_timestamp(), length: i.duration(), histogram });
+            }
+        }
+    }
+    Ok(log)
+}
+
 /// One row of a parsed `.hgrm` file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HgrmRow {
@@ -213,6 +352,8 @@ pub fn parse_hgrm(text: &str) -> Result<Hgrm, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn filled(values_us: impl IntoIterator<Item = u64>) -> Histogram<u64> {
@@ -236,6 +377,76 @@ mod tests {
 
         let direct = filled(1..=1000);
         assert_eq!(Summary::of(&merged), Summary::of(&direct));
+    }
+
+    #[test]
+    fn intervals_taken_while_recording_add_up_to_the_merged_histogram() {
+        let sharded = Arc::new(Sharded::new(4));
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let sharded = Arc::clone(&sharded);
+                std::thread::spawn(move || {
+                    for i in 0..20_000u64 {
+                        sharded.record(t * 7 + i as usize, Duration::from_micros(1 + i * (t as u64 + 1)));
+                    }
+                })
+            })
+            .collect();
+        let mut intervals = Vec::new();
+        while writers.iter().any(|w| !w.is_finished()) {
+            intervals.push(sharded.take_interval());
+            std::thread::yield_now();
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        intervals.push(sharded.take_interval());
+        let merged = sharded.merged();
+        assert_eq!(merged.len(), 80_000);
+        assert!(same_counts(&merge(intervals.iter().cloned()), &merged));
+        assert!(sharded.take_interval().is_empty(), "a take leaves nothing behind");
+        assert!(same_counts(&sharded.merged(), &merged), "taking intervals does not change the total");
+    }
+
+    #[test]
+    fn hlog_round_trips_and_its_intervals_add_up_exactly() {
+        let total = filled((1..=3000).map(|v| v * 37));
+        let parts = [filled((1..=1000).map(|v| v * 37)), filled((1001..=2500).map(|v| v * 37))];
+        let intervals: Vec<Interval> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, h)| Interval {
+                start: Duration::from_secs(k as u64),
+                length: Duration::from_secs(1),
+                histogram: h.clone(),
+            })
+            .collect();
+        // The last 500 values were never taken as an interval: they become one more.
+        let exact = exact_intervals(&total, &intervals, Duration::from_millis(2500));
+        assert_eq!(exact.len(), 3);
+        assert_eq!(exact[2].start, Duration::from_secs(2));
+        assert_eq!(exact[2].length, Duration::from_millis(500));
+        assert_eq!(exact[2].histogram.len(), 500);
+        // Intervals that do not fit in the total are replaced by one spanning the run.
+        let alien = [Interval { start: Duration::ZERO, length: Duration::from_secs(1), histogram: filled([1]) }];
+        assert_eq!(exact_intervals(&total, &alien, Duration::from_secs(3)).len(), 1);
+        assert!(same_counts(&exact_intervals(&total, &[], Duration::from_secs(3))[0].histogram, &total));
+        assert!(!same_counts(&total, &exact[0].histogram));
+
+        let t0 = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let mut out = Vec::new();
+        write_hlog("delivery_firehose", t0, &exact, &mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains("#[StartTime: 1700000000.250 (seconds since epoch)]"), "{text}");
+        assert!(text.contains("#[BaseTime: 1700000000.250 (seconds since epoch)]"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("Tag=delivery_firehose,1.000,1.000,")), "{text}");
+        let log = read_hlog(&out).unwrap();
+        assert_eq!(log.start_time_s, Some(1_700_000_000.25));
+        assert_eq!(log.intervals.len(), 3);
+        assert_eq!(log.intervals[1].start, Duration::from_secs(1));
+        assert!(same_counts(&log.intervals[2].histogram, &exact[2].histogram));
+        assert!(same_counts(&log.sum(), &total));
+        assert_eq!(Summary::of(&log.sum()), Summary::of(&total));
     }
 
     #[test]

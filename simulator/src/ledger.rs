@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::Serialize;
 
+use crate::reach::Reach;
+
 /// A listener group: which topic its listeners joined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,6 +57,8 @@ impl Outcome {
 pub struct Ledger {
     received: [Box<[AtomicU32]>; 2],
     outcomes: Box<[OnceLock<Outcome>]>,
+    /// Time for each event to reach 50/99/100 % of its audience.
+    pub reach: Reach,
 }
 
 /// One group's totals after the drain.
@@ -79,13 +83,19 @@ pub struct Tally {
 impl Ledger {
     pub fn new(requests: u64) -> Self {
         let counters = || (0..requests).map(|_| AtomicU32::new(0)).collect();
-        Self { received: [counters(), counters()], outcomes: (0..requests).map(|_| OnceLock::new()).collect() }
+        Self {
+            received: [counters(), counters()],
+            outcomes: (0..requests).map(|_| OnceLock::new()).collect(),
+            reach: Reach::new(requests),
+        }
     }
 
-    /// A listener of `group` received request `i`'s event.
-    pub fn count(&self, group: Group, i: u64) {
-        if let Some(c) = self.received[group.slot()].get(i as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
+    /// A listener of `group` received request `i`'s event; returns how many of the
+    /// group's deliveries of it have arrived now, this one included (0: out of range).
+    pub fn count(&self, group: Group, i: u64) -> u32 {
+        match self.received[group.slot()].get(i as usize) {
+            Some(c) => c.fetch_add(1, Ordering::Relaxed) + 1,
+            None => 0,
         }
     }
 

@@ -12,24 +12,38 @@
 //! or external server), `api` (HTTP calls), `seed` (accounts and seed bookmarks),
 //! `audience` (who listens to what), `schedule` and `correlate` (when request `i` goes
 //! and how its deliveries are recognised), `listeners`, `generator`, `ledger`
-//! (expected versus received), `histo`, `resources`, `report`; then `compare` (two
-//! reports, for regressions). `rooms` is the chat-room run (`firehose-sim rooms`): its
-//! own plan, timeline, member sockets and report kind, sharing `histo`, `target` and the
-//! report file conventions.
+//! (expected versus received), `histo`, `timeline` (every second: histogram intervals
+//! and counters, for the report's timeline and `.hlog` files), `progress` (live status
+//! on stderr), `resources`, `report`; then `compare` (two
+//! reports, for regressions). `actions` drives the kinds beyond bookmark creation
+//! (likes, unlikes, deletions, chat messages, typing) and the `room`, `likes` and `user`
+//! listener groups inside the same run, on the same `t0`. `rooms` is the chat-room run
+//! (`firehose-sim rooms`): its own plan, timeline, member sockets and report kind,
+//! sharing `histo`, `target` and the report file conventions.
 
+pub mod actions;
+pub mod agents;
 pub mod api;
 pub mod audience;
 pub mod cli;
 pub mod compare;
 pub mod correlate;
+pub mod demo;
 pub mod error;
 pub mod fixtures;
 pub mod gate;
 pub mod generator;
 pub mod histo;
+pub mod knee;
 pub mod ledger;
+pub mod lifecycle;
 pub mod listeners;
+pub mod merge;
 pub mod plan;
+pub mod probe;
+pub mod profile;
+pub mod progress;
+pub mod reach;
 pub mod report;
 pub mod resources;
 pub mod rooms;
@@ -38,10 +52,13 @@ pub mod scenario;
 pub mod schedule;
 pub mod seed;
 pub mod socket;
+pub mod source;
 pub mod stages;
+pub mod staging;
 pub mod target;
+pub mod timeline;
 
 pub use error::SimError;
 pub use plan::Plan;
 pub use report::Report;
-pub use run::{run, run_with_corpus};
+pub use run::{Ready, StartGate, run, run_gated, run_with_corpus};

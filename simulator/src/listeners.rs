@@ -16,19 +16,17 @@ use std::time::{Duration, Instant};
 use firehose_app::wire::{self, Vsn, events};
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
-use serde::Deserialize;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio::time::{sleep_until, timeout_at};
-use tokio_tungstenite::client_async_with_config;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_util::sync::CancellationToken;
 
 use crate::correlate::Correlator;
 use crate::histo::Sharded;
 use crate::ledger::{Group, Ledger};
+use crate::lifecycle::{self, Act, Cursor, Lifecycle};
 use crate::schedule::Schedule;
-use crate::socket::{self, HEARTBEAT_EVERY, SeqCheck, Socket, ws_config};
+use crate::socket::{self, HEARTBEAT_EVERY, SeqCheck, Socket};
 
 pub use crate::socket::JOIN_TIMEOUT;
 /// Latency histograms are sharded this many ways per group.
@@ -37,8 +35,10 @@ const SHARDS: usize = 16;
 /// Everything listeners share, read-mostly.
 pub struct Shared {
     pub addr: SocketAddr,
-    /// `ws://host:port/socket/websocket?vsn=2.0.0`
+    /// `ws://host:port/socket/websocket?vsn=2.0.0` (the profile's socket path and params).
     pub ws_url: String,
+    /// The target profile: which events count and where their URL and seq are.
+    pub profile: Arc<crate::profile::Profile>,
     pub schedule: Arc<Schedule>,
     pub correlator: Correlator,
     pub ledger: Arc<Ledger>,
@@ -52,6 +52,11 @@ pub struct Shared {
     /// One permit per listener that joined or gave up: the run waits for all of them.
     pub settled: Semaphore,
     pub stop: CancellationToken,
+    /// Source addresses listener connections bind to, round-robin (`--source-ips`);
+    /// empty: the kernel's choice.
+    pub sources: crate::source::SourceIps,
+    /// Presence churn and reconnect storms: who does what when, and their measurements.
+    pub life: Lifecycle,
 }
 
 impl Shared {
@@ -66,6 +71,7 @@ impl Shared {
         Self {
             addr,
             ws_url: format!("ws://{addr}/socket/websocket?vsn=2.0.0"),
+            profile: crate::profile::Profile::firehose(),
             schedule,
             correlator,
             ledger,
@@ -76,7 +82,28 @@ impl Shared {
             joined_flags: (0..listeners).map(|_| AtomicBool::new(false)).collect(),
             settled: Semaphore::new(0),
             stop,
+            sources: crate::source::SourceIps::default(),
+            life: Lifecycle::default(),
         }
+    }
+
+    /// Gives listeners churn and storm actions (see `lifecycle`).
+    pub fn with_lifecycle(mut self, life: Lifecycle) -> Self {
+        self.life = life;
+        self
+    }
+
+    /// Speaks to the app `profile` describes: its socket path, event names and payload.
+    pub fn with_profile(mut self, profile: Arc<crate::profile::Profile>) -> Self {
+        self.ws_url = profile.ws_url(self.addr);
+        self.profile = profile;
+        self
+    }
+
+    /// Binds listener connections to `sources`, round-robin.
+    pub fn with_sources(mut self, sources: crate::source::SourceIps) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// Whether listener `index` joined.
@@ -145,9 +172,17 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
     let started = Instant::now();
     // Boxed: the handshake's large, short-lived state would otherwise be part of this
     // long-lived future for the listener's whole life.
-    let joined = Box::pin(join(shared, &spec.topic)).await;
+    // With churn or storms, `since: null` asks for the topic's epoch and seq, the
+    // position a later rejoin asks to be replayed from.
+    let params = if shared.life.enabled() { r#"{"since":null}"# } else { "{}" };
+    let joined = Box::pin(join(shared, &spec.topic, params.to_owned())).await;
     let mut ws = match joined {
-        Ok(ws) => ws,
+        Ok((ws, response)) => {
+            if let Some(seq) = shared.life.note_join_reply(&response) {
+                stats.seq.start_at(seq);
+            }
+            ws
+        }
         Err(kind) => {
             shared.fail(kind);
             shared.settled.add_permits(1);
@@ -167,11 +202,26 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
     // timer and a waiter for every message received.
     let stopped = shared.stop.cancelled();
     let heartbeat = sleep_until(tokio::time::Instant::now() + HEARTBEAT_EVERY);
-    tokio::pin!(stopped, heartbeat);
+    // Churn and storms: armed once the traffic clock starts, then at each own action.
+    // `armed`: None until the clock starts, then whether an action is still ahead.
+    let (mut cursor, mut armed) = (Cursor::default(), None);
+    let traffic = shared.life.started.cancelled();
+    let life = sleep_until(tokio::time::Instant::now());
+    tokio::pin!(stopped, heartbeat, traffic, life);
     loop {
         tokio::select! {
             biased;
             () = &mut stopped => break,
+            () = &mut traffic, if armed.is_none() && shared.life.enabled() => {
+                armed = Some(arm(shared, spec.index, &cursor, life.as_mut()));
+            }
+            () = &mut life, if armed == Some(true) => {
+                ws = match Box::pin(act(shared, &spec, &mut stats, ws, &mut cursor)).await {
+                    Some(ws) => ws,
+                    None => break,
+                };
+                armed = Some(arm(shared, spec.index, &cursor, life.as_mut()));
+            }
             () = &mut heartbeat => {
                 heartbeat_ref += 1;
                 let frame = socket::heartbeat_frame(&heartbeat_ref.to_string());
@@ -209,17 +259,73 @@ async fn listen(shared: &Shared, spec: Spec) -> Stats {
     stats
 }
 
+/// Sets `timer` to listener `index`'s next lifecycle action; false when none is left.
+fn arm(shared: &Shared, index: usize, cursor: &Cursor, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
+    let next = shared.life.next(index, cursor).zip(shared.schedule.t0());
+    if let Some(((_, offset), t0)) = next {
+        timer.reset((t0 + offset).into());
+    }
+    next.is_some()
+}
+
+/// Performs listener `spec`'s due churn or storm on `ws`; the socket to go on with (a
+/// new one after a storm), or `None` when the listener stops. Client-initiated drops
+/// and their reconnect failures are counted by `lifecycle`, never as server closes.
+async fn act(shared: &Shared, spec: &Spec, stats: &mut Stats, ws: Socket, cursor: &mut Cursor) -> Option<Socket> {
+    let (t0, (act, offset)) = shared.schedule.t0().zip(shared.life.next(spec.index, cursor))?;
+    shared.life.advance(cursor, act);
+    let intended = t0 + offset;
+    let last_seq = stats.seq.last();
+    let mut deliver = |text: &str, at: Instant| on_text(shared, spec, stats, text, at);
+    match act {
+        Act::Churn(_) => {
+            let mut ws = ws;
+            let done = lifecycle::churn(
+                &shared.life,
+                spec.index,
+                &spec.topic,
+                &mut ws,
+                act,
+                offset,
+                intended,
+                last_seq,
+                &mut deliver,
+            )
+            .await;
+            match done {
+                Ok(()) => Some(ws),
+                Err(kind) => {
+                    closed(shared, stats, kind);
+                    None
+                }
+            }
+        }
+        Act::Storm(_) => {
+            let connect = |params: String| async move { Box::pin(join(shared, &spec.topic, params)).await };
+            lifecycle::storm(
+                &shared.life,
+                spec.index,
+                &spec.topic,
+                ws,
+                act,
+                offset,
+                intended,
+                last_seq,
+                &shared.stop,
+                connect,
+                &mut deliver,
+            )
+            .await
+        }
+    }
+}
+
+/// The target's doing only: a close frame from the server, EOF, a read or send error,
+/// `phx_close`/`phx_error` on the channel. The simulator's own closes (churn, storms)
+/// never come here: `listeners.closed_during_run` and exit code 8 rest on that.
 fn closed(shared: &Shared, stats: &mut Stats, kind: impl Into<String>) {
     stats.closed = true;
     shared.fail(format!("during_run:{}", kind.into()));
-}
-
-/// The fields a listener needs from a `bookmark_created` payload, borrowed.
-#[derive(Deserialize)]
-struct Seen<'a> {
-    #[serde(borrow)]
-    url: std::borrow::Cow<'a, str>,
-    seq: u64,
 }
 
 fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, text: &str, at: Instant) {
@@ -228,56 +334,82 @@ fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, text: &str, at: Inst
         return;
     };
     match frame.event.as_ref() {
-        "bookmark_created" if frame.topic == spec.topic => {}
+        event if frame.topic == spec.topic && shared.profile.events.counts(event) => {}
         events::CLOSE | events::ERROR if frame.topic == spec.topic => {
             stats.other += 1;
             closed(shared, stats, format!("channel_{}", frame.event));
             return;
         }
-        _ => {
+        event => {
             stats.other += 1;
+            // Other events on the topic (`bookmark_deleted`) take a `seq` too: check it,
+            // or every delete would show up as a gap in the counted events' sequence.
+            if frame.topic == spec.topic
+                && event != events::REPLY
+                && shared.profile.events.seq.is_some()
+                && let Ok(seen) = shared.profile.events.pick(frame.payload.get())
+                && let Some(seq) = seen.seq
+            {
+                stats.seq.see(seq);
+            }
             return;
         }
     }
-    let Ok(seen) = frame.payload_as::<Seen<'_>>() else {
+    // The URL and seq where the profile says (`/url`, `/seq` for firehose), in one pass.
+    let checks_seq = shared.profile.events.seq.is_some();
+    let seen = match shared.profile.events.pick(frame.payload.get()) {
+        Ok(seen) if seen.seq.is_some() || !checks_seq => seen,
+        _ => {
+            stats.decode_errors += 1;
+            return;
+        }
+    };
+    let Some(url) = seen.url else {
         stats.decode_errors += 1;
         return;
     };
-    stats.seq.see(seen.seq);
-    let Some(i) = shared.correlator.index(&seen.url) else {
+    if let Some(seq) = seen.seq {
+        stats.seq.see(seq);
+    }
+    let Some(i) = shared.correlator.index(&url) else {
         stats.foreign += 1;
         return;
     };
     stats.received += 1;
-    shared.ledger.count(spec.group, i);
+    let nth = shared.ledger.count(spec.group, i);
     if !shared.schedule.is_warmup(i)
         && let Some(intended) = shared.schedule.intended(i)
     {
-        shared.delivery[spec.group as usize].record(spec.index, at.saturating_duration_since(intended));
+        let elapsed = at.saturating_duration_since(intended);
+        shared.delivery[spec.group as usize].record(spec.index, elapsed);
+        shared.ledger.reach.arrived(spec.group, i, nth, elapsed, spec.index);
         stats.last_measured_receipt = Some(at);
     }
 }
 
-/// Connects, upgrades and joins `topic`; the error is a failure kind for the report.
-async fn join(shared: &Shared, topic: &str) -> Result<Socket, String> {
+/// Connects, upgrades and joins `topic` with the JSON join `params`; the `ok` reply's
+/// response, or a failure kind for the report.
+async fn join(shared: &Shared, topic: &str, params: String) -> Result<(Socket, serde_json::Value), String> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let tcp = match timeout_at(deadline, TcpStream::connect(shared.addr)).await {
+    let tcp = match timeout_at(deadline, socket::connect(shared.addr, shared.sources.next())).await {
         Err(_) => return Err("connect_timeout".into()),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err("connect_refused".into()),
         Ok(Err(e)) => return Err(format!("connect_{:?}", e.kind()).to_lowercase()),
         Ok(Ok(tcp)) => tcp,
     };
     let _ = tcp.set_nodelay(true);
-    let mut ws =
-        match timeout_at(deadline, client_async_with_config(shared.ws_url.as_str(), tcp, Some(ws_config()))).await {
-            Err(_) => return Err("upgrade_timeout".into()),
-            Ok(Err(tungstenite::Error::Http(resp))) => return Err(format!("upgrade_http_{}", resp.status().as_u16())),
-            Ok(Err(e)) => return Err(format!("upgrade_{}", error_kind(&e))),
-            Ok(Ok((ws, _))) => ws,
-        };
-    ws.send(Message::text(socket::join_frame(topic))).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
-    socket::await_join_reply(&mut ws, deadline, |e| format!("join_{}", error_kind(e))).await?;
-    Ok(ws)
+    // Our own upgrade, not tungstenite's: it leaves the socket a 1 KiB read buffer instead
+    // of the handshake's 4 KiB one (see `socket::upgrade`).
+    let mut ws = match timeout_at(deadline, socket::upgrade_url(tcp, &shared.ws_url)).await {
+        Err(_) => return Err("upgrade_timeout".into()),
+        Ok(Err(e)) => return Err(format!("upgrade_{}", e.kind())),
+        Ok(Ok(ws)) => ws,
+    };
+    let params = serde_json::value::RawValue::from_string(params).map_err(|_| "join_params_invalid".to_owned())?;
+    let frame = wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &*params);
+    ws.send(Message::text(frame)).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
+    let response = socket::await_join_response(&mut ws, deadline, |e| format!("join_{}", error_kind(e))).await?;
+    Ok((ws, response))
 }
 
 fn error_kind(e: &tungstenite::Error) -> String {
@@ -330,7 +462,10 @@ mod tests {
         };
         let text = encode_broadcast(Vsn::V2, "bookmarks:firehose", "bookmark_created", &event);
         let frame = wire::decode_text(Vsn::V2, &text).unwrap();
-        let seen: Seen<'_> = frame.payload_as().unwrap();
-        assert_eq!((seen.url.as_ref(), seen.seq), ("https://e.com/#sim-r-7", 9));
+        let profile = crate::profile::Profile::firehose();
+        assert!(profile.events.counts(&frame.event));
+        let seen = profile.events.pick(frame.payload.get()).unwrap();
+        assert!(matches!(seen.url, Some(std::borrow::Cow::Borrowed("https://e.com/#sim-r-7"))), "{seen:?}");
+        assert_eq!(seen.seq, Some(9));
     }
 }

@@ -19,11 +19,18 @@ fn main() -> ExitCode {
         },
         Command::Run(args) => ExitCode::from(run(&args)),
         Command::Rooms(args) => ExitCode::from(firehose_sim::rooms::main(&args)),
+        Command::Knee(args) => ExitCode::from(firehose_sim::knee::main(&args)),
+        Command::Demo(args) => ExitCode::from(firehose_sim::demo::main(&args)),
         Command::Compare(args) => ExitCode::from(compare(&args)),
+        Command::Merge(args) => ExitCode::from(firehose_sim::merge::main(&args)),
     }
 }
 
 fn run(args: &RunArgs) -> u8 {
+    if args.agent.is_some() {
+        // An agent of `--agents` (or of a parent on another machine): protocol on stdout.
+        return firehose_sim::agents::child::main(args);
+    }
     let plan = match Plan::from_args(args) {
         Ok(plan) => plan,
         Err(e) => {
@@ -36,6 +43,10 @@ fn run(args: &RunArgs) -> u8 {
         .with_writer(std::io::stderr)
         .init();
     println!("{plan}");
+    firehose_sim::progress::set_enabled(!args.quiet);
+    if plan.agents > 1 {
+        return firehose_sim::agents::main(&plan);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -44,8 +55,10 @@ fn run(args: &RunArgs) -> u8 {
         }
     };
     let (out, thresholds) = (plan.out.clone(), plan.thresholds.clone());
-    let mut report = match runtime.block_on(firehose_sim::run(plan)) {
-        Ok(report) => report,
+    // A run that failed after listeners connected still writes what it measured.
+    let (mut report, failed) = match runtime.block_on(firehose_sim::run(plan)) {
+        Ok(report) => (report, None),
+        Err(firehose_sim::SimError::Partial { cause, report }) => (*report, Some(*cause)),
         Err(e) => {
             eprintln!("firehose-sim: {e}");
             return e.exit_code();
@@ -54,19 +67,22 @@ fn run(args: &RunArgs) -> u8 {
     report.judge(&thresholds);
     print!("{}", report::terminal::render(&report.model));
     match report::files::write(&report, &out) {
-        Ok(dir) => println!("\nreport          {}", dir.join("report.json").display()),
+        Ok(dir) => {
+            println!("\nreport          {}", dir.join("report.json").display());
+            if let Some(why) = &report.model.partial {
+                eprintln!("firehose-sim: partial report ({why}) written to {}", dir.display());
+            }
+        }
         Err(e) => {
             eprintln!("firehose-sim: cannot write the report under {}: {e}", out.display());
             return exit::FAILURE;
         }
     }
-    if !report.is_valid() {
-        exit::INVALID_RUN
-    } else if !report.thresholds_passed() {
-        exit::THRESHOLD
-    } else {
-        exit::OK
+    if let Some(cause) = failed {
+        eprintln!("firehose-sim: {cause}");
+        return cause.exit_code();
     }
+    report.exit_code()
 }
 
 fn compare(args: &CompareArgs) -> u8 {

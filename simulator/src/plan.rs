@@ -10,7 +10,10 @@ use toml::Spanned;
 
 use crate::cli::RunArgs;
 use crate::gate::{Threshold, ThresholdError};
+use crate::lifecycle::{ChurnPlan, StormPlan};
 use crate::scenario::{Place, Scenario, ScenarioError};
+use crate::source::{SourceIps, SourceIpsError};
+use crate::stages::{RateCurve, Stage};
 
 /// File descriptors kept back for the runtime, the HTTP client, the database and logs.
 const FD_RESERVE: u64 = 128;
@@ -34,6 +37,9 @@ pub struct Plan {
     /// The scenario file the plan started from, if any (flags override its values).
     pub scenario: Option<PathBuf>,
     pub target: TargetSpec,
+    /// How `run` maps onto the target app (`--profile`, or the scenario's `profile`);
+    /// the built-in firehose profile by default.
+    pub profile: crate::profile::Profile,
     /// Listeners on `bookmarks:firehose`.
     pub listeners: u32,
     /// Listeners on `bookmarks:tag:<tag>`.
@@ -56,6 +62,63 @@ pub struct Plan {
     pub max_in_flight: u32,
     /// Gates judged on the finished run (serialised as the expressions).
     pub thresholds: Vec<Threshold>,
+    /// Source addresses listener connections bind to (`--source-ips`); empty: the
+    /// kernel's choice.
+    pub source_ips: SourceIps,
+    /// Simulator processes the plan is split over (`--agents`); 1: this process alone.
+    pub agents: u32,
+    /// In an agent process: which share of the parent's plan this plan is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentSlot>,
+    /// The traffic phase's stages (empty: one plateau at scale 1 for `duration`, which
+    /// is otherwise the stages' sum); every rate is multiplied by their curve.
+    pub stages: Vec<Stage>,
+    /// The multiplier at the start of the first stage.
+    pub start_scale: f64,
+    /// Listeners leaving and rejoining their channel (`[actions.presence_churn]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_churn: Option<ChurnPlan>,
+    /// Listener sockets dropped at once and reconnecting (`[actions.reconnect_storm]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnect_storm: Option<StormPlan>,
+    /// Likes, unlikes, deletions, chat messages, typing and the room/likes/user
+    /// listener groups (`crate::actions`).
+    pub actions: crate::actions::ActionsPlan,
+}
+
+/// Agent `index` (from 0) of `count` (`--agent I/K`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AgentSlot {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl AgentSlot {
+    /// Parses `I/K` with `I < K`.
+    pub fn parse(text: &str) -> Result<AgentSlot, PlanError> {
+        let bad = || PlanError::Agents(format!("--agent {text:?}: expected I/K with 0 <= I < K, e.g. 1/3"));
+        let (i, k) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (i.trim().parse().map_err(|_| bad())?, k.trim().parse().map_err(|_| bad())?);
+        if index >= count {
+            return Err(bad());
+        }
+        Ok(AgentSlot { index, count })
+    }
+}
+
+/// The part of `0..total` that share `index` of `count` gets: contiguous, sizes differing
+/// by at most one, the larger shares first.
+pub fn share_range(total: u64, index: u32, count: u32) -> std::ops::Range<u64> {
+    let (i, k) = (u64::from(index), u64::from(count.max(1)));
+    let (base, extra) = (total / k, total % k);
+    let start = i * base + i.min(extra);
+    start..start + base + u64::from(i < extra)
+}
+
+/// Share `index` of `count` of `total` (see [`share_range`]).
+pub fn share_of(total: u32, index: u32, count: u32) -> u32 {
+    let r = share_range(u64::from(total), index, count);
+    u32::try_from(r.end - r.start).unwrap_or(u32::MAX)
 }
 
 /// Where a plan value came from: a flag (or its default) or a scenario file's key.
@@ -83,6 +146,13 @@ pub enum PlanError {
     Scenario(#[from] ScenarioError),
     #[error(transparent)]
     Threshold(#[from] ThresholdError),
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
+    #[error(
+        "{origin} is {value} but profile {profile:?} cannot create private items (its [create] body has no \
+         {{{{private}}}} or {{{{public}}}}): use --private-fraction 0"
+    )]
+    ProfileCannotBePrivate { origin: Origin, value: f64, profile: String },
     #[error("{place}: {source}")]
     ThresholdInFile { place: Box<Place>, source: ThresholdError },
     #[error("{origin} {value:?}: {reason} (use e.g. \"10s\", \"500ms\", \"2m\")")]
@@ -91,6 +161,9 @@ pub enum PlanError {
     Rate { origin: Origin, value: f64 },
     #[error("{0} must be longer than zero")]
     ZeroDuration(Origin),
+    /// A stage, churn or storm value that cannot run: the flag or file place, and why.
+    #[error("{origin} {reason}")]
+    Invalid { origin: Origin, reason: String },
     #[error(
         "{warmup_origin} ({warmup:?}) must be shorter than {duration_origin} ({duration:?}), or nothing is measured"
     )]
@@ -103,12 +176,18 @@ pub enum PlanError {
     TooManyRequests { rate: f64, duration: Duration, requests: u64, max: u64 },
     #[error("{origin} {value:?}: {reason} (expected http://host:port)")]
     Target { origin: Origin, value: String, reason: String },
+    #[error(transparent)]
+    SourceIps(#[from] SourceIpsError),
+    #[error("{0}")]
+    Agents(String),
     #[error(
         "{listeners} listeners need about {needed} file descriptors ({per_listener} per listener{why}, \
          {in_flight} for in-flight requests, {reserve} reserved) but this process may open {limit} \
-         (soft RLIMIT_NOFILE); at most {fit} listeners fit: lower --listeners/--tag-listeners or raise `ulimit -n`"
+         (soft RLIMIT_NOFILE); at most {fit} listeners fit in one process: {advice}"
     )]
     FdBudget {
+        /// How to split the plan so that it fits.
+        advice: String,
         listeners: u64,
         needed: u64,
         per_listener: u64,
@@ -285,8 +364,24 @@ impl Plan {
 
     /// Validates `args` over an already loaded `scenario`.
     pub fn from_layers(args: &RunArgs, scenario: Option<&Scenario>, fd_limit: Option<u64>) -> Result<Plan, PlanError> {
-        let raw = Raw::layer(args, scenario);
-        let duration = duration_value(&raw.duration)?;
+        let mut raw = Raw::layer(args, scenario);
+        let mut duration = duration_value(&raw.duration)?;
+        let staging = crate::staging::stages(args, scenario)?;
+        if let Some(staging) = &staging {
+            // Stages define the traffic phase; a duration given too must agree.
+            let given = args.given("duration") || matches!(raw.duration.1, Origin::File(_));
+            if given && duration != staging.duration() {
+                return Err(PlanError::Invalid {
+                    origin: raw.duration.1,
+                    reason: format!(
+                        "({duration:?}) disagrees with the stages, which last {:?}; drop it or make them agree",
+                        staging.duration()
+                    ),
+                });
+            }
+            duration = staging.duration();
+            raw.duration.1 = staging.origin.clone();
+        }
         let warmup = duration_value(&raw.warmup)?;
         let max_lag = duration_value(&raw.max_lag)?;
         let drain_timeout = duration_value(&raw.drain_timeout)?;
@@ -310,7 +405,8 @@ impl Plan {
         if raw.max_in_flight.0 == 0 {
             return Err(PlanError::MaxInFlight(raw.max_in_flight.1));
         }
-        let requests = request_count(duration, rate);
+        let (stages, start_scale) = staging.map_or((Vec::new(), 1.0), |s| (s.stages, s.start_scale));
+        let requests = curve_of(&stages, start_scale, duration, rate).count();
         if requests > MAX_REQUESTS {
             return Err(PlanError::TooManyRequests { rate, duration, requests, max: MAX_REQUESTS });
         }
@@ -319,11 +415,27 @@ impl Plan {
             Some(value) => TargetSpec::External { url: parse_target(value, &raw.target.1)? },
         };
         let thresholds = thresholds(args, scenario)?;
+        let profile = crate::profile::Profile::for_run(args.profile.as_deref(), scenario)?;
+        if private_fraction > 0.0 && !profile.create.can_be_private {
+            let (origin, profile) = (raw.private_fraction.1, profile.name);
+            return Err(PlanError::ProfileCannotBePrivate { origin, value: private_fraction, profile });
+        }
         let max_in_flight = raw.max_in_flight.0;
-        check_fd_budget(&target, u64::from(raw.listeners) + u64::from(raw.tag_listeners), max_in_flight, fd_limit)?;
-        Ok(Plan {
+        let source_ips = match &args.source_ips {
+            Some(value) => SourceIps::parse(value)?,
+            None => SourceIps::default(),
+        };
+        if args.agents == 0 {
+            return Err(PlanError::Agents("--agents must be at least 1".into()));
+        }
+        let agent = args.agent.as_deref().map(AgentSlot::parse).transpose()?;
+        if agent.is_some() && args.agents > 1 {
+            return Err(PlanError::Agents("--agent I/K runs one share: it cannot also split with --agents".into()));
+        }
+        let mut plan = Plan {
             scenario: scenario.map(|s| s.path.clone()),
             target,
+            profile,
             listeners: raw.listeners,
             tag_listeners: raw.tag_listeners,
             connect_rate_per_s: raw.connect_rate.0,
@@ -338,17 +450,133 @@ impl Plan {
             drain_timeout,
             max_in_flight,
             thresholds,
+            source_ips,
+            agents: args.agents,
+            agent: None,
+            stages,
+            start_scale,
+            presence_churn: crate::staging::churn(args, scenario)?,
+            reconnect_storm: crate::staging::storm(args, scenario, duration)?,
+            actions: crate::actions::ActionsPlan::from_layers(args, scenario)?,
+        };
+        if plan.actions.is_active() && plan.profile.name != "firehose" {
+            let reason = format!(
+                "{:?}: likes, deletions, chat messages, typing and the room/likes/user listeners speak firehose's \
+                 own API; run them with the firehose profile",
+                plan.profile.name
+            );
+            return Err(PlanError::Invalid { origin: Origin::Flag("profile"), reason });
+        }
+        if let Some(slot) = agent {
+            plan = plan.share(slot);
+        }
+        plan.check_fd_budget(fd_limit)?;
+        Ok(plan)
+    }
+
+    /// Agent `slot`'s share of this plan: every group's listeners split as evenly as
+    /// possible, every rate divided by the agent count, its own seed and its own slice
+    /// of source addresses (127.0.0.(2+i) when none were given and the target is on
+    /// loopback). Fields added to the plan that are counts or rates belong here too.
+    pub fn share(&self, slot: AgentSlot) -> Plan {
+        let (i, k) = (slot.index, slot.count);
+        let per = |rate: f64| rate / f64::from(k);
+        let loopback_target = match &self.target {
+            TargetSpec::Embedded => true,
+            TargetSpec::External { url } => url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d == "localhost",
+                _ => false,
+            }),
+        };
+        let source_ips = if self.source_ips.is_empty() && !loopback_target {
+            SourceIps::default()
+        } else {
+            self.source_ips.share(i, k)
+        };
+        Plan {
+            listeners: share_of(self.listeners, i, k),
+            tag_listeners: share_of(self.tag_listeners, i, k),
+            connect_rate_per_s: per(self.connect_rate_per_s),
+            rate_per_s: per(self.rate_per_s),
+            seed: self.seed.wrapping_add(u64::from(i)),
+            seed_bookmarks: share_of(self.seed_bookmarks, i, k),
+            presence_churn: self.presence_churn.clone().map(|c| ChurnPlan { rate_per_s: per(c.rate_per_s), ..c }),
+            source_ips,
+            agents: 1,
+            agent: Some(slot),
+            actions: self.actions.share(i, k),
+            ..self.clone()
+        }
+    }
+
+    /// Every socket the plan holds open at once in one process, all listener groups.
+    /// A group added to the plan adds its sockets here, so the fd budget sees it.
+    pub fn total_sockets(&self) -> u64 {
+        self.total_listeners() + self.actions.sockets()
+    }
+
+    /// Refuses, before anything connects, a plan whose sockets do not fit this
+    /// process's open-file limit, saying how many fit and how to split the plan.
+    fn check_fd_budget(&self, limit: Option<u64>) -> Result<(), PlanError> {
+        let Some(limit) = limit else { return Ok(()) };
+        let sockets = self.total_sockets();
+        let embedded = self.target == TargetSpec::Embedded;
+        let in_flight = u64::from(self.max_in_flight);
+        // With agents, each child holds its share (client ends only); an embedded server
+        // stays in this process and holds the server end of every socket.
+        let (per_process, per_listener, why) = match (self.agents > 1, embedded) {
+            (true, true) => (sockets, 1, ": the in-process server's end of every agent's socket"),
+            (true, false) => (sockets.div_ceil(u64::from(self.agents)), 1, ", in each agent"),
+            (false, true) => (sockets, 2, ": client and in-process server ends"),
+            (false, false) => (sockets, 1, ""),
+        };
+        let needed = per_process * per_listener + in_flight * per_listener + FD_RESERVE;
+        if needed <= limit {
+            return Ok(());
+        }
+        let fit = limit.saturating_sub(in_flight * per_listener + FD_RESERVE) / per_listener;
+        let fit_external = limit.saturating_sub(in_flight + FD_RESERVE).max(1);
+        let agents = sockets.div_ceil(fit_external).max(2);
+        let advice = if embedded {
+            format!(
+                "start the server separately and run `--target URL --agents {agents}` (each agent a process with its \
+                 own fd budget; the embedded server holds one end of every socket in this process), or lower \
+                 --listeners/--tag-listeners"
+            )
+        } else {
+            format!(
+                "run `--agents {agents}` (each agent a process with its own fd budget, at most {fit_external} \
+                 listeners each) or lower --listeners/--tag-listeners"
+            )
+        };
+        Err(PlanError::FdBudget {
+            advice,
+            listeners: per_process,
+            needed,
+            per_listener,
+            why,
+            in_flight: in_flight * per_listener,
+            reserve: FD_RESERVE,
+            limit,
+            fit,
         })
     }
 
     /// Requests of the run: one every `1/rate` over the duration, warm-up included.
     pub fn requests(&self) -> u64 {
-        request_count(self.duration, self.rate_per_s)
+        self.curve(self.rate_per_s).count()
     }
 
     /// Requests whose intended start falls inside the warm-up (the first ones).
     pub fn warmup_requests(&self) -> u64 {
-        request_count(self.warmup, self.rate_per_s)
+        self.curve(self.rate_per_s).count_before(self.warmup)
+    }
+
+    /// The open-model schedule of an action with `base_rate` per second: the stages'
+    /// curve (or a constant rate for `duration` without stages).
+    pub fn curve(&self, base_rate: f64) -> RateCurve {
+        curve_of(&self.stages, self.start_scale, self.duration, base_rate)
     }
 
     /// All listeners, both groups.
@@ -368,6 +596,9 @@ impl fmt::Display for Plan {
             writeln!(f, "  scenario          {} (flags given override it)", scenario.display())?;
         }
         writeln!(f, "  target            {target}")?;
+        for (k, line) in self.profile.describe().iter().enumerate() {
+            writeln!(f, "  {:<18}{line}", if k == 0 { "profile" } else { "" })?;
+        }
         writeln!(
             f,
             "  listeners         {} firehose + {} tag, opened at {}/s",
@@ -388,17 +619,51 @@ impl fmt::Display for Plan {
             self.max_lag, self.max_in_flight, self.drain_timeout
         )?;
         writeln!(f, "  seed              {} ({} seed bookmarks)", self.seed, self.seed_bookmarks)?;
+        if !self.stages.is_empty() {
+            let list: Vec<String> = self.stages.iter().map(|s| format!("{:?}→×{}", s.duration, s.scale)).collect();
+            writeln!(f, "  stages            from ×{}: {}", self.start_scale, list.join(", "))?;
+        }
+        if let Some(c) = &self.presence_churn {
+            let scheduled = self.curve(c.rate_per_s).count();
+            writeln!(
+                f,
+                "  presence churn    {}/s (= {scheduled}) leave + rejoin with since after {:?}",
+                c.rate_per_s, c.absence
+            )?;
+        }
+        if let Some(s) = &self.reconnect_storm {
+            let at: Vec<String> = s.at.iter().map(|d| format!("{d:?}")).collect();
+            writeln!(
+                f,
+                "  reconnect storms  at {}: {:.0}% of listener sockets dropped, phoenix.js backoff{}",
+                at.join(", "),
+                s.fraction * 100.0,
+                if s.jitter { " with equal jitter" } else { " (no jitter)" }
+            )?;
+        }
+        write!(f, "{}", self.actions)?;
         for (i, t) in self.thresholds.iter().enumerate() {
             writeln!(f, "  {:<18}{t}", if i == 0 { "thresholds" } else { "" })?;
+        }
+        if !self.source_ips.is_empty() {
+            writeln!(f, "  source addresses  {}", self.source_ips)?;
+        }
+        if self.agents > 1 {
+            writeln!(
+                f,
+                "  agents            {} processes, each 1/{} of the listeners and rates",
+                self.agents, self.agents
+            )?;
+        }
+        if let Some(slot) = self.agent {
+            writeln!(f, "  agent             {} of {} (this plan is its share)", slot.index, slot.count)?;
         }
         write!(f, "  reports           {}", self.out.display())
     }
 }
 
-fn request_count(span: Duration, rate: f64) -> u64 {
-    // Request i is intended at i / rate; those with i / rate < span belong to the span.
-    // The epsilon keeps 3 s × 20/s at 60, not 61, despite float rounding.
-    (span.as_secs_f64() * rate - 1e-9).ceil().max(0.0) as u64
+fn curve_of(stages: &[Stage], start_scale: f64, duration: Duration, rate: f64) -> RateCurve {
+    if stages.is_empty() { RateCurve::constant(rate, duration) } else { RateCurve::staged(rate, start_scale, stages) }
 }
 
 fn positive_rate((value, origin): &(f64, Origin)) -> Result<(), PlanError> {
@@ -447,27 +712,6 @@ pub(crate) fn http_base_url(raw: &str) -> Result<String, String> {
         return Err("give the server's base URL, without a path".into());
     }
     Ok(format!("http://{host}:{port}"))
-}
-
-fn check_fd_budget(
-    target: &TargetSpec,
-    listeners: u64,
-    max_in_flight: u32,
-    limit: Option<u64>,
-) -> Result<(), PlanError> {
-    let Some(limit) = limit else { return Ok(()) };
-    // In-process, every socket is open twice: the listener's end and the server's end.
-    let (per_listener, why) = match target {
-        TargetSpec::Embedded => (2, ": client and in-process server ends"),
-        TargetSpec::External { .. } => (1, ""),
-    };
-    let in_flight = u64::from(max_in_flight) * per_listener;
-    let needed = listeners * per_listener + in_flight + FD_RESERVE;
-    if needed <= limit {
-        return Ok(());
-    }
-    let fit = limit.saturating_sub(in_flight + FD_RESERVE) / per_listener;
-    Err(PlanError::FdBudget { listeners, needed, per_listener, why, in_flight, reserve: FD_RESERVE, limit, fit })
 }
 
 /// The soft limit on open files from `/proc/self/limits`; `None` when unlimited or
@@ -583,6 +827,41 @@ mod tests {
         let err = Plan::from_args_with_fd_limit(&embedded, Some(20_000)).unwrap_err();
         assert!(matches!(err, PlanError::FdBudget { fit: 9_680, per_listener: 2, .. }), "{err:?}");
         assert!(Plan::from_args_with_fd_limit(&embedded, None).is_ok());
+    }
+
+    #[test]
+    fn the_fd_budget_says_how_to_split_the_plan() {
+        let external = args(&["--target", "http://127.0.0.1:4000", "--listeners", "50000"]);
+        let err = Plan::from_args_with_fd_limit(&external, Some(20_000)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("at most 19616 listeners fit in one process"), "{text}");
+        assert!(text.contains("run `--agents 3`"), "{text}");
+        // Split three ways, each agent holds 16,667: it fits.
+        let split = args(&["--target", "http://127.0.0.1:4000", "--listeners", "50000", "--agents", "3"]);
+        let plan = Plan::from_args_with_fd_limit(&split, Some(20_000)).unwrap();
+        assert_eq!(plan.total_sockets(), 50_000);
+        // An embedded server holds one end of every agent's socket in the parent.
+        let embedded = args(&["--listeners", "30000", "--agents", "2"]);
+        let err = Plan::from_args_with_fd_limit(&embedded, Some(20_000)).unwrap_err().to_string();
+        assert!(err.contains("--target URL --agents 2"), "{err}");
+    }
+
+    #[test]
+    fn an_agent_takes_its_share_of_every_group_and_rate() {
+        let flags = ["--listeners", "101", "--tag-listeners", "10", "--rate", "30", "--seed", "7"];
+        let shares: Vec<Plan> =
+            (0..3).map(|i| plan(&[&flags[..], &["--agent", &format!("{i}/3")]].concat()).unwrap()).collect();
+        assert_eq!(shares.iter().map(|p| p.listeners).collect::<Vec<_>>(), [34, 34, 33]);
+        assert_eq!(shares.iter().map(|p| p.tag_listeners).sum::<u32>(), 10);
+        assert!(shares.iter().all(|p| p.rate_per_s == 10.0 && p.agents == 1));
+        assert_eq!(shares.iter().map(|p| p.seed).collect::<Vec<_>>(), [7, 8, 9]);
+        assert_eq!(shares[2].source_ips.to_string(), "127.0.0.4", "default sources: 127.0.0.(2+i)");
+        assert_eq!(shares[1].agent, Some(AgentSlot { index: 1, count: 3 }));
+        let remote = plan(&["--target", "http://10.1.2.3:4000", "--agent", "1/2"]).unwrap();
+        assert!(remote.source_ips.is_empty(), "no loopback sources towards a remote server");
+        assert!(matches!(plan(&["--agent", "3/3"]), Err(PlanError::Agents(_))));
+        assert!(matches!(plan(&["--agents", "0"]), Err(PlanError::Agents(_))));
+        assert!(matches!(plan(&["--source-ips", "192.168.1.1"]), Err(PlanError::SourceIps(_))));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::error::SimError;
 use crate::fixtures::Corpus;
 use crate::generator::{self, Generator};
 use crate::ledger::Ledger;
+use crate::lifecycle::Lifecycle;
 use crate::listeners::{self, Shared};
 use crate::plan::Plan;
 use crate::report::Report;
@@ -40,33 +41,67 @@ pub async fn run(plan: Plan) -> Result<Report, SimError> {
 
 /// Runs `plan` drawing users, links and tags from `corpus`.
 pub async fn run_with_corpus(plan: Plan, corpus: &Corpus) -> Result<Report, SimError> {
+    run_gated(plan, corpus, &|ready: &Ready| Ok(ready.proposed)).await
+}
+
+/// What a run knows once every listener settled, before traffic starts.
+pub struct Ready<'a> {
+    pub run_id: &'a str,
+    pub joined: u64,
+    /// When this process alone would start (`LEAD_IN` from now).
+    pub proposed: Instant,
+}
+
+/// Decides when traffic starts (t0) once every listener settled: alone, at
+/// `ready.proposed`; as an agent, at the common t0 its parent sends. On a multi-thread
+/// runtime it is called via `block_in_place`, so it may block.
+pub type StartGate<'a> = &'a (dyn Fn(&Ready<'_>) -> Result<Instant, SimError> + Sync);
+
+/// As [`run_with_corpus`], traffic starting when `gate` says.
+pub async fn run_gated(plan: Plan, corpus: &Corpus, gate: StartGate<'_>) -> Result<Report, SimError> {
     if corpus.links.is_empty() || corpus.users.is_empty() {
         return Err(SimError::Setup("the corpus has no links or no users".into()));
     }
     let run_id = format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff);
     let started_at = chrono::Utc::now();
     let target = Target::open(&plan.target).await?;
-    let result = drive(&plan, &target, corpus, &run_id).await;
+    let result = drive(&plan, &target, corpus, &run_id, gate).await;
     let closed = target.close().await;
     let mut report = result?;
-    closed?;
     report.model.started_at = started_at.to_rfc3339();
     report.model.finished_at = chrono::Utc::now().to_rfc3339();
+    if let Err(e) = closed {
+        return Err(partial(report, e));
+    }
     Ok(report)
 }
 
-async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> Result<Report, SimError> {
+async fn drive(
+    plan: &Plan,
+    target: &Target,
+    corpus: &Corpus,
+    run_id: &str,
+    gate: StartGate<'_>,
+) -> Result<Report, SimError> {
+    // Is it Phoenix at all? Before anything is created on it (exit 7 if not).
+    let profile = Arc::new(plan.profile.clone());
+    crate::probe::phoenix(target.addr(), &profile.ws_url(target.addr())).await?;
     // Setup, not measured.
-    let api = Api::new(target.base_url(), plan.max_in_flight as usize).map_err(SimError::Setup)?;
+    let progress = crate::progress::Progress::start();
+    progress.phase("seeding", "users and seed bookmarks");
+    let api = Api::new(target.base_url(), plan.max_in_flight as usize)
+        .map_err(SimError::Setup)?
+        .with_profile(Arc::clone(&profile));
     let usernames: Vec<String> = corpus.users.iter().map(|u| u.username.clone()).collect();
     let accounts = seed::create_users(&api, &usernames, run_id).await.map_err(SimError::Setup)?;
     let drafts: Arc<[Draft]> = corpus.links.iter().cloned().collect();
-    seed::seed_bookmarks(&api, &accounts, &drafts, plan.seed_bookmarks, plan.seed).await.map_err(SimError::Setup)?;
+    let seeds = if profile.seed_bookmarks { plan.seed_bookmarks } else { 0 };
+    seed::seed_bookmarks(&api, &accounts, &drafts, seeds, plan.seed).await.map_err(SimError::Setup)?;
+    let mut actions = crate::actions::Session::prepare(plan, &target.base_url(), target.addr(), corpus, run_id).await?;
 
-    let schedule = Arc::new(Schedule::new(
-        plan.rate_per_s,
-        plan.requests(),
-        plan.warmup_requests(),
+    let schedule = Arc::new(Schedule::staged(
+        plan.curve(plan.rate_per_s),
+        plan.warmup,
         drafts.len(),
         plan.seed,
         plan.private_fraction,
@@ -74,22 +109,32 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
     let correlator = Correlator::new(run_id, plan.requests());
     let ledger = Arc::new(Ledger::new(plan.requests()));
     let weights: Vec<(String, f64)> = corpus.tags.iter().map(|t| (t.name.clone(), t.weight)).collect();
-    let audience = Audience::new(plan.listeners, plan.tag_listeners, &weights, plan.seed);
+    let audience = Audience::new(plan.listeners, plan.tag_listeners, &weights, plan.seed).with_topics(&profile.topics);
     let stop = CancellationToken::new();
-    let shared = Arc::new(Shared::new(
-        target.addr(),
-        Arc::clone(&schedule),
-        correlator.clone(),
-        Arc::clone(&ledger),
-        stop.clone(),
-        audience.specs.len(),
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            target.addr(),
+            Arc::clone(&schedule),
+            correlator.clone(),
+            Arc::clone(&ledger),
+            stop.clone(),
+            audience.specs.len(),
+        )
+        .with_profile(Arc::clone(&profile))
+        .with_sources(plan.source_ips.clone())
+        .with_lifecycle(lifecycle(plan, audience.specs.len())),
+    );
 
     // Listeners, measuring both processes' memory around them.
     let sim_rss_before = resources::vm_rss_bytes();
     let server_rss_before = api.server_rss_bytes().await;
+    let watching = progress.watch_connecting(audience.specs.len() as u64, {
+        let shared = Arc::clone(&shared);
+        move || shared.joined.load(Ordering::Relaxed)
+    });
     let handles = listeners::open(&shared, audience.specs.clone(), plan.connect_rate_per_s).await;
     let joined = await_joins(&shared, handles.len(), &audience).await;
+    drop(watching);
     let sim_rss_after = resources::vm_rss_bytes();
     let server_rss_after = api.server_rss_bytes().await;
     if let Err(e) = joined {
@@ -97,12 +142,35 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
         return Err(e);
     }
     let audience = Arc::new(audience.joined_only(|i| shared.has_joined(i)));
+    if let Some(Err(e)) = match actions.as_mut() {
+        Some(a) => Some(a.open(plan).await),
+        None => None,
+    } {
+        stop.cancel();
+        return Err(e);
+    }
 
     // Traffic, on the generator's own thread, once everyone listens.
-    let t0 = schedule.start(Instant::now() + LEAD_IN);
+    let ready = Ready { run_id, joined: shared.joined.load(Ordering::Relaxed), proposed: Instant::now() + LEAD_IN };
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+    let decided = if multi_thread { tokio::task::block_in_place(|| gate(&ready)) } else { gate(&ready) };
+    let start_at = match decided {
+        Ok(at) => at,
+        Err(e) => {
+            stop.cancel();
+            return Err(e);
+        }
+    };
+    let t0 = schedule.start(start_at);
+    if let Some(a) = &actions {
+        a.start(t0);
+    }
+    shared.life.started.cancel();
     let cpu_before = resources::cpu_time();
     let generator = Arc::new(Generator {
-        api: Api::new(target.base_url(), plan.max_in_flight as usize).map_err(SimError::Setup)?,
+        api: Api::new(target.base_url(), plan.max_in_flight as usize)
+            .map_err(SimError::Setup)?
+            .with_profile(Arc::clone(&profile)),
         accounts,
         drafts,
         schedule: Arc::clone(&schedule),
@@ -112,19 +180,35 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
         max_in_flight: plan.max_in_flight,
         stats: generator::Stats::default(),
     });
-    let generated = Arc::clone(&generator).run_on_own_thread().await;
+    let probes = crate::timeline::firehose_probes(&shared, &generator);
+    let sampler = crate::timeline::Sampler::start(t0, plan.duration, probes, Arc::clone(&progress));
+    let acting = async {
+        match &actions {
+            Some(a) => a.drive(plan).await,
+            None => Ok(()),
+        }
+    };
+    let (generated, acted) = tokio::join!(Arc::clone(&generator).run_on_own_thread(), acting);
     let traffic_end = Instant::now();
     let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let drain_timed_out = generated.is_ok() && !drain(&ledger, traffic_end + plan.drain_timeout).await;
+    let actions_drained = match &actions {
+        Some(a) => acted.is_err() || a.drain(traffic_end + plan.drain_timeout).await,
+        None => true,
+    };
+    let drain_timed_out = drain_timed_out || !actions_drained;
     let drain = traffic_end.elapsed();
     stop.cancel();
-    generated.map_err(SimError::Setup)?;
+    // A generator that failed still leaves what listeners and requests measured.
+    let generator_failed = generated.err().or(acted.err());
     let mut per_listener = Vec::with_capacity(handles.len());
     for handle in handles {
         if let Ok(result) = handle.await {
             per_listener.push(result);
         }
     }
+    let sampled = sampler.finish().await;
+    progress.finish();
 
     let facts = Facts {
         plan,
@@ -143,7 +227,33 @@ async fn drive(plan: &Plan, target: &Target, corpus: &Corpus, run_id: &str) -> R
         server_rss: (server_rss_before, server_rss_after),
         sim_cpu,
     };
-    Ok(facts.report())
+    let mut report = facts.report();
+    if let Some(a) = actions {
+        a.finish(plan, facts.traffic, &mut report).await;
+    }
+    let rates = [
+        plan.presence_churn.as_ref().map_or(0.0, |c| plan.curve(c.rate_per_s).mean_rate()),
+        plan.reconnect_storm.as_ref().map_or(0.0, |s| s.at.len() as f64 / plan.duration.as_secs_f64()),
+    ];
+    crate::lifecycle::add_to_report(&shared.life, &mut report, rates, facts.traffic);
+    sampled.attach(&mut report);
+    if let Some(why) = generator_failed {
+        return Err(partial(report, SimError::Setup(why)));
+    }
+    Ok(report)
+}
+
+/// A run that failed after listeners connected: the report of what was measured,
+/// marked partial, travels with the error so that it is still written.
+fn partial(mut report: Report, cause: SimError) -> SimError {
+    report.model.partial = Some(format!("the run failed after listeners connected: {cause}"));
+    SimError::Partial { cause: Box::new(cause), report: Box::new(report) }
+}
+
+/// The plan's churn (on the stages' curve) and storms over `listeners` sockets.
+fn lifecycle(plan: &Plan, listeners: usize) -> Lifecycle {
+    let churn = plan.presence_churn.as_ref().map(|c| (c, plan.curve(c.rate_per_s)));
+    Lifecycle::new(churn, plan.reconnect_storm.as_ref(), listeners, plan.seed, plan.warmup)
 }
 
 /// Waits until every listener joined or gave up; an error when none could join.

@@ -4,9 +4,7 @@
 //! validates the result, so an error can point at the file, line and key.
 //!
 //! Unknown keys are refused (`deny_unknown_fields`): a misspelt `rate` must not
-//! silently run the default. Action kinds and listener groups that the issue plans but
-//! this simulator cannot drive yet (likes, chat, typing, …) are known by name and
-//! refused with their own message, so a scenario never runs less than it says.
+//! silently run the default.
 
 use std::fmt;
 use std::ops::Range;
@@ -25,6 +23,9 @@ pub struct ScenarioFile {
     /// Free text, for people.
     pub description: Option<String>,
     pub target: Option<Spanned<String>>,
+    /// Target profile: a path (relative to this file or the current directory) or a
+    /// name under `fixtures/profiles/`; `--profile` overrides it.
+    pub profile: Option<Spanned<String>>,
     pub duration: Option<Spanned<String>>,
     pub warmup: Option<Spanned<String>>,
     pub seed: Option<Spanned<u64>>,
@@ -34,6 +35,10 @@ pub struct ScenarioFile {
     pub seed_bookmarks: Option<Spanned<u32>>,
     /// Gates, as `--threshold` takes them; `--threshold` flags replace the list.
     pub thresholds: Option<Vec<Spanned<String>>>,
+    /// `[[stages]]`: the traffic phase as ramps, plateaus and spikes (`--stage` replaces).
+    pub stages: Option<Spanned<Vec<StageFile>>>,
+    /// The rate multiplier at the start of the first stage.
+    pub start_scale: Option<Spanned<f64>>,
     #[serde(default)]
     pub listeners: ListenersFile,
     #[serde(default)]
@@ -47,11 +52,14 @@ pub struct ListenersFile {
     pub firehose: Option<Spanned<u32>>,
     pub tag: Option<Spanned<u32>>,
     pub connect_rate: Option<Spanned<f64>>,
-    // Planned groups, refused until the simulator drives them.
-    room: Option<Spanned<toml::Value>>,
-    likes: Option<Spanned<toml::Value>>,
-    user: Option<Spanned<toml::Value>>,
-    page: Option<Spanned<toml::Value>>,
+    /// Listeners on one `room:<slug>` each (`--room-listeners`).
+    pub room: Option<Spanned<u32>>,
+    /// Listeners on one `likes:<bookmark_id>` each (`--likes-listeners`).
+    pub likes: Option<Spanned<u32>>,
+    /// Signed-in listeners on their own `user:<id>` (`--user-listeners`).
+    pub user: Option<Spanned<u32>>,
+    /// Anonymous listeners on the hot `page:<path>` topics (`--page-listeners`).
+    pub page: Option<Spanned<u32>>,
 }
 
 /// `[actions.<kind>]`: one table per traffic kind.
@@ -59,15 +67,24 @@ pub struct ListenersFile {
 #[serde(deny_unknown_fields)]
 pub struct ActionsFile {
     pub create_bookmark: Option<Spanned<CreateBookmark>>,
-    // Planned kinds, refused until the simulator drives them.
-    delete_bookmark: Option<Spanned<toml::Value>>,
-    like: Option<Spanned<toml::Value>>,
-    unlike: Option<Spanned<toml::Value>>,
-    chat_message: Option<Spanned<toml::Value>>,
-    typing: Option<Spanned<toml::Value>>,
-    presence_churn: Option<Spanned<toml::Value>>,
-    reconnect_storm: Option<Spanned<toml::Value>>,
-    page_readers: Option<Spanned<toml::Value>>,
+    pub delete_bookmark: Option<Spanned<crate::actions::plan::RateOnly>>,
+    pub like: Option<Spanned<crate::actions::plan::LikeFile>>,
+    pub unlike: Option<Spanned<crate::actions::plan::RateOnly>>,
+    pub chat_message: Option<Spanned<crate::actions::plan::ChatFile>>,
+    pub typing: Option<Spanned<crate::actions::plan::RateOnly>>,
+    pub presence_churn: Option<Spanned<PresenceChurnFile>>,
+    pub reconnect_storm: Option<Spanned<ReconnectStormFile>>,
+    pub page_readers: Option<Spanned<PageReadersFile>>,
+}
+
+/// `[actions.page_readers]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageReadersFile {
+    /// Reader arrivals per second.
+    pub rate: Option<Spanned<f64>>,
+    /// How long each reader stays, e.g. "3s".
+    pub dwell: Option<Spanned<String>>,
 }
 
 /// `[actions.create_bookmark]`
@@ -77,6 +94,42 @@ pub struct CreateBookmark {
     /// Bookmarks per second.
     pub rate: Option<Spanned<f64>>,
     pub private_fraction: Option<Spanned<f64>>,
+}
+
+/// `[[stages]]`: one stage of the traffic phase.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageFile {
+    /// How long the stage lasts, e.g. "10s".
+    pub duration: Spanned<String>,
+    /// Every rate's multiplier at the stage's end (reached linearly).
+    pub scale: Spanned<f64>,
+    /// Fraction of each listener group connected by the stage's end (listener ramps).
+    pub listeners: Option<Spanned<f64>>,
+}
+
+/// `[actions.presence_churn]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceChurnFile {
+    /// Leave-and-rejoin actions per second over all listeners.
+    pub rate: Option<Spanned<f64>>,
+    /// Time away between leave and rejoin, e.g. "500ms".
+    pub absence: Option<Spanned<String>>,
+}
+
+/// `[actions.reconnect_storm]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconnectStormFile {
+    /// Offsets into the traffic phase, e.g. ["5s", "12s"].
+    pub at: Option<Vec<Spanned<String>>>,
+    /// Or a storm every this long, e.g. "10s".
+    pub every: Option<Spanned<String>>,
+    /// Fraction of the listener sockets dropped by each storm.
+    pub fraction: Option<Spanned<f64>>,
+    /// Equal jitter on phoenix.js's reconnect delays.
+    pub jitter: Option<Spanned<bool>>,
 }
 
 /// A loaded scenario: its path, text (for line numbers) and values.
@@ -159,49 +212,13 @@ impl Scenario {
                 snippet: snippet(&text, span),
             }
         })?;
-        let scenario = Scenario { path: path.to_owned(), text, file };
-        scenario.refuse_unsupported()?;
-        Ok(scenario)
+        Ok(Scenario { path: path.to_owned(), text, file })
     }
 
     /// The place of a value spanning `span`.
     pub fn place(&self, key: &str, span: Range<usize>) -> Place {
         let (line, column) = line_col(&self.text, span.start);
         Place { file: self.path.display().to_string(), key: key.to_owned(), line, column }
-    }
-
-    fn refuse_unsupported(&self) -> Result<(), ScenarioError> {
-        let a = &self.file.actions;
-        let actions = [
-            ("delete_bookmark", &a.delete_bookmark),
-            ("like", &a.like),
-            ("unlike", &a.unlike),
-            ("chat_message", &a.chat_message),
-            ("typing", &a.typing),
-            ("presence_churn", &a.presence_churn),
-            ("reconnect_storm", &a.reconnect_storm),
-            ("page_readers", &a.page_readers),
-        ];
-        for (kind, value) in actions {
-            if let Some(v) = value {
-                return Err(ScenarioError::Unsupported {
-                    place: self.place(&format!("actions.{kind}"), v.span()),
-                    what: format!("action kind `{kind}`"),
-                    supported: "the action create_bookmark",
-                });
-            }
-        }
-        let l = &self.file.listeners;
-        for (group, value) in [("room", &l.room), ("likes", &l.likes), ("user", &l.user), ("page", &l.page)] {
-            if let Some(v) = value {
-                return Err(ScenarioError::Unsupported {
-                    place: self.place(&format!("listeners.{group}"), v.span()),
-                    what: format!("listener group `{group}`"),
-                    supported: "the listener groups firehose and tag",
-                });
-            }
-        }
-        Ok(())
     }
 }
 
@@ -232,7 +249,7 @@ pub fn shipped() -> Vec<String> {
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
@@ -240,7 +257,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// The line holding `span`, numbered, with carets under the span.
-fn snippet(text: &str, span: Range<usize>) -> String {
+pub(crate) fn snippet(text: &str, span: Range<usize>) -> String {
     let (line, column) = line_col(text, span.start);
     let source = text.lines().nth(line - 1).unwrap_or("");
     let width = text.get(span.clone()).map_or(1, |s| s.lines().next().unwrap_or("").chars().count().max(1));

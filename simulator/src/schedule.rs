@@ -1,5 +1,5 @@
 //! The read-only schedule of a run: request `i` is intended to start at
-//! `t0 + i / rate`, creates the corpus link `order[i % links]`, and is private for a
+//! `t0 + curve.offset(i)` (`i / rate` without stages, see `stages::RateCurve`), creates the corpus link `order[i % links]`, and is private for a
 //! seeded fraction of indices. Shared by the generator (which fires on it) and the
 //! listeners (which measure delivery latency from it) without any lock: `t0` is set
 //! once, when every listener has joined, and only read after that.
@@ -11,11 +11,13 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use crate::stages::RateCurve;
+
 /// What request `i` sends and when.
 #[derive(Debug)]
 pub struct Schedule {
     t0: OnceLock<Instant>,
-    rate_per_s: f64,
+    curve: RateCurve,
     requests: u64,
     warmup_requests: u64,
     /// Corpus link indices in a seeded order, cycled.
@@ -25,6 +27,7 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// A constant `rate_per_s` (request `i` at `i / rate`).
     pub fn new(
         rate_per_s: f64,
         requests: u64,
@@ -33,9 +36,19 @@ impl Schedule {
         seed: u64,
         private_fraction: f64,
     ) -> Self {
+        let curve = RateCurve::constant(rate_per_s, Duration::from_secs_f64(requests as f64 / rate_per_s));
+        let mut s = Self::staged(curve, Duration::ZERO, links, seed, private_fraction);
+        (s.requests, s.warmup_requests) = (requests, warmup_requests);
+        s
+    }
+
+    /// Requests on `curve` (the plan's `curve(rate)`): `curve.count()` of them, those
+    /// intended before `warmup` left out of latency figures.
+    pub fn staged(curve: RateCurve, warmup: Duration, links: usize, seed: u64, private_fraction: f64) -> Self {
         let mut order: Vec<usize> = (0..links).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-        Self { t0: OnceLock::new(), rate_per_s, requests, warmup_requests, order, seed, private_fraction }
+        let (requests, warmup_requests) = (curve.count(), curve.count_before(warmup));
+        Self { t0: OnceLock::new(), curve, requests, warmup_requests, order, seed, private_fraction }
     }
 
     /// Starts the clock; later calls keep the first instant.
@@ -54,7 +67,7 @@ impl Schedule {
 
     /// Offset of request `i`'s intended start from `t0`.
     pub fn offset(&self, i: u64) -> Duration {
-        Duration::from_secs_f64(i as f64 / self.rate_per_s)
+        self.curve.offset(i)
     }
 
     /// Intended start of request `i`; `None` before the clock started.
@@ -94,6 +107,7 @@ fn unit_interval(x: u64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stages::Stage;
 
     #[test]
     fn intended_times_are_evenly_spaced_from_t0() {
@@ -103,6 +117,20 @@ mod tests {
         assert_eq!(s.intended(0), Some(t0));
         assert_eq!(s.intended(20).unwrap() - t0, Duration::from_secs(1));
         assert!(s.is_warmup(9) && !s.is_warmup(10));
+    }
+
+    #[test]
+    fn a_staged_schedule_follows_its_curve() {
+        let stages = [
+            Stage { duration: Duration::from_secs(2), scale: 1.0 },
+            Stage { duration: Duration::from_secs(1), scale: 3.0 },
+        ];
+        // 10/s for 2 s, then a ramp to 30/s over 1 s: 20 + 20 requests.
+        let s = Schedule::staged(RateCurve::staged(10.0, 1.0, &stages), Duration::from_secs(1), 5, 1, 0.0);
+        assert_eq!(s.requests(), 40);
+        assert!(s.is_warmup(9) && !s.is_warmup(10));
+        assert_eq!(s.offset(10), Duration::from_secs(1));
+        assert!(s.offset(39) < Duration::from_secs(3) && s.offset(39) > Duration::from_secs_f64(2.9));
     }
 
     #[test]

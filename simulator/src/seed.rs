@@ -20,7 +20,12 @@ pub struct Accounts {
 
 /// Creates every user. A taken name (409, e.g. a second run against the same server)
 /// is retried once with the run id appended, within the 32-character limit.
+/// A profile without per-user accounts (a static token, or no auth) creates nobody:
+/// every user shares its token.
 pub async fn create_users(api: &Api, usernames: &[String], run_id: &str) -> Result<Accounts, String> {
+    if let Some(token) = api.shared_token() {
+        return Ok(Accounts { tokens: vec![token; usernames.len()] });
+    }
     let results: Vec<Result<String, String>> = stream::iter(usernames.iter().map(|name| async move {
         match api.create_user(name).await? {
             Ok(token) => Ok(token),

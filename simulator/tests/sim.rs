@@ -79,6 +79,19 @@ fn assert_exact_delivery(r: &Value) {
     assert_eq!(n(&firehose["listeners"]), 20);
     assert_eq!(n(&firehose["expected"]), public * 20);
     assert!(n(&firehose["latency"]["count"]) > 0);
+    // Every measured public event reached 50 %, 99 % and all of the firehose audience
+    // exactly once each, and never reached all before it reached half.
+    let reach = &firehose["reach"];
+    let measured_public = n(&firehose["latency"]["count"]) / 20;
+    for mark in ["pct_50", "pct_99", "pct_100"] {
+        assert_eq!(n(&reach[mark]["count"]), measured_public, "{mark}: {reach}");
+    }
+    let ms = |mark: &str, stat: &str| reach[mark][stat].as_f64().unwrap();
+    assert!(
+        ms("pct_50", "p50_ms") <= ms("pct_100", "p50_ms") && ms("pct_50", "max_ms") <= ms("pct_100", "max_ms"),
+        "{reach}"
+    );
+    assert!(ms("pct_100", "max_ms") <= firehose["latency"]["max_ms"].as_f64().unwrap() + 0.01, "{reach}");
     let tag = &r["groups"]["tag"];
     assert_eq!(n(&tag["listeners"]), 10);
     assert!(n(&tag["expected"]) <= public * 10);
@@ -192,10 +205,21 @@ fn the_binary_runs_embedded_and_writes_report_and_hgrm_files() {
     let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
     assert_exact_delivery(&r);
     let histograms = r["histograms"].as_object().unwrap();
-    assert_eq!(histograms.len(), 6);
+    for name in ["request_corrected", "request_uncorrected", "generator_lag", "listener_connect", "delivery_firehose"] {
+        assert!(histograms.contains_key(name), "{name} missing: {histograms:?}");
+    }
+    for group in ["firehose", "tag"] {
+        for pct in [50, 99, 100] {
+            assert!(histograms.contains_key(&format!("reach_{group}_{pct}")), "{histograms:?}");
+        }
+    }
     for (name, file) in histograms {
         let text = std::fs::read_to_string(dir.join(file.as_str().unwrap())).unwrap();
         let hgrm = parse_hgrm(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // Every histogram feeds exactly the summary its path names.
+        let path = r["histogram_paths"][name].as_str().unwrap_or_else(|| panic!("{name} has no histogram_paths entry"));
+        let summary = r.pointer(path).unwrap_or_else(|| panic!("{name}: {path} is not in the report"));
+        assert_eq!(hgrm.total_count, n(&summary["count"]), "{name} at {path}");
         if name == "delivery_firehose" {
             assert_eq!(hgrm.total_count, n(&r["groups"]["firehose"]["latency"]["count"]));
             assert!(hgrm.total_count > 0);
@@ -287,18 +311,22 @@ fn bad_thresholds_and_scenarios_are_usage_errors_before_any_run() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("chat.toml");
-    std::fs::write(&file, "duration = \"2s\"\n\n[actions.chat_message]\nrate = 5\n").unwrap();
+    std::fs::write(&file, "duration = \"2s\"\n\n[actions.page_readers]\nrate = 5\n").unwrap();
     let out = sim().arg("run").arg("--scenario").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("chat.toml:3:1: actions.chat_message: action kind `chat_message` is not supported"),
+        stderr.contains("chat.toml:3:1: actions.page_readers: action kind `page_readers` is not supported"),
         "{stderr}"
     );
 
     let out = sim().args(["run", "--scenario", "no-such-scenario"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("shipped scenarios: firehose-10k, firehose-1k, smoke"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("shipped scenarios: ") && stderr.contains("chat-heavy") && stderr.contains("smoke"),
+        "{stderr}"
+    );
 }
 
 /// The committed smoke baseline, with every compared latency multiplied by `factor`.
@@ -385,3 +413,31 @@ async fn a_target_that_goes_away_midway_still_yields_a_report_whose_gates_fail()
 /// `firehose-sim rooms` (chat rooms under load), kept in this one test binary.
 #[path = "sim/rooms.rs"]
 mod rooms;
+
+/// `firehose-sim knee` (stepping a rate until an SLO breaks).
+#[path = "sim/knee.rs"]
+mod knee;
+
+/// `firehose-sim demo` (a human-paced firehose into a running server).
+#[path = "sim/demo.rs"]
+mod demo;
+
+/// A run over time: the timeline, `.hlog` interval logs, `report.html`, live progress.
+#[path = "sim/timeline.rs"]
+mod timeline;
+
+/// Stages, presence churn and reconnect storms in `firehose-sim run`.
+#[path = "sim/lifecycle.rs"]
+mod lifecycle;
+
+/// Likes, unlikes, deletions, chat messages and typing with the room/likes/user groups.
+#[path = "sim/actions.rs"]
+mod actions;
+
+/// Another Phoenix app through a target profile; the latency proofs; bad targets.
+#[path = "sim/phoenix_target.rs"]
+mod phoenix_target;
+
+/// Source addresses, fd-limit refusals, `run --agents`, `merge`.
+#[path = "sim/scale.rs"]
+mod scale;

@@ -15,6 +15,7 @@ use crate::histo::{self, Summary};
 use crate::ledger::{Group, Ledger, Tally};
 use crate::listeners::{Shared, Stats};
 use crate::plan::{Plan, TargetSpec};
+use crate::reach::ReachReport;
 use crate::resources;
 use crate::target::Target;
 
@@ -43,7 +44,8 @@ impl Facts<'_> {
         let plan = self.plan;
         let g = self.generator;
         let measured_s = (plan.duration - plan.warmup).as_secs_f64();
-        let histograms = vec![
+        let reach: Vec<_> = Group::ALL.iter().map(|&group| self.ledger.reach.histograms(group)).collect();
+        let mut histograms = vec![
             ("request_corrected".to_owned(), g.corrected.merged()),
             ("request_uncorrected".to_owned(), g.uncorrected.merged()),
             ("generator_lag".to_owned(), g.lag.merged()),
@@ -51,6 +53,7 @@ impl Facts<'_> {
             ("delivery_firehose".to_owned(), self.shared.delivery[Group::Firehose as usize].merged()),
             ("delivery_tag".to_owned(), self.shared.delivery[Group::Tag as usize].merged()),
         ];
+        histograms.extend(reach.iter().flatten().map(|(name, _, h)| (name.clone(), h.clone())));
         let summary = |name: &str| histograms.iter().find(|(n, _)| n == name).map(|(_, h)| Summary::of(h));
         let summary = |name: &str| summary(name).unwrap_or_else(|| Summary::of(&histo::new_histogram()));
 
@@ -109,6 +112,7 @@ impl Facts<'_> {
                 last_receipt.map_or(0.0, |t| t.saturating_duration_since(measured_start).as_secs_f64());
             report.deliveries_per_s = tally.measured_received as f64 / measured_s.max(report.delivery_span_s).max(1e-9);
             report.latency = summary(&format!("delivery_{}", group.name()));
+            report.reach = Some(ReachReport::of(&reach[group as usize]));
             foreign += report.foreign;
             totals.private_leak += tally.private_leak;
             totals.unowed += tally.unowed;
@@ -187,10 +191,20 @@ impl Facts<'_> {
             ]
             .into_iter()
             .map(|(name, path)| (name.to_owned(), path.to_owned()))
+            .chain(reach.iter().flatten().map(|(name, path, _)| (name.clone(), path.clone())))
             .collect(),
             histogram_logs: Default::default(),
+            timeline: None,
+            agents: Vec::new(),
+            partial: (closed > 0).then(|| {
+                format!(
+                    "the target closed {closed} of {joined} listener sockets or channels during the run \
+                     (kinds under listeners.failures, `during_run:`); deliveries owed to them afterwards count as lost"
+                )
+            }),
+            profile: Some(ProfileSummary::of(&plan.profile)),
         };
-        Report { model, histograms }
+        Report { model, histograms, intervals: Default::default() }
     }
 
     fn group_report(&self, group: Group, t: &Tally) -> GroupReport {
@@ -211,13 +225,14 @@ impl Facts<'_> {
             delivery_span_s: 0.0,
             deliveries_per_s: 0.0,
             latency: Summary::of(&histo::new_histogram()),
+            reach: None,
         }
     }
 
     fn tag_topics(&self) -> BTreeMap<String, u64> {
         let mut topics = BTreeMap::new();
         for s in self.audience.specs.iter().filter(|s| s.group == Group::Tag && self.shared.has_joined(s.index)) {
-            *topics.entry(s.topic.trim_start_matches("bookmarks:tag:").to_owned()).or_default() += 1;
+            *topics.entry(self.audience.tag_of(&s.topic).to_owned()).or_default() += 1;
         }
         topics
     }

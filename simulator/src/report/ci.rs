@@ -32,6 +32,9 @@ pub fn summary_md(r: &ReportModel) -> String {
     let _ = writeln!(o, "| requests sent / responses | {} / {} |", q.sent, q.responses);
     let _ = writeln!(o, "| errors | {} |", q.error_count);
     let _ = writeln!(o, "| throughput | {:.1} req/s |", q.throughput_per_s);
+    for (kind, a) in &r.actions {
+        let _ = writeln!(o, "| {kind}: sent / ok / errors | {} / {} / {} |", a.sent, a.ok, a.error_count);
+    }
     for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
         let _ = writeln!(o, "| {name}: listeners | {} |", g.listeners);
         let _ = writeln!(o, "| {name}: expected / received / lost | {} / {} / {} |", g.expected, g.received, g.lost);
@@ -48,8 +51,16 @@ pub fn summary_md(r: &ReportModel) -> String {
         writeln!(o, "\n| latency (ms) | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|");
     latency_row(&mut o, "request (corrected)", &q.latency_corrected);
     latency_row(&mut o, "request (uncorrected)", &q.latency_uncorrected);
+    for (kind, a) in &r.actions {
+        latency_row(&mut o, &format!("{kind} (corrected)"), &a.latency_corrected);
+    }
     for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
         latency_row(&mut o, &format!("delivery {name}"), &g.latency);
+        if let Some(reach) = g.reach.as_ref().filter(|r| r.pct_100.count > 0) {
+            latency_row(&mut o, &format!("{name}: 50% of audience"), &reach.pct_50);
+            latency_row(&mut o, &format!("{name}: 99% of audience"), &reach.pct_99);
+            latency_row(&mut o, &format!("{name}: whole audience"), &reach.pct_100);
+        }
     }
     latency_row(&mut o, "listener connect+join", &r.listeners.connect);
 

@@ -4,6 +4,7 @@
 pub(crate) mod build;
 pub mod ci;
 pub mod files;
+pub mod html;
 pub mod model;
 pub mod terminal;
 
@@ -17,6 +18,9 @@ pub struct Report {
     pub model: ReportModel,
     /// `(name, histogram in µs)`, each written as `<name>.hgrm`.
     pub histograms: Vec<(String, Histogram<u64>)>,
+    /// The interval log of each histogram, written as `<name>.hlog` (a histogram with
+    /// none gets one interval spanning the run).
+    pub intervals: crate::timeline::IntervalLogs,
 }
 
 impl Report {
@@ -27,6 +31,23 @@ impl Report {
     /// Judges `thresholds` on this report and stores the outcomes in it.
     pub fn judge(&mut self, thresholds: &[crate::gate::Threshold]) {
         self.model.thresholds = crate::gate::evaluate_all(thresholds, &self.model);
+    }
+
+    /// The exit code of a finished run, in this order: invalid run (3), a failed
+    /// threshold (5), the target dropped listener connections during the run (8),
+    /// else 0. Validity and gates come first because they are what CI asks; a run that
+    /// passed them on a target that dropped sockets is still not a clean pass.
+    pub fn exit_code(&self) -> u8 {
+        use crate::error::exit;
+        if !self.is_valid() {
+            exit::INVALID_RUN
+        } else if !self.thresholds_passed() {
+            exit::THRESHOLD
+        } else if self.model.listeners.closed_during_run > 0 {
+            exit::DROPPED
+        } else {
+            exit::OK
+        }
     }
 
     /// Whether every judged threshold passed (true when there are none).

@@ -59,6 +59,74 @@ pub struct ReportModel {
     /// intervals of each add up exactly to the histogram.
     #[serde(default)]
     pub histogram_logs: BTreeMap<String, String>,
+    /// The run second by second: rates, per-interval p50/p99, open connections, errors
+    /// (absent in reports written before it existed or by runs that do not sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<crate::timeline::Timeline>,
+    /// A merged report (`run --agents K`, `firehose-sim merge`): the report each agent
+    /// wrote, kept under `agents/<label>/`. Empty for a single process's run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentEntry>,
+    /// Set when the report is partial, saying why: the target closed listener sockets
+    /// or channels during the run (deliveries owed to them afterwards count as lost),
+    /// or the run failed after listeners connected. Absent for a complete run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
+    /// The target profile the run used (absent in reports written before profiles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSummary>,
+}
+
+/// What a run's target profile means for reading its report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProfileSummary {
+    /// `firehose` for the built-in default.
+    pub name: String,
+    /// The profile file; absent for the built-in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// False when the profile's events carry no sequence number: then `duplicates`,
+    /// `reordered` and `gaps` are not measured (always 0), only loss and excess are.
+    pub seq_checks: bool,
+    /// Whether public/private and the stored tags were read from the create response
+    /// (true) or assumed as requested (false).
+    pub public_from_response: bool,
+    pub tags_from_response: bool,
+}
+
+impl ProfileSummary {
+    pub fn of(p: &crate::profile::Profile) -> Self {
+        Self {
+            name: p.name.clone(),
+            source: p.source.as_ref().map(|s| s.display().to_string()),
+            seq_checks: p.checks_seq(),
+            public_from_response: p.create.public.is_some(),
+            tags_from_response: p.create.tags.is_some(),
+        }
+    }
+}
+
+/// One input of a merged report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentEntry {
+    /// Position among the inputs (the agent index for `run --agents`).
+    pub index: u32,
+    /// `agent-<i>`: the prefix of its invalid reasons.
+    pub label: String,
+    /// Its report folder, relative to the merged one (`agents/agent-<i>`).
+    pub report_dir: String,
+    /// Where the folder was read from.
+    pub source_dir: String,
+    pub run_id: String,
+    pub valid: bool,
+    /// Listeners it held (joined) and was asked to open.
+    pub listeners: u64,
+    pub listeners_requested: u64,
+    pub requests_sent: u64,
+    /// Its share of the plan.
+    pub plan: serde_json::Value,
 }
 
 /// One traffic kind's actions (`actions.<kind>`), open model: every action has an
@@ -82,6 +150,11 @@ pub struct ActionReport {
     pub latency_uncorrected: Summary,
     /// Actual send − intended start, every action.
     pub lag: Summary,
+    /// Kind-specific counts: `replayed` (events the server replayed in rejoin replies;
+    /// `presence_churn`, `reconnect_storm`), `storms`, `attempts` (connection tries over
+    /// all reconnects) and `max_attempts` (most tries of one socket) for `reconnect_storm`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub detail: BTreeMap<String, u64>,
 }
 
 /// One gate, judged.
@@ -201,7 +274,7 @@ pub struct ListenersReport {
     pub connect: Summary,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroupReport {
     /// Joined listeners of the group.
     pub listeners: u64,
@@ -231,6 +304,10 @@ pub struct GroupReport {
     pub deliveries_per_s: f64,
     /// Receipt − the request's intended start, measured events.
     pub latency: Summary,
+    /// Time from intended start until 50 %, 99 % and 100 % of each measured event's
+    /// audience in this group had it (absent for groups that do not measure it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reach: Option<crate::reach::ReachReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -37,13 +37,34 @@ pub fn render(r: &ReportModel) -> String {
     };
     let _ = writeln!(o, "errors          {errors}");
     let _ = writeln!(o, "throughput      {:.1} responses/s", q.throughput_per_s);
+    for (kind, a) in &r.actions {
+        let errors = if a.errors.is_empty() {
+            "none".to_owned()
+        } else {
+            a.errors.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        };
+        let _ = writeln!(
+            o,
+            "{kind:<16}{:.1}/s  scheduled {}  sent {}  ok {}  errors {errors}",
+            a.rate_per_s, a.scheduled, a.sent, a.ok
+        );
+    }
 
     let _ = writeln!(o, "\n{:<24}{}", "latency (ms)", header());
     row(&mut o, "request corrected", &q.latency_corrected);
     row(&mut o, "request uncorrected", &q.latency_uncorrected);
+    for (kind, a) in &r.actions {
+        row(&mut o, &format!("{kind} corrected"), &a.latency_corrected);
+        row(&mut o, &format!("{kind} uncorrected"), &a.latency_uncorrected);
+    }
     for (name, g) in &r.groups {
         if g.listeners > 0 {
             row(&mut o, &format!("delivery {name}"), &g.latency);
+            if let Some(reach) = g.reach.as_ref().filter(|r| r.pct_100.count > 0) {
+                row(&mut o, &format!("  {name} 50% reached"), &reach.pct_50);
+                row(&mut o, &format!("  {name} 99% reached"), &reach.pct_99);
+                row(&mut o, &format!("  {name} all reached"), &reach.pct_100);
+            }
         }
     }
     row(&mut o, "listener connect+join", &r.listeners.connect);

@@ -25,6 +25,8 @@ pub struct RoomsReport {
     pub model: RoomsModel,
     /// `(name, histogram in µs)`, each written as `<name>.hgrm`.
     pub histograms: Vec<(String, Histogram<u64>)>,
+    /// Each histogram's interval log, written as `<name>.hlog`.
+    pub intervals: crate::timeline::IntervalLogs,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -54,6 +56,10 @@ pub struct RoomsModel {
     pub server: Option<ServerMemory>,
     /// Histogram name → `.hgrm` file name beside `report.json`.
     pub histograms: BTreeMap<String, String>,
+    /// Histogram name → HdrHistogram interval log (`.hlog`, 1 s intervals from t0)
+    /// beside `report.json`; the intervals of each add up exactly to the histogram.
+    #[serde(default)]
+    pub histogram_logs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,7 +318,10 @@ fn join_map(m: &BTreeMap<String, u64>) -> String {
 /// Writes `report` under `out` in a fresh folder and returns it.
 pub fn write(report: &RoomsReport, out: &Path) -> io::Result<PathBuf> {
     let dir = files::create_stamped(out, &format!("rooms-{}", report.model.run_id))?;
-    files::write_histograms_and_model(&dir, &report.histograms, &report.model)?;
+    let mut model = report.model.clone();
+    model.histogram_logs =
+        files::write_histogram_logs(&dir, &report.histograms, &report.intervals, &report.model.started_at)?;
+    files::write_histograms_and_model(&dir, &report.histograms, &model)?;
     let summary = format!("```\n{}```\n", render(&report.model).trim_start());
     files::create_new(&dir.join("summary.md"))?.write_all(summary.as_bytes())?;
     Ok(dir)

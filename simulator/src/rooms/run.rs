@@ -22,6 +22,7 @@ use crate::error::SimError;
 use crate::fixtures::Corpus;
 use crate::histo::{self, Summary};
 use crate::plan::TargetSpec;
+use crate::report::files::hlog_file_name;
 use crate::resources;
 use crate::target::Target as Server;
 
@@ -131,6 +132,7 @@ async fn drive(plan: &RoomsPlan, server: &Server, lines: Vec<String>, run_id: &s
 
     // Traffic.
     let t0 = schedule.start(Instant::now() + LEAD_IN);
+    let sampler = crate::timeline::Sampler::start(t0, plan.duration, probes(&board), crate::progress::Progress::off());
     let cpu_before = resources::cpu_time();
     let driver = Arc::new(Driver {
         board: Arc::clone(&board),
@@ -161,6 +163,7 @@ async fn drive(plan: &RoomsPlan, server: &Server, lines: Vec<String>, run_id: &s
             per_member.push(stats);
         }
     }
+    let sampled = sampler.finish().await;
 
     let facts = Facts {
         plan,
@@ -176,7 +179,10 @@ async fn drive(plan: &RoomsPlan, server: &Server, lines: Vec<String>, run_id: &s
         server_rss: (server_rss_before, server_rss_connected, server_rss_joined, server_rss_after),
         sim_cpu,
     };
-    Ok(facts.report())
+    let mut report = facts.report();
+    report.intervals = sampled.logs_for(&report.histograms);
+    report.model.histogram_logs = report.intervals.logs.keys().map(|n| (n.clone(), hlog_file_name(n))).collect();
+    Ok(report)
 }
 
 struct Facts<'a> {
@@ -199,23 +205,8 @@ impl Facts<'_> {
         let (plan, b) = (self.plan, self.board);
         let s = &b.schedule;
         let h = &b.h;
-        let histograms: Vec<(String, hdrhistogram::Histogram<u64>)> = [
-            ("message_delivery", &h.message_delivery),
-            ("message_reply_corrected", &h.message_reply_corrected),
-            ("message_reply_uncorrected", &h.message_reply_uncorrected),
-            ("typing_delivery", &h.typing_delivery),
-            ("typing_reply_corrected", &h.typing_reply_corrected),
-            ("presence_join_to_diff", &h.presence_diff),
-            ("presence_join_to_diff_corrected", &h.presence_diff_corrected),
-            ("presence_join_reply", &h.presence_join_reply),
-            ("member_connect", &h.member_connect),
-            ("member_join", &h.member_join),
-            ("churn_connect", &h.churn_connect),
-            ("generator_lag", &h.generator_lag),
-        ]
-        .into_iter()
-        .map(|(n, sharded)| (n.to_owned(), sharded.merged()))
-        .collect();
+        let histograms: Vec<(String, hdrhistogram::Histogram<u64>)> =
+            named(h).into_iter().map(|(n, sharded)| (n.to_owned(), sharded.merged())).collect();
         let summary = |name: &str| {
             histograms
                 .iter()
@@ -393,7 +384,36 @@ impl Facts<'_> {
             },
             server,
             histograms: histograms.iter().map(|(n, _)| (n.clone(), crate::report::files::hgrm_file_name(n))).collect(),
+            histogram_logs: Default::default(),
         };
-        RoomsReport { model, histograms }
+        RoomsReport { model, histograms, intervals: Default::default() }
     }
+}
+
+/// The run's histograms by report name (each `<name>.hgrm` and `<name>.hlog`).
+fn named(h: &crate::rooms::board::Histos) -> [(&'static str, &crate::histo::Sharded); 12] {
+    [
+        ("message_delivery", &h.message_delivery),
+        ("message_reply_corrected", &h.message_reply_corrected),
+        ("message_reply_uncorrected", &h.message_reply_uncorrected),
+        ("typing_delivery", &h.typing_delivery),
+        ("typing_reply_corrected", &h.typing_reply_corrected),
+        ("presence_join_to_diff", &h.presence_diff),
+        ("presence_join_to_diff_corrected", &h.presence_diff_corrected),
+        ("presence_join_reply", &h.presence_join_reply),
+        ("member_connect", &h.member_connect),
+        ("member_join", &h.member_join),
+        ("churn_connect", &h.churn_connect),
+        ("generator_lag", &h.generator_lag),
+    ]
+}
+
+/// Samples every histogram of the run once a second, for its `.hlog` files.
+fn probes(board: &Arc<Board>) -> crate::timeline::Probes {
+    let mut probes = crate::timeline::Probes::default();
+    for (k, (name, _)) in named(&board.h).into_iter().enumerate() {
+        let board = Arc::clone(board);
+        probes = probes.histogram(name, move || named(&board.h)[k].1.take_interval());
+    }
+    probes
 }

@@ -138,15 +138,15 @@ fn thresholds_in_a_file_are_checked_with_their_place() {
 
 #[test]
 fn planned_but_unsupported_kinds_are_refused_by_name() {
-    let err = parse("[actions.create_bookmark]\nrate = 5\n\n[actions.chat_message]\nrate = 3\n").unwrap_err();
+    let err = parse("[actions.create_bookmark]\nrate = 5\n\n[actions.page_readers]\nrate = 3\n").unwrap_err();
     let text = err.to_string();
     assert!(
-        matches!(&err, ScenarioError::Unsupported { place, .. } if place.key == "actions.chat_message" && place.line == 4),
+        matches!(&err, ScenarioError::Unsupported { place, .. } if place.key == "actions.page_readers" && place.line == 4),
         "{err:?}"
     );
-    assert!(text.contains("action kind `chat_message` is not supported by this simulator yet"), "{text}");
-    let err = parse("[listeners]\nroom = 50\n").unwrap_err().to_string();
-    assert!(err.starts_with("bad.toml:2:8: listeners.room: listener group `room` is not supported"), "{err}");
+    assert!(text.contains("action kind `page_readers` is not supported by this simulator yet"), "{text}");
+    let err = parse("[listeners]\npage = 50\n").unwrap_err().to_string();
+    assert!(err.starts_with("bad.toml:2:8: listeners.page: listener group `page` is not supported"), "{err}");
     // A kind nobody planned is a plain unknown key, listing the ones that exist.
     let err = parse("[actions.teleport]\nrate = 1\n").unwrap_err().to_string();
     assert!(err.contains("unknown field `teleport`") && err.contains("create_bookmark"), "{err}");
@@ -155,7 +155,7 @@ fn planned_but_unsupported_kinds_are_refused_by_name() {
 #[test]
 fn names_resolve_under_fixtures_scenarios_and_shipped_scenarios_are_valid() {
     let shipped = shipped();
-    for name in ["smoke", "firehose-1k", "firehose-10k"] {
+    for name in ["smoke", "firehose-1k", "firehose-10k", "chat-heavy"] {
         assert!(shipped.contains(&name.to_owned()), "{shipped:?}");
         let path = Scenario::find(name).unwrap();
         let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));

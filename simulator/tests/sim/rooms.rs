@@ -106,6 +106,16 @@ fn the_rooms_binary_writes_its_report_and_exits_2_on_a_bad_plan() {
     let hgrm = parse_hgrm(&std::fs::read_to_string(dirs[0].join("message_delivery.hgrm")).unwrap()).unwrap();
     assert_eq!(hgrm.total_count, n(&r["messages"]["delivery"]["count"]));
     assert!(dirs[0].join("summary.md").exists());
+    // Interval logs: one per histogram, adding up exactly to its `.hgrm`.
+    let logs = r["histogram_logs"].as_object().unwrap();
+    assert_eq!(logs.len(), r["histograms"].as_object().unwrap().len());
+    for (name, file) in logs {
+        let log =
+            firehose_sim::histo::read_hlog(&std::fs::read(dirs[0].join(file.as_str().unwrap())).unwrap()).unwrap();
+        let hgrm = std::fs::read_to_string(dirs[0].join(r["histograms"][name].as_str().unwrap())).unwrap();
+        assert_eq!(log.sum().len(), parse_hgrm(&hgrm).unwrap().total_count, "{name}");
+        assert!(!log.intervals.is_empty(), "{name}");
+    }
 
     let bad = Command::new(env!("CARGO_BIN_EXE_firehose-sim")).args(["rooms", "--members", "1"]).output().unwrap();
     assert_eq!(bad.status.code(), Some(2));

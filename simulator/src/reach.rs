@@ -1,0 +1,127 @@
+//! How fast an event reaches its audience: the time from a request's intended start
+//! until 50 %, 99 % and 100 % of the listeners it owes a delivery have it.
+//!
+//! The generator announces each public event's audience per group just before it sends
+//! the request (from the draft's tags; the server echoes the same tags). Listeners bump
+//! the ledger's per-event counter as deliveries arrive; the listener whose delivery
+//! makes the counter reach ⌈50 %⌉, ⌈99 %⌉ or all of the announced audience records the
+//! elapsed time. One atomic load per delivery, no lock beyond the histogram shard.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histo::{Sharded, Summary};
+use crate::ledger::Group;
+
+const SHARDS: usize = 8;
+
+/// The three audience fractions measured.
+pub const MARKS: [(&str, f64); 3] = [("50", 0.5), ("99", 0.99), ("100", 1.0)];
+
+/// Per group: announced audience per event and the three time-to-reach histograms.
+pub struct Reach {
+    announced: [Box<[AtomicU32]>; 2],
+    histograms: [[Sharded; 3]; 2],
+}
+
+impl Reach {
+    pub fn new(requests: u64) -> Self {
+        let counters = || (0..requests).map(|_| AtomicU32::new(0)).collect();
+        let hists = || [Sharded::new(SHARDS), Sharded::new(SHARDS), Sharded::new(SHARDS)];
+        Self { announced: [counters(), counters()], histograms: [hists(), hists()] }
+    }
+
+    /// Event `i` will owe `audience[g]` deliveries to group `g`.
+    pub fn announce(&self, i: u64, audience: [u32; 2]) {
+        for (slot, n) in self.announced.iter().zip(audience) {
+            if let Some(a) = slot.get(i as usize) {
+                a.store(n, Ordering::Release);
+            }
+        }
+    }
+
+    /// A listener of `group` received event `i` as delivery number `nth` (1-based)
+    /// `elapsed` after the event's intended start.
+    pub fn arrived(&self, group: Group, i: u64, nth: u32, elapsed: Duration, key: usize) {
+        let g = group as usize;
+        let Some(audience) = self.announced[g].get(i as usize).map(|a| a.load(Ordering::Acquire)) else { return };
+        if audience == 0 {
+            return;
+        }
+        for (k, (_, fraction)) in MARKS.iter().enumerate() {
+            if nth == mark(audience, *fraction) {
+                self.histograms[g][k].record(key, elapsed);
+            }
+        }
+    }
+
+    /// The three histograms of `group`, named `reach_<group>_<50|99|100>`, with the
+    /// JSON pointer of the summary each feeds.
+    pub fn histograms(&self, group: Group) -> Vec<(String, String, hdrhistogram::Histogram<u64>)> {
+        let g = group.name();
+        MARKS
+            .iter()
+            .zip(&self.histograms[group as usize])
+            .map(|((pct, _), h)| (format!("reach_{g}_{pct}"), format!("/groups/{g}/reach/pct_{pct}"), h.merged()))
+            .collect()
+    }
+}
+
+/// The delivery count at which `fraction` of `audience` has the event (at least 1).
+fn mark(audience: u32, fraction: f64) -> u32 {
+    ((f64::from(audience) * fraction - 1e-9).ceil() as u32).clamp(1, audience)
+}
+
+/// Time from intended start until 50 %, 99 % and 100 % of an event's audience had it,
+/// over the measured events (an event that never reached everyone has no `pct_100`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReachReport {
+    pub pct_50: Summary,
+    pub pct_99: Summary,
+    pub pct_100: Summary,
+}
+
+impl ReachReport {
+    pub fn of(hists: &[(String, String, hdrhistogram::Histogram<u64>)]) -> Self {
+        let s = |k: usize| hists.get(k).map(|(_, _, h)| Summary::of(h)).unwrap_or_default();
+        Self { pct_50: s(0), pct_99: s(1), pct_100: s(2) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_round_up_and_never_pass_the_audience() {
+        assert_eq!(mark(1, 0.5), 1);
+        assert_eq!(mark(1, 0.99), 1);
+        assert_eq!(mark(10, 0.5), 5);
+        assert_eq!(mark(10, 0.99), 10);
+        assert_eq!(mark(1000, 0.99), 990);
+        assert_eq!(mark(1000, 1.0), 1000);
+        assert_eq!(mark(3, 0.5), 2);
+    }
+
+    #[test]
+    fn each_mark_is_recorded_once_by_the_delivery_that_reaches_it() {
+        let reach = Reach::new(2);
+        reach.announce(0, [4, 0]);
+        for nth in 1..=4 {
+            reach.arrived(Group::Firehose, 0, nth, Duration::from_millis(u64::from(nth)), nth as usize);
+        }
+        // Unannounced (private or failed) events and other groups record nothing.
+        reach.arrived(Group::Firehose, 1, 1, Duration::from_millis(9), 0);
+        reach.arrived(Group::Tag, 0, 1, Duration::from_millis(9), 0);
+        let h = reach.histograms(Group::Firehose);
+        let counts: Vec<u64> = h.iter().map(|(_, _, h)| h.len()).collect();
+        assert_eq!(counts, [1, 1, 1]);
+        assert_eq!(h[0].2.max(), 2000, "50 % of 4 is the 2nd delivery");
+        assert!(h[1].2.equivalent(h[1].2.max(), 4000), "99 % of 4 is all 4");
+        assert_eq!(h[0].0, "reach_firehose_50");
+        assert_eq!(h[2].1, "/groups/firehose/reach/pct_100");
+        assert!(reach.histograms(Group::Tag).iter().all(|(_, _, h)| h.is_empty()));
+    }
+}

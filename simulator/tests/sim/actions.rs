@@ -1,0 +1,194 @@
+//! The actions beyond bookmark creation in `firehose-sim run` (likes, unlikes,
+//! deletions, chat messages, typing) and their listener groups (`room`, `likes`,
+//! `user`), against the embedded app and against a server with default per-user limits.
+//! Counts are checked against figures derived independently of the group accounting:
+//! with one room and one like target, every successful message or typing push owes
+//! each room listener one delivery and every like/unlike owes each likes listener one.
+
+use firehose_sim::cli::RunArgs;
+use firehose_sim::{Plan, run};
+use serde_json::Value;
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
+}
+
+fn plan(flags: &[&str]) -> Plan {
+    let base = [
+        "--max-lag",
+        "500ms",
+        "--listeners",
+        "3",
+        "--rate",
+        "5",
+        "--duration",
+        "3s",
+        "--warmup",
+        "500ms",
+        "--seed-bookmarks",
+        "5",
+        "--connect-rate",
+        "200",
+    ];
+    let flags = std::iter::once("run").chain(base).chain(flags.iter().copied());
+    Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap()
+}
+
+/// Every action of `kind` answered ok, none failed.
+fn all_ok(r: &Value, kind: &str) -> u64 {
+    let a = &r["actions"][kind];
+    assert!(a.is_object(), "no actions.{kind}: {}", r["actions"]);
+    assert_eq!(n(&a["error_count"]), 0, "{kind} errors: {}", a["errors"]);
+    let skipped = a["errors"].get("skipped").map_or(0, n);
+    assert_eq!(n(&a["ok"]) + skipped, n(&a["scheduled"]), "{kind}: {a}");
+    assert!(n(&a["ok"]) > 0, "{kind}: nothing succeeded");
+    assert!(
+        n(&a["latency_corrected"]["count"]) > 0 && n(&a["latency_corrected"]["count"]) < n(&a["ok"]),
+        "{kind}: warm-up not excluded"
+    );
+    n(&a["ok"])
+}
+
+fn exact(r: &Value, group: &str) -> u64 {
+    let g = &r["groups"][group];
+    assert!(g.is_object(), "no groups.{group}");
+    for field in ["lost", "excess", "duplicates", "reordered", "foreign"] {
+        assert_eq!(n(&g[field]), 0, "{group}.{field}: {g}");
+    }
+    assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
+    assert!(n(&g["latency"]["count"]) > 0, "{group}: no latency measured");
+    n(&g["expected"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_action_kind_arrives_exactly_in_its_group() {
+    let p = plan(&[
+        "--like-rate",
+        "20",
+        "--unlike-rate",
+        "5",
+        "--delete-rate",
+        "5",
+        "--message-rate",
+        "20",
+        "--typing-rate",
+        "8",
+        "--rooms",
+        "1",
+        "--like-targets",
+        "1",
+        "--room-listeners",
+        "4",
+        "--likes-listeners",
+        "3",
+        "--user-listeners",
+        "2",
+        "--mention-fraction",
+        "1",
+    ]);
+    let report = run(p).await.expect("run");
+    let r = serde_json::to_value(&report.model).unwrap();
+    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    let (likes, unlikes) = (all_ok(&r, "like"), all_ok(&r, "unlike"));
+    all_ok(&r, "delete_bookmark");
+    let (messages, typing) = (all_ok(&r, "chat_message"), all_ok(&r, "typing"));
+    // One room: each message and typing push owes each of the 4 room listeners one.
+    assert_eq!(exact(&r, "room"), (messages + typing) * 4);
+    // One target: each like and unlike changes its count once, heard by all 3.
+    assert_eq!(exact(&r, "likes"), (likes + unlikes) * 3);
+    // Every message mentions exactly one of the 2 user listeners, and only that one
+    // hears it (a notification on the other socket would be excess).
+    assert_eq!(exact(&r, "user"), messages);
+    assert_eq!(n(&r["groups"]["user"]["listeners"]), 2);
+    for name in
+        ["action_like_corrected", "action_typing_uncorrected", "delivery_room", "delivery_likes", "delivery_user"]
+    {
+        assert!(report.histograms.iter().any(|(h, _)| h == name), "no histogram {name}");
+        assert!(r["histogram_paths"][name].is_string(), "no histogram path for {name}");
+    }
+    assert_eq!(r["histogram_paths"]["delivery_likes"], "/groups/likes/latency");
+    for expr in [
+        "loss.room == 0",
+        "loss.likes == 0",
+        "loss.user == 0",
+        "actions.like.errors == 0",
+        "actions.chat_message.p99 < 10s",
+        "delivery.room.p99 < 10s",
+        "delivery.user.count > 0",
+    ] {
+        let gate = firehose_sim::gate::Threshold::parse(expr).unwrap();
+        assert!(gate.evaluate(&report.model).passed, "{expr}: {:?}", gate.evaluate(&report.model));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_rooms_and_bookmarks_spread_listeners_without_loss() {
+    let p = plan(&[
+        "--like-rate",
+        "30",
+        "--message-rate",
+        "30",
+        "--typing-rate",
+        "10",
+        "--rooms",
+        "4",
+        "--like-targets",
+        "6",
+        "--room-listeners",
+        "12",
+        "--likes-listeners",
+        "12",
+        "--user-listeners",
+        "3",
+    ]);
+    let report = run(p).await.expect("run");
+    let r = serde_json::to_value(&report.model).unwrap();
+    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    all_ok(&r, "like");
+    all_ok(&r, "chat_message");
+    assert!(exact(&r, "room") > 0);
+    assert!(exact(&r, "likes") > 0);
+    assert!(n(&r["groups"]["room"]["topics"]) > 1 && n(&r["groups"]["likes"]["topics"]) > 1);
+    assert!(r["plan"]["actions"]["actor_sockets"].as_u64().unwrap() >= 1);
+}
+
+/// A server with the app's default per-user limits (10 messages per 10 s): one actor
+/// user posting 8 messages a second must be refused as `rate_limited`, counted as an
+/// error kind, and refused messages owe no deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_is_counted_when_one_user_posts_too_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = firehose_app::config::Config::for_data_dir(dir.path());
+    let server = firehose_app::server::start(listener, config, async move {
+        let _ = stopped.await;
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    let p = plan(&[
+        "--target",
+        &base,
+        "--message-rate",
+        "8",
+        "--rooms",
+        "1",
+        "--room-listeners",
+        "2",
+        "--actor-users",
+        "1",
+    ]);
+    assert_eq!(p.actions.actor_users, 1);
+    let report = run(p).await.expect("run");
+    let r = serde_json::to_value(&report.model).unwrap();
+    let a = &r["actions"]["chat_message"];
+    let limited = a["errors"]["rate_limited"].as_u64().unwrap_or(0);
+    assert!(limited > 0, "{a}");
+    assert_eq!(n(&a["ok"]) + limited, n(&a["scheduled"]), "{a}");
+    // 24 messages in 3 s from one user: the bucket holds 10 and refills 1/s.
+    assert!(n(&a["ok"]) <= 14, "{a}");
+    assert_eq!(exact(&r, "room"), n(&a["ok"]) * 2);
+    let _ = stop.send(());
+    server.wait().await;
+}
