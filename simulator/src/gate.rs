@@ -169,14 +169,19 @@ pub fn catalogue() -> Vec<Metric> {
     }
     // The groups and action kinds of `crate::actions`, e.g. `delivery.room.p99 < 50ms`,
     // `loss.likes == 0`, `actions.chat_message.p99 < 20ms`, `actions.like.errors == 0`.
-    for g in crate::actions::Group::ALL.map(|g| g.name()) {
+    for g in crate::actions::Group::ALL.map(|g| g.name()).into_iter().chain([crate::pages::GROUP]) {
         m.push(Metric::number(format!("loss.{g}"), Kind::Count, move |r| r.groups.get(g).map(|x| x.lost as f64)));
         m.push(Metric::number(format!("delivery.{g}.throughput"), Kind::PerSecond, move |r| {
             r.groups.get(g).map(|x| x.deliveries_per_s)
         }));
         summary_metrics(&mut m, &format!("delivery.{g}"), move |r: &ReportModel| r.groups.get(g).map(|x| &x.latency));
     }
-    for k in crate::actions::Kind::ALL.map(|k| k.name()).into_iter().chain(crate::lifecycle::KINDS) {
+    for k in crate::actions::Kind::ALL
+        .map(|k| k.name())
+        .into_iter()
+        .chain(crate::lifecycle::KINDS)
+        .chain([crate::pages::KIND])
+    {
         m.push(Metric::number(format!("actions.{k}.errors"), Kind::Count, move |r| {
             r.actions.get(k).map(|a| a.error_count as f64)
         }));

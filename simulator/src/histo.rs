@@ -6,13 +6,17 @@
 //! Why shards and not one histogram per listener task: a 3-significant-figure histogram
 //! holds 2,048 counters per power of two of range, tens of KiB once it has seen a few
 //! hundred milliseconds. Ten thousand listeners each owning one would cost hundreds of
-//! MiB and swamp the few KiB per listener we aim for. A handful of shards, each behind a
-//! lock held only for one `record`, keeps contention low and memory flat.
+//! MiB and swamp the few KiB per listener we aim for. Instead, each listener task pushes
+//! its values onto a handful of lock-free queues (no lock on the receive path); they are
+//! folded into one histogram per shard by the sampler every second, and the shards are
+//! merged at the end. Memory stays flat and exact: every value is counted once.
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
+use crossbeam_queue::SegQueue;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag};
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
@@ -51,33 +55,71 @@ pub fn record(h: &mut Histogram<u64>, d: Duration) {
 
 /// Several histograms written by many tasks, merged into one at the end.
 ///
-/// Each shard holds what was recorded since the last [`Sharded::take_interval`]; the
-/// intervals taken so far are kept added up in `taken`, so [`Sharded::merged`] is
-/// everything ever recorded whether or not anyone samples intervals.
+/// The receive path takes no lock: [`Sharded::record`] pushes the value onto its
+/// shard's lock-free queue (crossbeam's `SegQueue`). Values are folded into the shard's
+/// histogram by whoever reads (the once-a-second sampler, `merged`), or by a recorder
+/// that finds [`FOLD_EVERY`] values waiting and the shard free (`try_lock`, never a
+/// wait), so an unread queue stays bounded.
+///
+/// Each shard's histogram holds what was folded since the last
+/// [`Sharded::take_interval`]; the intervals taken so far are kept added up in `taken`,
+/// so [`Sharded::merged`] is everything ever recorded whether or not anyone samples
+/// intervals. Every value lands in exactly one interval.
 pub struct Sharded {
+    pending: Box<[Pending]>,
     shards: Box<[Mutex<Histogram<u64>>]>,
     /// Σ of the intervals taken so far. Lock order: `taken`, then a shard.
     taken: Mutex<Histogram<u64>>,
 }
 
+/// Values recorded into a shard and not yet folded into its histogram.
+struct Pending {
+    queue: SegQueue<u64>,
+    since_fold: AtomicU32,
+}
+
+/// A recorder folds its shard's queue after this many pushes, if the shard is free.
+pub const FOLD_EVERY: u32 = 4096;
+
 impl Sharded {
     pub fn new(shards: usize) -> Self {
-        let shards = (0..shards.max(1)).map(|_| Mutex::new(new_histogram())).collect();
-        Self { shards, taken: Mutex::new(new_histogram()) }
+        let n = shards.max(1);
+        let shards = (0..n).map(|_| Mutex::new(new_histogram())).collect();
+        let pending = (0..n).map(|_| Pending { queue: SegQueue::new(), since_fold: AtomicU32::new(0) }).collect();
+        Self { pending, shards, taken: Mutex::new(new_histogram()) }
     }
 
-    /// Records into the shard picked by `key` (e.g. the listener's index).
+    /// Records into the shard picked by `key` (e.g. the listener's index), lock-free.
     pub fn record(&self, key: usize, d: Duration) {
-        let shard = &self.shards[key % self.shards.len()];
-        record(&mut shard.lock(), d);
+        let i = key % self.shards.len();
+        let pending = &self.pending[i];
+        pending.queue.push(micros(d));
+        if pending.since_fold.fetch_add(1, Ordering::Relaxed) + 1 >= FOLD_EVERY
+            && let Some(mut shard) = self.shards[i].try_lock()
+        {
+            self.fold(i, &mut shard);
+        }
+    }
+
+    /// Moves shard `i`'s queued values into its histogram (held by the caller).
+    fn fold(&self, i: usize, shard: &mut Histogram<u64>) {
+        let pending = &self.pending[i];
+        pending.since_fold.store(0, Ordering::Relaxed);
+        while let Some(us) = pending.queue.pop() {
+            if shard.record(us).is_err() {
+                shard.saturating_record(us);
+            }
+        }
     }
 
     /// All shards added together: every value recorded so far.
     pub fn merged(&self) -> Histogram<u64> {
         let taken = self.taken.lock();
         let mut total = taken.clone();
-        for shard in self.shards.iter() {
-            total.add(&*shard.lock()).expect("auto-resizing histograms of equal precision add");
+        for (i, shard) in self.shards.iter().enumerate() {
+            let mut shard = shard.lock();
+            self.fold(i, &mut shard);
+            total.add(&*shard).expect("auto-resizing histograms of equal precision add");
         }
         total
     }
@@ -89,8 +131,9 @@ impl Sharded {
     pub fn take_interval(&self) -> Histogram<u64> {
         let mut taken = self.taken.lock();
         let mut interval = new_histogram();
-        for shard in self.shards.iter() {
+        for (i, shard) in self.shards.iter().enumerate() {
             let mut shard = shard.lock();
+            self.fold(i, &mut shard);
             interval.add(&*shard).expect("auto-resizing histograms of equal precision add");
             shard.reset();
         }
@@ -403,6 +446,15 @@ mod tests {
         intervals.push(sharded.take_interval());
         let merged = sharded.merged();
         assert_eq!(merged.len(), 80_000);
+        // Lock-free queues, folds by recorders (every FOLD_EVERY) and by takes: every
+        // value is counted exactly once, as if recorded into one histogram.
+        let mut direct = new_histogram();
+        for t in 0..4u64 {
+            for i in 0..20_000u64 {
+                record(&mut direct, Duration::from_micros(1 + i * (t + 1)));
+            }
+        }
+        assert!(same_counts(&direct, &merged));
         assert!(same_counts(&merge(intervals.iter().cloned()), &merged));
         assert!(sharded.take_interval().is_empty(), "a take leaves nothing behind");
         assert!(same_counts(&sharded.merged(), &merged), "taking intervals does not change the total");

@@ -84,6 +84,12 @@ pub struct Plan {
     /// Likes, unlikes, deletions, chat messages, typing and the room/likes/user
     /// listener groups (`crate::actions`).
     pub actions: crate::actions::ActionsPlan,
+    /// Page listeners and page readers (`[listeners] page`, `[actions.page_readers]`).
+    pub pages: crate::pages::PagesPlan,
+    /// The fraction of the firehose and tag listeners connected over time (the stages'
+    /// `listeners`); `None`: all of them, the whole time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listener_ramp: Option<crate::ramp::ListenerRamp>,
 }
 
 /// Agent `index` (from 0) of `count` (`--agent I/K`).
@@ -405,6 +411,7 @@ impl Plan {
         if raw.max_in_flight.0 == 0 {
             return Err(PlanError::MaxInFlight(raw.max_in_flight.1));
         }
+        let listener_ramp = staging.as_ref().and_then(|s| s.listeners.clone());
         let (stages, start_scale) = staging.map_or((Vec::new(), 1.0), |s| (s.stages, s.start_scale));
         let requests = curve_of(&stages, start_scale, duration, rate).count();
         if requests > MAX_REQUESTS {
@@ -458,7 +465,17 @@ impl Plan {
             presence_churn: crate::staging::churn(args, scenario)?,
             reconnect_storm: crate::staging::storm(args, scenario, duration)?,
             actions: crate::actions::ActionsPlan::from_layers(args, scenario)?,
+            pages: crate::pages::PagesPlan::from_layers(args, scenario)?,
+            listener_ramp,
         };
+        if plan.pages.is_active() && plan.profile.name != "firehose" {
+            let reason = format!(
+                "{:?}: page listeners and page readers speak firehose's `page:<path>` topics and accounts; run \
+                 them with the firehose profile",
+                plan.profile.name
+            );
+            return Err(PlanError::Invalid { origin: Origin::Flag("profile"), reason });
+        }
         if plan.actions.is_active() && plan.profile.name != "firehose" {
             let reason = format!(
                 "{:?}: likes, deletions, chat messages, typing and the room/likes/user listeners speak firehose's \
@@ -506,6 +523,7 @@ impl Plan {
             agents: 1,
             agent: Some(slot),
             actions: self.actions.share(i, k),
+            pages: self.pages.share(i, k),
             ..self.clone()
         }
     }
@@ -513,7 +531,7 @@ impl Plan {
     /// Every socket the plan holds open at once in one process, all listener groups.
     /// A group added to the plan adds its sockets here, so the fd budget sees it.
     pub fn total_sockets(&self) -> u64 {
-        self.total_listeners() + self.actions.sockets()
+        self.total_listeners() + self.actions.sockets() + self.pages.sockets(crate::pages::run::max_scale(self))
     }
 
     /// Refuses, before anything connects, a plan whose sockets do not fit this
@@ -623,6 +641,15 @@ impl fmt::Display for Plan {
             let list: Vec<String> = self.stages.iter().map(|s| format!("{:?}→×{}", s.duration, s.scale)).collect();
             writeln!(f, "  stages            from ×{}: {}", self.start_scale, list.join(", "))?;
         }
+        if let Some(r) = &self.listener_ramp {
+            let list: Vec<String> = r.stages.iter().map(|(d, x)| format!("{d:?}→{:.0}%", x * 100.0)).collect();
+            writeln!(
+                f,
+                "  listener ramp     from {:.0}% of each group: {} (the rest join and leave by seq)",
+                r.start * 100.0,
+                list.join(", ")
+            )?;
+        }
         if let Some(c) = &self.presence_churn {
             let scheduled = self.curve(c.rate_per_s).count();
             writeln!(
@@ -642,6 +669,24 @@ impl fmt::Display for Plan {
             )?;
         }
         write!(f, "{}", self.actions)?;
+        if self.pages.listeners > 0 {
+            writeln!(
+                f,
+                "  page listeners    {} on {} hot page:<path> topics (presence_state/presence_diff)",
+                self.pages.listeners,
+                crate::pages::PATHS
+            )?;
+        }
+        if let Some(r) = &self.pages.readers {
+            writeln!(
+                f,
+                "  page readers      {}/s (= {}) on Zipf-hot pages, staying {:?} (peak {} at once)",
+                r.rate_per_s,
+                self.curve(r.rate_per_s).count(),
+                r.dwell,
+                self.pages.peak_readers(crate::pages::run::max_scale(self))
+            )?;
+        }
         for (i, t) in self.thresholds.iter().enumerate() {
             writeln!(f, "  {:<18}{t}", if i == 0 { "thresholds" } else { "" })?;
         }

@@ -98,6 +98,7 @@ async fn drive(
     let seeds = if profile.seed_bookmarks { plan.seed_bookmarks } else { 0 };
     seed::seed_bookmarks(&api, &accounts, &drafts, seeds, plan.seed).await.map_err(SimError::Setup)?;
     let mut actions = crate::actions::Session::prepare(plan, &target.base_url(), target.addr(), corpus, run_id).await?;
+    let mut pages = crate::pages::run::Pages::prepare(plan, &target.base_url(), target.addr(), run_id).await?;
 
     let schedule = Arc::new(Schedule::staged(
         plan.curve(plan.rate_per_s),
@@ -132,7 +133,16 @@ async fn drive(
         let shared = Arc::clone(&shared);
         move || shared.joined.load(Ordering::Relaxed)
     });
-    let handles = listeners::open(&shared, audience.specs.clone(), plan.connect_rate_per_s).await;
+    // With a listener ramp, only the listeners connected throughout open now (the
+    // ledger's audience); the ramped ones come and go during the traffic phase.
+    let (specs, mut ramp) = match &plan.listener_ramp {
+        Some(r) => {
+            let (statics, ramped) = crate::ramp::split(r, audience.specs.clone());
+            (statics, Some(ramped))
+        }
+        None => (audience.specs.clone(), None),
+    };
+    let handles = listeners::open(&shared, specs, plan.connect_rate_per_s).await;
     let joined = await_joins(&shared, handles.len(), &audience).await;
     drop(watching);
     let sim_rss_after = resources::vm_rss_bytes();
@@ -144,6 +154,13 @@ async fn drive(
     let audience = Arc::new(audience.joined_only(|i| shared.has_joined(i)));
     if let Some(Err(e)) = match actions.as_mut() {
         Some(a) => Some(a.open(plan).await),
+        None => None,
+    } {
+        stop.cancel();
+        return Err(e);
+    }
+    if let Some(Err(e)) = match pages.as_mut() {
+        Some(p) => Some(p.open(plan).await),
         None => None,
     } {
         stop.cancel();
@@ -165,6 +182,12 @@ async fn drive(
     if let Some(a) = &actions {
         a.start(t0);
     }
+    if let Some(p) = &pages {
+        p.start(t0);
+    }
+    if let Some(r) = ramp.as_mut() {
+        r.start(&shared, t0);
+    }
     shared.life.started.cancel();
     let cpu_before = resources::cpu_time();
     let generator = Arc::new(Generator {
@@ -180,7 +203,18 @@ async fn drive(
         max_in_flight: plan.max_in_flight,
         stats: generator::Stats::default(),
     });
-    let probes = crate::timeline::firehose_probes(&shared, &generator);
+    let mut probes = crate::timeline::firehose_probes(&shared, &generator);
+    if let Some(r) = &ramp {
+        // Open connections: the static listeners still joined plus the ramped ones now.
+        let closed = |s: &Shared| -> u64 {
+            s.failures.lock().iter().filter(|(k, _)| k.starts_with("during_run:")).map(|(_, n)| n).sum()
+        };
+        let (s1, s2, open) = (Arc::clone(&shared), Arc::clone(&shared), Arc::clone(&r.open));
+        probes = probes.connections(
+            move || s1.joined.load(Ordering::Relaxed).saturating_sub(closed(&s1)) + open.load(Ordering::Relaxed),
+            move || closed(&s2),
+        );
+    }
     let sampler = crate::timeline::Sampler::start(t0, plan.duration, probes, Arc::clone(&progress));
     let acting = async {
         match &actions {
@@ -188,7 +222,12 @@ async fn drive(
             None => Ok(()),
         }
     };
-    let (generated, acted) = tokio::join!(Arc::clone(&generator).run_on_own_thread(), acting);
+    let reading = async {
+        if let Some(p) = &pages {
+            p.drive().await;
+        }
+    };
+    let (generated, acted, ()) = tokio::join!(Arc::clone(&generator).run_on_own_thread(), acting, reading);
     let traffic_end = Instant::now();
     let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
     let drain_timed_out = generated.is_ok() && !drain(&ledger, traffic_end + plan.drain_timeout).await;
@@ -196,7 +235,15 @@ async fn drive(
         Some(a) => acted.is_err() || a.drain(traffic_end + plan.drain_timeout).await,
         None => true,
     };
-    let drain_timed_out = drain_timed_out || !actions_drained;
+    let pages_drained = match &pages {
+        Some(p) => p.drain(traffic_end + plan.drain_timeout).await,
+        None => true,
+    };
+    let drain_timed_out = drain_timed_out || !actions_drained || !pages_drained;
+    let late = match ramp {
+        Some(r) => Some(r.finish(&shared, Instant::now() + plan.drain_timeout).await),
+        None => None,
+    };
     let drain = traffic_end.elapsed();
     stop.cancel();
     // A generator that failed still leaves what listeners and requests measured.
@@ -231,6 +278,12 @@ async fn drive(
     if let Some(a) = actions {
         a.finish(plan, facts.traffic, &mut report).await;
     }
+    if let Some(p) = pages {
+        p.finish(plan, facts.traffic, &mut report).await;
+    }
+    if let Some(late) = late {
+        crate::ramp::add_to_report(late, &mut report);
+    }
     let rates = [
         plan.presence_churn.as_ref().map_or(0.0, |c| plan.curve(c.rate_per_s).mean_rate()),
         plan.reconnect_storm.as_ref().map_or(0.0, |s| s.at.len() as f64 / plan.duration.as_secs_f64()),
@@ -264,7 +317,7 @@ async fn await_joins(shared: &Shared, opened: usize, audience: &Audience) -> Res
     if settled.is_err() {
         return Err(SimError::Setup("listeners neither joined nor failed in time".into()));
     }
-    if shared.joined.load(Ordering::Relaxed) == 0 && !audience.specs.is_empty() {
+    if shared.joined.load(Ordering::Relaxed) == 0 && opened > 0 && !audience.specs.is_empty() {
         let failures = shared.failures.lock().clone();
         return Err(SimError::Setup(format!("no listener could join: {failures:?}")));
     }

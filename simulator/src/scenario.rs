@@ -167,10 +167,6 @@ pub enum ScenarioError {
     /// Syntax, wrong type, unknown key: toml's message at its span.
     #[error("{file}:{line}:{column}: {message}\n{snippet}")]
     Parse { file: String, line: usize, column: usize, message: String, snippet: String },
-    #[error(
-        "{place}: {what} is not supported by this simulator yet (it drives {supported}); remove it or run a scenario without it"
-    )]
-    Unsupported { place: Place, what: String, supported: &'static str },
 }
 
 impl Scenario {

@@ -12,6 +12,7 @@ use toml::Spanned;
 use crate::cli::RunArgs;
 use crate::lifecycle::{ChurnPlan, StormPlan};
 use crate::plan::{Origin, PlanError, parse_duration};
+use crate::ramp::ListenerRamp;
 use crate::scenario::Scenario;
 use crate::stages::Stage;
 
@@ -21,6 +22,8 @@ pub struct Staging {
     pub start_scale: f64,
     pub stages: Vec<Stage>,
     pub origin: Origin,
+    /// The stages' `listeners` fractions, when any stage gives one.
+    pub listeners: Option<ListenerRamp>,
 }
 
 impl Staging {
@@ -54,20 +57,36 @@ fn duration_at(text: &str, origin: &Origin) -> Result<Duration, PlanError> {
     })
 }
 
-fn listener_ramp(origin: Origin, fraction: f64) -> PlanError {
-    let reason = if (0.0..=1.0).contains(&fraction) {
-        "(listener ramps) is not supported by this simulator yet: every listener stays connected for the whole \
-         traffic phase; remove it"
-            .to_owned()
+fn listener_fraction(origin: Origin, fraction: f64) -> Result<f64, PlanError> {
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(fraction)
     } else {
-        format!("must be a fraction between 0 and 1, got {fraction}")
-    };
-    invalid(origin, reason)
+        Err(invalid(origin, format!("must be a fraction between 0 and 1, got {fraction}")))
+    }
+}
+
+/// The ramp of per-stage fractions (`None` keeps the previous one; the start is the
+/// first stage's own, or 1), `None` when no stage gives one.
+fn ramp_of(stages: &[Stage], fractions: &[Option<f64>]) -> Option<ListenerRamp> {
+    fractions.iter().any(Option::is_some).then(|| {
+        let start = fractions.first().copied().flatten().unwrap_or(1.0);
+        let mut at = start;
+        let stages = stages
+            .iter()
+            .zip(fractions)
+            .map(|(s, f)| {
+                at = f.unwrap_or(at);
+                (s.duration, at)
+            })
+            .collect();
+        ListenerRamp { start, stages }
+    })
 }
 
 /// The stages of the run, `None` without any.
 pub fn stages(args: &RunArgs, scenario: Option<&Scenario>) -> Result<Option<Staging>, PlanError> {
     let file = scenario.and_then(|s| s.file.stages.as_ref().map(|st| (s, st)));
+    let mut fractions = Vec::new();
     let (stages, origin) = match file {
         Some((scenario, list)) if !args.given("stages") => {
             let mut stages = Vec::with_capacity(list.get_ref().len());
@@ -75,9 +94,11 @@ pub fn stages(args: &RunArgs, scenario: Option<&Scenario>) -> Result<Option<Stag
                 let at = |field: &str, span| file_origin(scenario, &format!("stages[{i}].{field}"), span);
                 let duration = duration_at(stage.duration.get_ref(), &at("duration", stage.duration.span()))?;
                 let scale = scale_value(*stage.scale.get_ref(), &at("scale", stage.scale.span()))?;
-                if let Some(l) = &stage.listeners {
-                    return Err(listener_ramp(at("listeners", l.span()), *l.get_ref()));
-                }
+                let fraction = match &stage.listeners {
+                    Some(l) => Some(listener_fraction(at("listeners", l.span()), *l.get_ref())?),
+                    None => None,
+                };
+                fractions.push(fraction);
                 stages.push(Stage { duration, scale });
             }
             (stages, file_origin(scenario, "stages", list.span()))
@@ -96,10 +117,16 @@ pub fn stages(args: &RunArgs, scenario: Option<&Scenario>) -> Result<Option<Stag
                     .parse()
                     .map_err(|_| invalid(origin.clone(), format!("{text:?}: the scale {scale:?} is not a number")))?;
                 let scale = scale_value(scale, &origin)?;
-                if let Some(l) = parts.next() {
-                    let fraction = l.trim().parse().unwrap_or(f64::NAN);
-                    return Err(listener_ramp(origin, fraction));
-                }
+                let fraction = match parts.next() {
+                    Some(l) => {
+                        let f: f64 = l.trim().parse().map_err(|_| {
+                            invalid(origin.clone(), format!("{text:?}: the listener fraction {l:?} is not a number"))
+                        })?;
+                        Some(listener_fraction(origin.clone(), f)?)
+                    }
+                    None => None,
+                };
+                fractions.push(fraction);
                 stages.push(Stage { duration, scale });
             }
             (stages, origin)
@@ -113,7 +140,8 @@ pub fn stages(args: &RunArgs, scenario: Option<&Scenario>) -> Result<Option<Stag
         (_, Some(v)) => scale_value(v, &Origin::Flag("start-scale"))?,
         _ => stages.first().map_or(1.0, |s| s.scale),
     };
-    let staging = Staging { start_scale, stages, origin };
+    let listeners = ramp_of(&stages, &fractions);
+    let staging = Staging { start_scale, stages, origin, listeners };
     if staging.duration().is_zero() {
         return Err(invalid(staging.origin, "last no time at all: give at least one stage a duration > 0"));
     }

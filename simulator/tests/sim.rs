@@ -311,14 +311,11 @@ fn bad_thresholds_and_scenarios_are_usage_errors_before_any_run() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("chat.toml");
-    std::fs::write(&file, "duration = \"2s\"\n\n[actions.page_readers]\nrate = 5\n").unwrap();
+    std::fs::write(&file, "duration = \"5s\"\n\n[actions.page_readers]\nrate = 0\n").unwrap();
     let out = sim().arg("run").arg("--scenario").arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("chat.toml:3:1: actions.page_readers: action kind `page_readers` is not supported"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("chat.toml:4:8: actions.page_readers.rate must be a positive number"), "{stderr}");
 
     let out = sim().args(["run", "--scenario", "no-such-scenario"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -441,3 +438,11 @@ mod phoenix_target;
 /// Source addresses, fd-limit refusals, `run --agents`, `merge`.
 #[path = "sim/scale.rs"]
 mod scale;
+
+/// Page listeners and page readers (`page:<path>` presence) in `firehose-sim run`.
+#[path = "sim/pages.rs"]
+mod pages;
+
+/// Listener ramps: a stage's `listeners` fraction, late joiners accounted by `seq`.
+#[path = "sim/ramp.rs"]
+mod ramp;

@@ -149,6 +149,11 @@ fn the_catalogue_has_unique_names_for_every_group() {
     for k in crate::lifecycle::KINDS {
         full.actions.insert(k.into(), Default::default());
     }
+    full.groups.insert(crate::pages::GROUP.into(), full.groups["tag"].clone());
+    full.actions.insert(crate::pages::KIND.into(), Default::default());
+    for name in ["delivery.page.p99", "loss.page", "actions.page_readers.p99", "actions.page_readers.uncorrected.p50"] {
+        assert!(names.iter().any(|n| n == name), "{name}");
+    }
     for g in full.groups.values_mut() {
         g.reach.get_or_insert_with(Default::default);
     }

@@ -226,6 +226,7 @@ impl Facts<'_> {
             deliveries_per_s: 0.0,
             latency: Summary::of(&histo::new_histogram()),
             reach: None,
+            late: None,
         }
     }
 

@@ -308,6 +308,11 @@ pub struct GroupReport {
     /// audience in this group had it (absent for groups that do not measure it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reach: Option<crate::reach::ReachReport>,
+    /// Listeners connected only part of the traffic phase by a listener ramp, accounted
+    /// by `seq` continuity (see `crate::ramp`); `expected`, `received`, `lost`,
+    /// `duplicates` and `reordered` above include theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late: Option<crate::ramp::LateReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -50,7 +50,7 @@ pub fn render(r: &ReportModel) -> String {
         );
     }
 
-    let _ = writeln!(o, "\n{:<24}{}", "latency (ms)", header());
+    let _ = writeln!(o, "\n{:<28}{}", "latency (ms)", header());
     row(&mut o, "request corrected", &q.latency_corrected);
     row(&mut o, "request uncorrected", &q.latency_uncorrected);
     for (kind, a) in &r.actions {
@@ -100,6 +100,14 @@ pub fn render(r: &ReportModel) -> String {
             g.reordered,
             g.gaps,
             g.deliveries_per_s
+        );
+    }
+    for (name, late) in r.groups.iter().filter_map(|(n, g)| g.late.as_ref().map(|l| (n, l))) {
+        let _ = writeln!(
+            o,
+            "ramped {name}: {} listeners in {} windows, {} of {} owed by seq received, {} lost, {} dup, {} reorder \
+             (included above)",
+            late.listeners, late.windows, late.received, late.expected, late.lost, late.duplicates, late.reordered
         );
     }
     let d = &r.deliveries;
@@ -166,7 +174,7 @@ fn header() -> String {
 fn row(o: &mut String, name: &str, s: &Summary) {
     let _ = writeln!(
         o,
-        "{name:<24}{:>8}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
+        "{name:<28}{:>8}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}{:>9.2}",
         s.count, s.p50_ms, s.p90_ms, s.p99_ms, s.p999_ms, s.max_ms, s.mean_ms
     );
 }

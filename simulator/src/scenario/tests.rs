@@ -137,16 +137,27 @@ fn thresholds_in_a_file_are_checked_with_their_place() {
 }
 
 #[test]
-fn planned_but_unsupported_kinds_are_refused_by_name() {
-    let err = parse("[actions.create_bookmark]\nrate = 5\n\n[actions.page_readers]\nrate = 3\n").unwrap_err();
+fn page_listeners_and_readers_are_read_and_checked_with_their_place() {
+    let p = plan("[listeners]\npage = 6\n[actions.page_readers]\nrate = 3\ndwell = \"2s\"\n", &[]).unwrap();
+    assert_eq!(p.pages.listeners, 6);
+    let r = p.pages.readers.clone().unwrap();
+    assert_eq!((r.rate_per_s, r.dwell), (3.0, Duration::from_secs(2)));
+    assert!(p.to_string().contains("page readers"), "{p}");
+    // Flags replace the file's values.
+    let p = plan("[actions.page_readers]\nrate = 3\n", &["--page-reader-rate", "5", "--page-dwell", "1s"]).unwrap();
+    let r = p.pages.readers.unwrap();
+    assert_eq!((r.rate_per_s, r.dwell), (5.0, Duration::from_secs(1)));
+    let err = plan("[actions.create_bookmark]\nrate = 5\n\n[actions.page_readers]\nrate = 0\n", &[]).unwrap_err();
     let text = err.to_string();
-    assert!(
-        matches!(&err, ScenarioError::Unsupported { place, .. } if place.key == "actions.page_readers" && place.line == 4),
-        "{err:?}"
-    );
-    assert!(text.contains("action kind `page_readers` is not supported by this simulator yet"), "{text}");
-    let err = parse("[listeners]\npage = 50\n").unwrap_err().to_string();
-    assert!(err.starts_with("bad.toml:2:8: listeners.page: listener group `page` is not supported"), "{err}");
+    assert!(text.starts_with("bad.toml:5:8: actions.page_readers.rate"), "{text}");
+    let err = plan("[actions.page_readers]\nrate = 2\ndwell = \"soon\"\n", &[]).unwrap_err().to_string();
+    assert!(err.starts_with("bad.toml:3:9: actions.page_readers.dwell"), "{err}");
+    let err = plan("[actions.page_readers]\ndwell = \"1s\"\n", &[]).unwrap_err().to_string();
+    assert!(err.contains("actions.page_readers") && err.contains("needs a `rate`"), "{err}");
+    let err = parse("[listeners]\npage = -1\n").unwrap_err().to_string();
+    assert!(err.starts_with("bad.toml:2:8:"), "{err}");
+    let err = parse("[actions.page_readers]\nrate = 1\ndwel = \"1s\"\n").unwrap_err().to_string();
+    assert!(err.contains("unknown field `dwel`"), "{err}");
     // A kind nobody planned is a plain unknown key, listing the ones that exist.
     let err = parse("[actions.teleport]\nrate = 1\n").unwrap_err().to_string();
     assert!(err.contains("unknown field `teleport`") && err.contains("create_bookmark"), "{err}");
