@@ -32,7 +32,10 @@ Exit codes:
   8  the target dropped listener connections during the run (server close, EOF, error;
      never the simulator's own churn or storms): the report is written, marked partial.
      Precedence on a finished run: 3, then 5, then 8. A run that fails after listeners
-     connected still writes a partial report and exits with its failure's code";
+     connected still writes a partial report and exits with its failure's code
+  9  `run` was interrupted by SIGINT (Ctrl-C) or SIGTERM: it stopped scheduling, drained
+     for at most 2 s and wrote a partial report (unsent requests owe nothing); this code
+     wins over every other. A second signal quits at once without a report";
 
 #[derive(Debug, Parser)]
 #[command(name = "firehose-sim", version, about, after_help = EXIT_CODES_HELP)]
@@ -75,7 +78,7 @@ pub enum Command {
 
 /// `firehose-sim run` flags, unvalidated.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "run", after_help = EXIT_CODES_HELP)]
+#[command(name = "run", after_help = EXIT_CODES_HELP, allow_negative_numbers = true)]
 pub struct RunArgs {
     /// Scenario file (TOML): a path, or a name looked up as
     /// `fixtures/scenarios/<NAME>.toml`. Flags given on the command line override its

@@ -188,6 +188,11 @@ impl DemoRates {
             None => DemoRates::default(),
             Some(name) => {
                 let path = Scenario::find(name).map_err(|e| DemoError::Usage(e.to_string()))?;
+                // The same checks as `run --scenario`: unknown keys, wrong types and bad
+                // values are refused with the file, line, column and key.
+                let scenario = Scenario::load(&path).map_err(|e| DemoError::Usage(e.to_string()))?;
+                crate::plan::Plan::from_layers(&crate::cli::RunArgs::defaults(), Some(&scenario), None)
+                    .map_err(|e| DemoError::Usage(e.to_string()))?;
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| DemoError::Usage(format!("{}: cannot read: {e}", path.display())))?;
                 DemoRates::from_toml(&text, &path.display().to_string())?
@@ -260,7 +265,7 @@ impl Counts {
 }
 
 fn say(icon: &str, text: &str) {
-    println!("{} {icon} {text}", chrono::Utc::now().format("%H:%M:%S"));
+    crate::out!("{} {icon} {text}", chrono::Utc::now().format("%H:%M:%S"));
 }
 
 /// A push to a room, and what to print if it is refused.
@@ -419,7 +424,7 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
     for socket in sockets {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket).await;
     }
-    println!("{}", counts.line(started.elapsed()));
+    crate::out!("{}", counts.line(started.elapsed()));
     Ok(())
 }
 

@@ -39,6 +39,9 @@ pub mod exit {
     /// EOF or read errors; never the simulator's own closes). The report is written
     /// and partial; an invalid run (3) or a failed threshold (5) takes precedence.
     pub const DROPPED: u8 = 8;
+    /// `run` was stopped by SIGINT (Ctrl-C) or SIGTERM: what was measured until then is
+    /// written as a partial report. A second signal exits with it at once, no report.
+    pub const INTERRUPTED: u8 = 9;
 }
 
 impl SimError {

@@ -175,6 +175,15 @@ pub fn catalogue() -> Vec<Metric> {
             r.groups.get(g).map(|x| x.deliveries_per_s)
         }));
         summary_metrics(&mut m, &format!("delivery.{g}"), move |r: &ReportModel| r.groups.get(g).map(|x| &x.latency));
+        summary_metrics(&mut m, &format!("reach.{g}.50"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_50)
+        });
+        summary_metrics(&mut m, &format!("reach.{g}.99"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_99)
+        });
+        summary_metrics(&mut m, &format!("reach.{g}.100"), move |r: &ReportModel| {
+            r.groups.get(g)?.reach.as_ref().map(|x| &x.pct_100)
+        });
     }
     for k in crate::actions::Kind::ALL
         .map(|k| k.name())
@@ -293,6 +302,16 @@ impl Threshold {
         };
         let bound = parse_bound(metric.kind, op, value)
             .map_err(|reason| ThresholdError::Value { expr: expr.to_owned(), reason: format!("`{name}` {reason}") })?;
+        // Every figure of the catalogue is a count, a latency, a rate or a fraction: never
+        // negative, so a negative bound makes a gate that always or never passes.
+        if let Bound::Number(n) = bound
+            && n < 0.0
+        {
+            return Err(ThresholdError::Value {
+                expr: expr.to_owned(),
+                reason: format!("`{name}` is never negative; a bound of {value} would always pass or always fail"),
+            });
+        }
         Ok(Threshold { expr: expr.trim().to_owned(), metric: metric.name, kind: metric.kind, op, bound })
     }
 

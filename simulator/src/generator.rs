@@ -91,11 +91,17 @@ impl Generator {
         let Some(t0) = self.schedule.t0() else { return };
         let slots = Arc::new(Semaphore::new(self.max_in_flight as usize));
         let mut tasks = JoinSet::new();
+        let interrupted = crate::interrupt::token();
         for i in 0..self.schedule.requests() {
             let intended = t0 + self.schedule.offset(i);
-            // Announce the event's audience ahead of its intended start, off the send path.
+            // Announce the event's audience ahead of its intended start, off the send path
+            // (an event announced but never sent records nothing).
             self.announce(i);
-            sleep_precisely_until(intended).await;
+            // Interrupted (SIGINT/SIGTERM): no new request; those in flight settle.
+            tokio::select! {
+                () = interrupted.cancelled() => break,
+                () = sleep_precisely_until(intended) => {}
+            }
             let permit = match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => permit,
                 Err(_) => {

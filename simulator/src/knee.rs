@@ -413,7 +413,7 @@ async fn run_level(
 
 fn print_level(r: &LevelResult, unit: &str) {
     let figures: Vec<String> = r.slos.iter().map(|t| format!("{} {}", t.metric, show_actual(t))).collect();
-    println!(
+    crate::out!(
         "level {:>10}{unit}{}  {}  valid {}  loss {}  {}",
         fmt_num(r.level),
         if r.confirmation { " (confirm)" } else { "" },
@@ -456,11 +456,12 @@ pub fn render_md(k: &KneeReport) -> String {
             Vary::Listeners => "listeners",
         }
     );
+    // Each SLO's column is headed by its whole expression, so `valid == true` as an SLO
+    // is not confused with the run's own validity column.
     for e in &k.slos {
-        let metric = e.split(['<', '>', '=', '!']).next().unwrap_or(e).trim();
-        let _ = write!(header, " {metric} |");
+        let _ = write!(header, " `{}` |", e.trim());
     }
-    header.push_str(" valid | loss | verdict | report |");
+    header.push_str(" run valid | loss | verdict | report |");
     let _ = writeln!(s, "{header}");
     let _ = writeln!(s, "{}", "|---".repeat(k.slos.len() + 5) + "|");
     for r in &k.runs {
@@ -514,8 +515,8 @@ pub fn main(args: &KneeArgs) -> u8 {
         eprintln!("firehose-sim knee: {e}");
         return exit::FAILURE;
     }
-    println!("\n{}", knee.verdict());
-    println!("knee            {}", dir.join("knee.json").display());
+    crate::out!("\n{}", knee.verdict());
+    crate::out!("knee            {}", dir.join("knee.json").display());
     exit::OK
 }
 

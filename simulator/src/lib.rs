@@ -34,6 +34,7 @@ pub mod fixtures;
 pub mod gate;
 pub mod generator;
 pub mod histo;
+pub mod interrupt;
 pub mod knee;
 pub mod ledger;
 pub mod lifecycle;
@@ -64,3 +65,22 @@ pub use error::SimError;
 pub use plan::Plan;
 pub use report::Report;
 pub use run::{Ready, StartGate, run, run_gated, run_with_corpus};
+
+/// `println!` that never panics: a closed stdout (`firehose-sim … | head`) must not stop
+/// a run before its report is written, so write errors are ignored.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see [`out!`]).
+#[macro_export]
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}

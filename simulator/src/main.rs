@@ -42,7 +42,8 @@ fn run(args: &RunArgs) -> u8 {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .init();
-    println!("{plan}");
+    // Never `println!`: a closed stdout (`| head -1`) must not stop the run (see `out!`).
+    firehose_sim::out!("{plan}");
     firehose_sim::progress::set_enabled(!args.quiet);
     if plan.agents > 1 {
         return firehose_sim::agents::main(&plan);
@@ -55,20 +56,24 @@ fn run(args: &RunArgs) -> u8 {
         }
     };
     let (out, thresholds) = (plan.out.clone(), plan.thresholds.clone());
+    // SIGINT/SIGTERM: stop scheduling, drain briefly, write a partial report (exit 9).
+    if let Err(e) = runtime.block_on(async { firehose_sim::interrupt::listen(|_| {}) }) {
+        eprintln!("firehose-sim: cannot watch for SIGINT/SIGTERM: {e}");
+    }
     // A run that failed after listeners connected still writes what it measured.
     let (mut report, failed) = match runtime.block_on(firehose_sim::run(plan)) {
         Ok(report) => (report, None),
         Err(firehose_sim::SimError::Partial { cause, report }) => (*report, Some(*cause)),
         Err(e) => {
             eprintln!("firehose-sim: {e}");
-            return e.exit_code();
+            return if firehose_sim::interrupt::requested() { exit::INTERRUPTED } else { e.exit_code() };
         }
     };
     report.judge(&thresholds);
-    print!("{}", report::terminal::render(&report.model));
+    firehose_sim::out_raw!("{}", report::terminal::render(&report.model));
     match report::files::write(&report, &out) {
         Ok(dir) => {
-            println!("\nreport          {}", dir.join("report.json").display());
+            firehose_sim::out!("\nreport          {}", dir.join("report.json").display());
             if let Some(why) = &report.model.partial {
                 eprintln!("firehose-sim: partial report ({why}) written to {}", dir.display());
             }
@@ -77,6 +82,9 @@ fn run(args: &RunArgs) -> u8 {
             eprintln!("firehose-sim: cannot write the report under {}: {e}", out.display());
             return exit::FAILURE;
         }
+    }
+    if firehose_sim::interrupt::requested() {
+        return exit::INTERRUPTED;
     }
     if let Some(cause) = failed {
         eprintln!("firehose-sim: {cause}");
@@ -88,7 +96,7 @@ fn run(args: &RunArgs) -> u8 {
 fn compare(args: &CompareArgs) -> u8 {
     match compare::run(args) {
         Ok(comparison) => {
-            print!("{}", compare::render(&comparison, &args.baseline, &args.new));
+            firehose_sim::out_raw!("{}", compare::render(&comparison, &args.baseline, &args.new));
             if comparison.regressed() { exit::REGRESSION } else { exit::OK }
         }
         Err(e @ CompareError::Invalid { .. }) => {

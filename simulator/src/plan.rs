@@ -413,6 +413,7 @@ impl Plan {
         }
         let listener_ramp = staging.as_ref().and_then(|s| s.listeners.clone());
         let (stages, start_scale) = staging.map_or((Vec::new(), 1.0), |s| (s.stages, s.start_scale));
+        let peak_scale = stages.iter().map(|s| s.scale).fold(start_scale, f64::max);
         let requests = curve_of(&stages, start_scale, duration, rate).count();
         if requests > MAX_REQUESTS {
             return Err(PlanError::TooManyRequests { rate, duration, requests, max: MAX_REQUESTS });
@@ -464,7 +465,7 @@ impl Plan {
             start_scale,
             presence_churn: crate::staging::churn(args, scenario)?,
             reconnect_storm: crate::staging::storm(args, scenario, duration)?,
-            actions: crate::actions::ActionsPlan::from_layers(args, scenario)?,
+            actions: crate::actions::ActionsPlan::from_layers(args, scenario, peak_scale)?,
             pages: crate::pages::PagesPlan::from_layers(args, scenario)?,
             listener_ramp,
         };

@@ -69,6 +69,61 @@ impl Reach {
     }
 }
 
+/// The same three histograms for one listener group whose events are not bookmarks
+/// (`room`, `likes`, `user`, `page`; see `crate::actions`, `crate::pages`). Fed either
+/// as deliveries arrive (`arrived`: the caller keeps the per-event count and knows the
+/// audience, fixed before `t0`) or once the run ended from one event's receipt times
+/// (`event`, for deliveries that are matched to their event only then).
+pub struct Marks {
+    histograms: [Sharded; 3],
+}
+
+impl Default for Marks {
+    fn default() -> Self {
+        Self { histograms: [Sharded::new(SHARDS), Sharded::new(SHARDS), Sharded::new(SHARDS)] }
+    }
+}
+
+impl Marks {
+    /// An event owed to `audience` listeners arrived as delivery number `nth`
+    /// (1-based) `elapsed` after its intended start.
+    pub fn arrived(&self, audience: u32, nth: u32, elapsed: Duration, key: usize) {
+        if audience == 0 {
+            return;
+        }
+        for (k, (_, fraction)) in MARKS.iter().enumerate() {
+            if nth == mark(audience, *fraction) {
+                self.histograms[k].record(key, elapsed);
+            }
+        }
+    }
+
+    /// An event owed to `audience` listeners arrived after each of `elapsed` (in any
+    /// order): the marks its deliveries reached, as if recorded on arrival.
+    pub fn event(&self, audience: u32, elapsed: &mut [Duration], key: usize) {
+        if audience == 0 {
+            return;
+        }
+        elapsed.sort_unstable();
+        for (k, (_, fraction)) in MARKS.iter().enumerate() {
+            if let Some(&at) = elapsed.get(mark(audience, *fraction) as usize - 1) {
+                self.histograms[k].record(key, at);
+            }
+        }
+    }
+
+    /// Named and pointed like [`Reach::histograms`]: `reach_<group>_<50|99|100>`.
+    pub fn histograms(&self, group: &str) -> Vec<(String, String, hdrhistogram::Histogram<u64>)> {
+        MARKS
+            .iter()
+            .zip(&self.histograms)
+            .map(|((pct, _), h)| {
+                (format!("reach_{group}_{pct}"), format!("/groups/{group}/reach/pct_{pct}"), h.merged())
+            })
+            .collect()
+    }
+}
+
 /// The delivery count at which `fraction` of `audience` has the event (at least 1).
 fn mark(audience: u32, fraction: f64) -> u32 {
     ((f64::from(audience) * fraction - 1e-9).ceil() as u32).clamp(1, audience)
@@ -103,6 +158,29 @@ mod tests {
         assert_eq!(mark(1000, 0.99), 990);
         assert_eq!(mark(1000, 1.0), 1000);
         assert_eq!(mark(3, 0.5), 2);
+    }
+
+    #[test]
+    fn marks_record_on_arrival_and_from_receipts() {
+        let (live, late) = (Marks::default(), Marks::default());
+        let ms = |n: u64| Duration::from_millis(n);
+        let arrivals = [ms(3), ms(1), ms(4), ms(2)];
+        for (n, &e) in arrivals.iter().enumerate() {
+            live.arrived(4, n as u32 + 1, e, n);
+        }
+        late.event(4, &mut arrivals.clone(), 0);
+        // Three of an audience of five never reach 99 % or 100 %; no audience, nothing.
+        late.event(5, &mut [ms(9), ms(8), ms(7)], 1);
+        late.event(0, &mut [ms(9)], 2);
+        live.arrived(0, 1, ms(9), 0);
+        let (a, b) = (live.histograms("room"), late.histograms("room"));
+        assert_eq!(a.iter().map(|(_, _, h)| h.len()).collect::<Vec<_>>(), [1, 1, 1]);
+        assert_eq!(b.iter().map(|(_, _, h)| h.len()).collect::<Vec<_>>(), [2, 1, 1]);
+        assert!(a[0].2.equivalent(a[0].2.max(), 1000), "on arrival, the 2nd delivery (1 ms) makes 50 %");
+        assert!(b[0].2.equivalent(b[0].2.min(), 2000), "from receipts, the 2nd earliest (2 ms) makes 50 %");
+        assert!(b[0].2.equivalent(b[0].2.max(), 9000), "3 of 5 reach 50 %: the 3rd earliest, 9 ms");
+        assert!(b[2].2.equivalent(b[2].2.max(), 4000));
+        assert_eq!((a[1].0.as_str(), a[1].1.as_str()), ("reach_room_99", "/groups/room/reach/pct_99"));
     }
 
     #[test]

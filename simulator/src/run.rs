@@ -229,19 +229,21 @@ async fn drive(
     };
     let (generated, acted, ()) = tokio::join!(Arc::clone(&generator).run_on_own_thread(), acting, reading);
     let traffic_end = Instant::now();
+    // Interrupted: a short, bounded drain of what is in flight.
+    let drain_timeout = crate::interrupt::drain_timeout(plan.drain_timeout);
     let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
-    let drain_timed_out = generated.is_ok() && !drain(&ledger, traffic_end + plan.drain_timeout).await;
+    let drain_timed_out = generated.is_ok() && !drain(&ledger, traffic_end + drain_timeout).await;
     let actions_drained = match &actions {
-        Some(a) => acted.is_err() || a.drain(traffic_end + plan.drain_timeout).await,
+        Some(a) => acted.is_err() || a.drain(traffic_end + drain_timeout).await,
         None => true,
     };
     let pages_drained = match &pages {
-        Some(p) => p.drain(traffic_end + plan.drain_timeout).await,
+        Some(p) => p.drain(traffic_end + drain_timeout).await,
         None => true,
     };
     let drain_timed_out = drain_timed_out || !actions_drained || !pages_drained;
     let late = match ramp {
-        Some(r) => Some(r.finish(&shared, Instant::now() + plan.drain_timeout).await),
+        Some(r) => Some(r.finish(&shared, Instant::now() + drain_timeout).await),
         None => None,
     };
     let drain = traffic_end.elapsed();
@@ -290,6 +292,15 @@ async fn drive(
     ];
     crate::lifecycle::add_to_report(&shared.life, &mut report, rates, facts.traffic);
     sampled.attach(&mut report);
+    if let Some((signal, at)) = crate::interrupt::received() {
+        let r = &report.model.requests;
+        let unsent = r.scheduled.saturating_sub(r.sent);
+        let why = crate::interrupt::reason(signal, at.saturating_duration_since(t0), unsent, r.scheduled);
+        report.model.partial = Some(match report.model.partial.take() {
+            Some(other) => format!("{why}; {other}"),
+            None => why,
+        });
+    }
     if let Some(why) = generator_failed {
         return Err(partial(report, SimError::Setup(why)));
     }

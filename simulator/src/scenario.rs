@@ -169,6 +169,25 @@ pub enum ScenarioError {
     Parse { file: String, line: usize, column: usize, message: String, snippet: String },
 }
 
+/// The dotted key (`listeners.firehose`) of the `key = value` line holding byte `at`,
+/// from the nearest `[table]` or `[[table]]` header above it; `None` when that line
+/// is not an assignment.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let at = at.min(text.len());
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('#') || key.starts_with('[') {
+        return None;
+    }
+    let table = text[..line_start].lines().rev().map(str::trim).find(|l| l.starts_with('['));
+    Some(match table {
+        Some(header) => format!("{}.{key}", header.trim_matches(|c| c == '[' || c == ']').trim()),
+        None => key.to_owned(),
+    })
+}
+
 impl Scenario {
     /// Finds a scenario by path, or by name under `fixtures/scenarios/` (from the
     /// current directory, then from the repository this binary was built in).
@@ -179,7 +198,8 @@ impl Scenario {
         }
         let candidates = scenario_dirs().into_iter().map(|d| d.join(format!("{name}.toml"))).collect::<Vec<_>>();
         if let Some(found) = candidates.iter().find(|p| p.is_file()) {
-            return Ok(found.clone());
+            // `…/simulator/../fixtures/…` reads better resolved in plans and reports.
+            return Ok(found.canonicalize().unwrap_or_else(|_| found.clone()));
         }
         Err(ScenarioError::NotFound {
             name: name.to_owned(),
@@ -200,11 +220,18 @@ impl Scenario {
         let file: ScenarioFile = toml::from_str(&text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let (line, column) = line_col(&text, span.start);
+            let message = e.message().trim().to_owned();
+            // toml names the value's type but not its key: name the key when the
+            // error sits on a `key = value` line.
+            let message = match key_at(&text, span.start) {
+                Some(key) if !message.starts_with("unknown field") => format!("{key}: {message}"),
+                _ => message,
+            };
             ScenarioError::Parse {
                 file: path.display().to_string(),
                 line,
                 column,
-                message: e.message().trim().to_owned(),
+                message,
                 snippet: snippet(&text, span),
             }
         })?;

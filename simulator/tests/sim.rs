@@ -446,3 +446,7 @@ mod pages;
 /// Listener ramps: a stage's `listeners` fraction, late joiners accounted by `seq`.
 #[path = "sim/ramp.rs"]
 mod ramp;
+
+/// SIGINT/SIGTERM during `run`: a partial report, exit 9; with `--agents` too.
+#[path = "sim/interrupt.rs"]
+mod interrupt;

@@ -61,9 +61,14 @@ impl Driver {
         };
         let slots = Arc::new(Semaphore::new(self.max_in_flight.max(1) as usize));
         let mut tasks = JoinSet::new();
+        let interrupted = crate::interrupt::token();
         for &(offset, kind, i) in &tl.order {
             let intended = t0 + offset;
-            sleep_precisely_until(intended).await;
+            // Interrupted (SIGINT/SIGTERM): no new action; those in flight settle.
+            tokio::select! {
+                () = interrupted.cancelled() => break,
+                () = sleep_precisely_until(intended) => {}
+            }
             match kind {
                 Kind::ChatMessage | Kind::Typing => {
                     tasks.spawn(Arc::clone(&self).push(kind, i, intended, t0));

@@ -3,10 +3,11 @@
 //! public); likes listeners too; a user listener signs in as its user (token in
 //! phoenix.js's `base64url.bearer.phx.` subprotocol) and joins its own `user:<id>`.
 //!
-//! `new_message` and `user_typing` are traced to their action at once and timed;
-//! `like_count` and `notification` are kept (a few words each) and matched when the run
-//! ends, since they may arrive before the action's own answer. Every event carrying a
-//! topic `seq` goes through a `SeqCheck`.
+//! `new_message` and `user_typing` are traced to their action at once, timed and
+//! counted towards its reach (`Tally::room_reach`); `like_count` and `notification`
+//! are kept (a few words each) and matched when the run ends, since they may arrive
+//! before the action's own answer. Every event carrying a topic `seq` goes through a
+//! `SeqCheck`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -253,11 +254,9 @@ fn on_text(ctx: &Ctx, spec: &Spec, seen: &mut Seen, text: &str, at: Instant) {
                 t.room_foreign.fetch_add(1, Ordering::Relaxed);
                 return;
             };
-            if let Some(r) = t.message_received.get(i as usize) {
-                r.fetch_add(1, Ordering::AcqRel);
-            }
+            let nth = t.message_received.get(i as usize).map_or(0, |r| r.fetch_add(1, Ordering::AcqRel) + 1);
             t.got(Group::Room);
-            record(ctx, seen, Kind::ChatMessage, i, spec.index, at);
+            record(ctx, seen, spec, Kind::ChatMessage, i, nth, at);
         }
         (Group::Room, "user_typing") => {
             let Ok(u) = frame.payload_as::<UserTyping>() else {
@@ -274,11 +273,9 @@ fn on_text(ctx: &Ctx, spec: &Spec, seen: &mut Seen, text: &str, at: Instant) {
                 t.room_foreign.fetch_add(1, Ordering::Relaxed);
                 return;
             };
-            if let Some(r) = t.typing_received.get(k as usize) {
-                r.fetch_add(1, Ordering::AcqRel);
-            }
+            let nth = t.typing_received.get(k as usize).map_or(0, |r| r.fetch_add(1, Ordering::AcqRel) + 1);
             t.got(Group::Room);
-            record(ctx, seen, Kind::Typing, k, spec.index, at);
+            record(ctx, seen, spec, Kind::Typing, k, nth, at);
         }
         (Group::Likes, "like_count") => {
             let Ok(c) = frame.payload_as::<LikeCount>() else {
@@ -309,13 +306,19 @@ fn on_text(ctx: &Ctx, spec: &Spec, seen: &mut Seen, text: &str, at: Instant) {
     }
 }
 
-/// Room delivery latency of action `i` of `kind`, from its intended start.
-fn record(ctx: &Ctx, seen: &mut Seen, kind: Kind, i: u32, key: usize, at: Instant) {
+/// Room delivery latency of action `i` of `kind`, from its intended start, and its
+/// reach: this was the `nth` delivery of it, owed to every listener of the room joined
+/// before `t0` (the same count `outcome` owes it).
+fn record(ctx: &Ctx, seen: &mut Seen, spec: &Spec, kind: Kind, i: u32, nth: u32, at: Instant) {
     if ctx.timeline.is_warmup(kind, i) {
         return;
     }
     if let Some(intended) = ctx.timeline.intended(kind, i) {
-        ctx.tally.delivery[Group::Room as usize].record(key, at.saturating_duration_since(intended));
+        let t = &ctx.tally;
+        let elapsed = at.saturating_duration_since(intended);
+        t.delivery[Group::Room as usize].record(spec.index, elapsed);
+        let audience = t.room_joined.get(spec.of as usize).map_or(0, |n| n.load(Ordering::Acquire));
+        t.room_reach.arrived(audience, nth, elapsed, spec.index);
         seen.last_measured_receipt = Some(at);
     }
 }

@@ -1,7 +1,8 @@
 //! The actions' figures as report entries: one `ActionReport` per kind driven
 //! (`model.actions`), one `GroupReport` per listener group (`model.groups`: `room`,
-//! `likes`, `user`), their histograms with `histogram_paths`, and a validity reason
-//! when an action went out later than `--max-lag` after its intended start.
+//! `likes`, `user`, each with its `reach`), their histograms with `histogram_paths`,
+//! and a validity reason when an action went out later than `--max-lag` after its
+//! intended start.
 //!
 //! Matching at the end: a `like_count` delivery is the like or unlike of its bookmark
 //! whose answer carried the same count (the server serialises a bookmark's likes with
@@ -22,6 +23,7 @@ use super::schedule::Timeline;
 use super::tally::{KindStats, Tally};
 use super::{Group, Kind};
 use crate::histo::{self, Summary};
+use crate::reach::{Marks, ReachReport};
 use crate::report::Report;
 use crate::report::files::hgrm_file_name;
 use crate::report::model::{ActionReport, GroupReport};
@@ -50,6 +52,8 @@ struct Matched {
     unmatched: u64,
     histogram: Histogram<u64>,
     last: Option<Instant>,
+    /// `reach_<group>_{50,99,100}` with their summaries' JSON pointers.
+    reach: Vec<(String, String, Histogram<u64>)>,
 }
 
 impl Outcome<'_> {
@@ -94,9 +98,11 @@ impl Outcome<'_> {
                 continue;
             }
             let g = group.name();
-            let report = self.group_report(group, &matched);
+            let mut report = self.group_report(group, &matched);
+            report.reach = Some(ReachReport::of(&matched.reach));
             m.groups.insert(g.to_owned(), report);
             histograms.push((format!("delivery_{g}"), matched.histogram, format!("/groups/{g}/latency")));
+            histograms.extend(matched.reach.into_iter().map(|(name, path, h)| (name, h, path)));
         }
         if !self.failures.is_empty() {
             for (kind, n) in &self.failures {
@@ -156,6 +162,7 @@ impl Outcome<'_> {
             out.add(owed, u64::from(received.load(Ordering::Acquire)));
         }
         out.last = self.last_receipt(Group::Room);
+        out.reach = t.room_reach.histograms(Group::Room.name());
         out
     }
 
@@ -169,6 +176,10 @@ impl Outcome<'_> {
             by_count.entry((d.target, d.count)).or_default().push((d.kind, d.i));
         }
         let mut received: HashMap<(Kind, u32), u64> = HashMap::new();
+        // Per measured action, the time from its intended start to each delivery, for
+        // its reach: as many entries as the `like_count`s the listeners kept (already
+        // bounded by the run's deliveries), and dropped when this returns.
+        let mut receipts: HashMap<(Kind, u32), Vec<Duration>> = HashMap::new();
         let mut h = histo::new_histogram();
         let mut unmatched = 0;
         let mut last = None;
@@ -188,15 +199,22 @@ impl Outcome<'_> {
                     && let Some(intended) = tl.intended(kind, i)
                 {
                     histo::record(&mut h, at.saturating_duration_since(intended));
+                    receipts.entry((kind, i)).or_default().push(at.saturating_duration_since(intended));
                     last = last.max(Some(at));
                 }
             }
         }
         let mut out = Matched::new(h);
+        let reach = Marks::default();
         for d in &done {
-            let owed = u64::from(t.likes_joined.get(d.target as usize).map_or(0, |n| n.load(Ordering::Acquire)));
-            out.add(owed, received.get(&(d.kind, d.i)).copied().unwrap_or(0));
+            let owed = t.likes_joined.get(d.target as usize).map_or(0, |n| n.load(Ordering::Acquire));
+            out.add(u64::from(owed), received.get(&(d.kind, d.i)).copied().unwrap_or(0));
+            if !tl.is_warmup(d.kind, d.i) {
+                let mut none = Vec::new();
+                reach.event(owed, receipts.get_mut(&(d.kind, d.i)).unwrap_or(&mut none), d.i as usize);
+            }
         }
+        out.reach = reach.histograms(Group::Likes.name());
         out.excess += unmatched;
         out.received += unmatched;
         out.unmatched = unmatched;
@@ -208,6 +226,9 @@ impl Outcome<'_> {
         let (tl, t) = (self.timeline, self.tally);
         let ids = t.message_ids.lock().clone();
         let mut received: HashMap<u32, u64> = HashMap::new();
+        // Per measured mention, its deliveries' times for its reach (as many as the
+        // notifications the listeners kept; dropped when this returns).
+        let mut receipts: HashMap<u32, Vec<Duration>> = HashMap::new();
         let mut h = histo::new_histogram();
         let (mut unmatched, mut last) = (0, None);
         for seen in self.seen.iter().filter(|s| s.joined && s.group == Some(Group::User)) {
@@ -223,20 +244,27 @@ impl Outcome<'_> {
                     && let Some(intended) = tl.intended(Kind::ChatMessage, i)
                 {
                     histo::record(&mut h, at.saturating_duration_since(intended));
+                    receipts.entry(i).or_default().push(at.saturating_duration_since(intended));
                     last = last.max(Some(at));
                 }
             }
         }
         let mut out = Matched::new(h);
+        let reach = Marks::default();
         for (i, p) in tl.messages.iter().enumerate() {
             let Some(k) = p.mention else { continue };
             let owed = if t.kind(Kind::ChatMessage).is_ok(i as u32) {
-                u64::from(t.user_joined.get(k as usize).map_or(0, |n| n.load(Ordering::Acquire)))
+                t.user_joined.get(k as usize).map_or(0, |n| n.load(Ordering::Acquire))
             } else {
                 0
             };
-            out.add(owed, received.get(&(i as u32)).copied().unwrap_or(0));
+            out.add(u64::from(owed), received.get(&(i as u32)).copied().unwrap_or(0));
+            if !tl.is_warmup(Kind::ChatMessage, i as u32) {
+                let mut none = Vec::new();
+                reach.event(owed, receipts.get_mut(&(i as u32)).unwrap_or(&mut none), i);
+            }
         }
+        out.reach = reach.histograms(Group::User.name());
         out.excess += unmatched;
         out.received += unmatched;
         out.unmatched = unmatched;
@@ -277,7 +305,7 @@ impl Outcome<'_> {
 
 impl Matched {
     fn new(histogram: Histogram<u64>) -> Self {
-        Self { expected: 0, received: 0, lost: 0, excess: 0, unmatched: 0, histogram, last: None }
+        Self { expected: 0, received: 0, lost: 0, excess: 0, unmatched: 0, histogram, last: None, reach: Vec::new() }
     }
 
     fn add(&mut self, owed: u64, received: u64) {

@@ -165,7 +165,10 @@ impl Pick<'_> {
 
 impl ActionsPlan {
     /// Layers `args.actions` over the scenario's tables and validates the result.
-    pub fn from_layers(args: &RunArgs, scenario: Option<&Scenario>) -> Result<ActionsPlan, PlanError> {
+    /// `peak` is the highest stage multiplier of the run (1 without stages): actors are
+    /// planned for the rates at their peak, so a spike does not run out of quiet typists
+    /// or push users past the server's per-user limits.
+    pub fn from_layers(args: &RunArgs, scenario: Option<&Scenario>, peak: f64) -> Result<ActionsPlan, PlanError> {
         let a = &args.actions;
         let p = Pick { args, scenario };
         let f = scenario.map(|s| &s.file);
@@ -276,7 +279,9 @@ impl ActionsPlan {
             return invalid(origin.clone(), "must be at least 1".into());
         }
 
-        let planned = planned_actors(like_rate + unlike_rate, message_rate, typing_rate, rooms.0);
+        let peak = if peak.is_finite() { peak.max(1.0) } else { 1.0 };
+        let planned =
+            planned_actors((like_rate + unlike_rate) * peak, message_rate * peak, typing_rate * peak, rooms.0);
         let actor_users = match &actor_override {
             Some((n, _)) => *n,
             None => planned.0.max(u32::from(like_rate + unlike_rate + delete_rate + message_rate + typing_rate > 0.0)),

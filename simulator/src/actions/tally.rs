@@ -177,6 +177,9 @@ pub struct Tally {
     pub delivery: [Sharded; 3],
     /// Room deliveries that traced to no action of this run, or to another room.
     pub room_foreign: AtomicU64,
+    /// Time until 50/99/100 % of a message's or typing push's room audience had it,
+    /// recorded on arrival (`likes` and `user` reach is computed in `outcome`).
+    pub room_reach: crate::reach::Marks,
 }
 
 impl Tally {
@@ -198,6 +201,7 @@ impl Tally {
             typing_pending: zeros(actor_sockets * rooms),
             delivery: [Sharded::new(16), Sharded::new(16), Sharded::new(16)],
             room_foreign: AtomicU64::new(0),
+            room_reach: crate::reach::Marks::default(),
         }
     }
 

@@ -27,6 +27,10 @@ pub fn main(args: &RunArgs) -> u8 {
         Ok(rt) => rt,
         Err(e) => return fail(format!("cannot start the runtime: {e}"), exit::FAILURE),
     };
+    // SIGINT/SIGTERM (forwarded by the parent): a partial report, as a single process.
+    if let Err(e) = runtime.block_on(async { crate::interrupt::listen(|_| {}) }) {
+        eprintln!("firehose-sim agent: cannot watch for SIGINT/SIGTERM: {e}");
+    }
     let corpus = match Corpus::embedded_default() {
         Ok(corpus) => corpus,
         Err(e) => return fail(format!("fixture corpus: {e}"), exit::SETUP),
@@ -59,6 +63,7 @@ pub fn main(args: &RunArgs) -> u8 {
     };
     // 3, 5, then 8 (the target dropped connections), as a single process decides.
     let code = failed.map_or_else(|| report.exit_code(), |cause| cause.exit_code());
+    let code = if crate::interrupt::requested() { exit::INTERRUPTED } else { code };
     let _ = protocol::send(&mut io::stdout().lock(), &AgentMessage::Done { report_dir: dir, exit_code: code });
     code
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use protocol::{AgentMessage, ParentMessage};
 
 use crate::error::exit;
+use crate::interrupt;
 use crate::merge::{self, Input};
 use crate::plan::{Plan, TargetSpec};
 use crate::target::Target;
@@ -26,6 +27,17 @@ use crate::target::Target;
 /// From the last agent's `ready` to the common t0: time for the start line to reach
 /// every agent and for each to arm its generator.
 const START_DELAY: Duration = Duration::from_millis(300);
+
+/// Process ids of the running agents, to forward SIGINT/SIGTERM to.
+static CHILDREN: parking_lot::Mutex<Vec<u32>> = parking_lot::Mutex::new(Vec::new());
+
+/// Sends `signal` (`SIGINT`/`SIGTERM`) to every running agent.
+fn forward(signal: &str) {
+    let flag = if signal == "SIGTERM" { "-TERM" } else { "-INT" };
+    for pid in CHILDREN.lock().iter() {
+        let _ = Command::new("kill").args([flag, &pid.to_string()]).stderr(Stdio::null()).status();
+    }
+}
 
 /// `run` flags the parent decides for its agents (with whether they take a value).
 const PARENT_FLAGS: &[(&str, bool)] = &[("--agents", true), ("--out", true), ("--threshold", true), ("--quiet", false)];
@@ -80,6 +92,11 @@ pub fn main(plan: &Plan) -> u8 {
             return exit::FAILURE;
         }
     };
+    // SIGINT/SIGTERM go to the agents (in process groups of their own, so that a
+    // terminal's Ctrl-C reaches them once); each writes its partial report.
+    if let Err(e) = runtime.block_on(async { interrupt::listen(forward) }) {
+        eprintln!("firehose-sim: cannot watch for SIGINT/SIGTERM: {e}");
+    }
     // The embedded app lives here, so every agent drives the same server.
     let target = match &plan.target {
         TargetSpec::Embedded => match runtime.block_on(Target::open(&TargetSpec::Embedded)) {
@@ -125,6 +142,7 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
         let mut command = Command::new(&exe);
         command.arg("run").args(agent_args(&parent_args, i, count, &out, embedded_url));
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = match command.spawn() {
             Ok(child) => child,
             Err(e) => {
@@ -145,6 +163,10 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
             let _ = tx.send((i, None));
         });
         let stdin = child.stdin.take();
+        CHILDREN.lock().push(child.id());
+        if interrupt::requested() {
+            forward(interrupt::received().map_or("SIGINT", |(name, _)| name));
+        }
         agents.push(Agent { child, stdin });
     }
     drop(tx);
@@ -208,6 +230,7 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
         drop(agent.stdin.take());
         let _ = agent.child.wait();
     }
+    CHILDREN.lock().clear();
     if let Some(code) = failed {
         return code;
     }
@@ -227,13 +250,28 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
                 // The agents saw the parent's in-process app as an external URL.
                 merged.report.model.target.kind = "embedded".into();
             }
-            merge::finish(merged, &plan.thresholds, &plan.out, true)
+            merged.report.model.partial = partial_reasons(&inputs);
+            let code = merge::finish(merged, &plan.thresholds, &plan.out, true);
+            if interrupt::requested() && code != exit::FAILURE { exit::INTERRUPTED } else { code }
         }
         Err(e) => {
             eprintln!("firehose-sim: cannot merge the agents' reports: {e}");
             exit::FAILURE
         }
     }
+}
+
+/// The agents' `partial` reasons, each prefixed with its agent (none: a complete run).
+fn partial_reasons(inputs: &[Input]) -> Option<String> {
+    let reasons: Vec<String> = inputs
+        .iter()
+        .filter_map(|input| {
+            let text = std::fs::read_to_string(input.dir.join("report.json")).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some(format!("{}: {}", input.label, json.get("partial")?.as_str()?))
+        })
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 fn ensure_dir(dir: &Path) -> &Path {

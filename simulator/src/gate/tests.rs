@@ -124,6 +124,9 @@ fn malformed_expressions_and_wrong_units_are_refused() {
     assert!(value_error("valid == yes").contains("true or false"));
     assert!(value_error("loss < many").contains("needs a number"));
     assert!(value_error("loss < NaN").contains("finite"));
+    assert!(value_error("loss == -1").contains("never negative"));
+    assert!(value_error("delivery.firehose.p99 > -5ms").contains("never negative"));
+    assert!(Threshold::parse("loss <= 0").is_ok());
 }
 
 #[test]
@@ -151,7 +154,16 @@ fn the_catalogue_has_unique_names_for_every_group() {
     }
     full.groups.insert(crate::pages::GROUP.into(), full.groups["tag"].clone());
     full.actions.insert(crate::pages::KIND.into(), Default::default());
-    for name in ["delivery.page.p99", "loss.page", "actions.page_readers.p99", "actions.page_readers.uncorrected.p50"] {
+    for name in [
+        "delivery.page.p99",
+        "loss.page",
+        "actions.page_readers.p99",
+        "actions.page_readers.uncorrected.p50",
+        "reach.room.100.p99",
+        "reach.likes.50.p50",
+        "reach.user.99.max",
+        "reach.page.100.max",
+    ] {
         assert!(names.iter().any(|n| n == name), "{name}");
     }
     for g in full.groups.values_mut() {

@@ -59,6 +59,8 @@ pub enum MergeError {
     BadIntervalLog { path: PathBuf, reason: String },
     #[error("the merged report does not load as a report: {0}")]
     Model(String),
+    #[error("{first} and {second} are the same run ({run_id}): merging a run with itself would count it twice")]
+    SameRun { first: PathBuf, second: PathBuf, run_id: String },
     #[error(transparent)]
     Threshold(#[from] crate::gate::ThresholdError),
 }
@@ -89,6 +91,14 @@ pub fn merge(inputs: &[Input], plan: Option<Value>) -> Result<Merged, MergeError
             .map_err(|e| MergeError::NotAReport { path: path.clone(), reason: e.to_string() })?;
         if !value.get("schema").and_then(Value::as_str).is_some_and(|s| s.starts_with("firehose-sim/report/")) {
             return Err(MergeError::NotAReport { path, reason: "no firehose-sim report schema".into() });
+        }
+        let run_id = value.get("run_id").and_then(Value::as_str).unwrap_or_default();
+        if let Some(k) = reports.iter().position(|r: &Value| r.get("run_id").and_then(Value::as_str) == Some(run_id)) {
+            return Err(MergeError::SameRun {
+                first: inputs[k].dir.clone(),
+                second: input.dir.clone(),
+                run_id: run_id.to_owned(),
+            });
         }
         reports.push(value);
     }
@@ -276,9 +286,9 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
 /// the target dropped listeners, else 0.
 pub fn finish(mut merged: Merged, thresholds: &[Threshold], out: &Path, move_inputs: bool) -> u8 {
     merged.report.judge(thresholds);
-    print!("{}", crate::report::terminal::render(&merged.report.model));
+    crate::out_raw!("{}", crate::report::terminal::render(&merged.report.model));
     match write(&merged, out, move_inputs) {
-        Ok(dir) => println!("\nreport          {}", dir.join("report.json").display()),
+        Ok(dir) => crate::out!("\nreport          {}", dir.join("report.json").display()),
         Err(e) => {
             eprintln!("firehose-sim: cannot write the merged report under {}: {e}", out.display());
             return exit::FAILURE;

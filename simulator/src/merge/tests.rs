@@ -98,6 +98,9 @@ fn two_folders_merge_exactly() {
         .map(|(i, d)| Input { label: format!("agent-{i}"), dir: tmp.path().join(d) })
         .collect();
     let merged = merge(&inputs, None).unwrap();
+    // The same folder twice is the same run: refused, not counted twice.
+    let twice = [inputs[0].clone(), Input { label: "again".into(), dir: tmp.path().join("a") }];
+    assert!(matches!(merge(&twice, None), Err(MergeError::SameRun { .. })));
     let all: Vec<u64> = a.iter().chain(&b).copied().collect();
     let direct = filled(&all);
     let (_, h) = &merged.report.histograms[0];

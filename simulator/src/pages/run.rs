@@ -91,6 +91,10 @@ struct Shared {
     seen: AtomicU64,
     /// Per page listener: the readers (keys) its presence holds now.
     counts: Box<[AtomicU64]>,
+    /// Per reader: page listeners that saw it join so far, and the time until 50/99/100 %
+    /// of its path's listeners (joined before `t0`) did, recorded on arrival.
+    join_seen: Box<[AtomicU32]>,
+    reach: crate::reach::Marks,
     joined: AtomicU64,
     settled: tokio::sync::Semaphore,
     failures: Mutex<BTreeMap<String, u64>>,
@@ -110,6 +114,8 @@ impl Shared {
 /// What one page listener saw.
 #[derive(Default)]
 struct Seen {
+    /// The listener's slot in `Shared::counts`.
+    index: usize,
     path: usize,
     joined: bool,
     joins: HashSet<u32>,
@@ -173,6 +179,8 @@ impl Pages {
             owed: AtomicU64::new(0),
             seen: AtomicU64::new(0),
             counts: (0..p.listeners).map(|_| AtomicU64::new(0)).collect(),
+            join_seen: (0..count).map(|_| AtomicU32::new(0)).collect(),
+            reach: crate::reach::Marks::default(),
             joined: AtomicU64::new(0),
             settled: tokio::sync::Semaphore::new(0),
             failures: Mutex::new(BTreeMap::new()),
@@ -214,10 +222,12 @@ impl Pages {
     pub async fn drive(&self) {
         let sh = &self.shared;
         let (Some(curve), Some(&t0)) = (sh.curve.as_ref(), sh.t0.get()) else { return };
+        let interrupted = crate::interrupt::token();
         for k in 0..curve.count() {
             let intended = t0 + curve.offset(k);
             tokio::select! {
                 () = sh.stop.cancelled() => return,
+                () = interrupted.cancelled() => return,
                 () = tokio::time::sleep_until(intended.into()) => {}
             }
             let sh = Arc::clone(sh);
@@ -271,6 +281,9 @@ impl Pages {
     pub async fn finish(self, plan: &Plan, traffic: Duration, report: &mut crate::report::Report) {
         let truth = self.truth();
         let sh = Arc::clone(&self.shared);
+        // Each listener's count at the same instant as the truth, before anything stops:
+        // a listener reading one more frame while it stops must not make it "wrong".
+        let counts: Vec<u64> = sh.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
         sh.stop.cancel();
         for h in self.readers.into_inner() {
             let _ = h.await;
@@ -311,7 +324,8 @@ impl Pages {
             if let Some(h) = &s.latency {
                 let _ = latency.add(h);
             }
-            wrong += u64::from(s.present as u64 != truth[s.path]);
+            let count = counts.get(s.index).copied().unwrap_or(s.present as u64);
+            wrong += u64::from(count != truth[s.path]);
         }
         expected += joins_owed + leaves_owed;
         received += joins_seen + leaves_seen;
@@ -319,6 +333,7 @@ impl Pages {
         let topics = (0..PATHS).filter(|&j| seen.iter().any(|s| s.joined && s.path == j)).count() as u64;
         let m = &mut report.model;
         if plan.pages.listeners > 0 {
+            let reach = sh.reach.histograms(GROUP);
             m.groups.insert(
                 GROUP.to_owned(),
                 GroupReport {
@@ -330,6 +345,7 @@ impl Pages {
                     excess,
                     deliveries_per_s: received as f64 / secs,
                     latency: Summary::of(&latency),
+                    reach: Some(crate::reach::ReachReport::of(&reach)),
                     ..GroupReport::default()
                 },
             );
@@ -337,6 +353,11 @@ impl Pages {
             m.histograms.insert(name.clone(), crate::report::files::hgrm_file_name(&name));
             m.histogram_paths.insert(name.clone(), format!("/groups/{GROUP}/latency"));
             report.histograms.push((name, latency));
+            for (name, path, h) in reach {
+                m.histograms.insert(name.clone(), crate::report::files::hgrm_file_name(&name));
+                m.histogram_paths.insert(name.clone(), path);
+                report.histograms.push((name, h));
+            }
         }
         let Some(readers) = &plan.pages.readers else { return };
         let (corrected, uncorrected, lag) = (sh.corrected.merged(), sh.uncorrected.merged(), sh.lag.merged());
@@ -463,7 +484,7 @@ async fn leave(ws: &mut socket::Socket, topic: &str) -> bool {
 /// arrive before the `presence_state` (even before the join reply: the app subscribes
 /// the socket before the channel answers) wait and are applied after it.
 async fn listen(sh: &Shared, index: usize, path: usize) -> Seen {
-    let mut seen = Seen { path, ..Seen::default() };
+    let mut seen = Seen { index, path, ..Seen::default() };
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let topic = &sh.topics[path];
     let mut view = View {
@@ -602,10 +623,14 @@ impl View<'_> {
                 && seen.joins.insert(k as u32)
             {
                 sh.seen.fetch_add(1, Ordering::Relaxed);
+                let nth = sh.join_seen.get(k as usize).map_or(0, |n| n.fetch_add(1, Ordering::AcqRel) + 1);
                 if k >= sh.warmup
                     && let Some(at) = sh.intended(k)
                 {
-                    crate::histo::record(&mut self.latency, now.saturating_duration_since(at));
+                    let elapsed = now.saturating_duration_since(at);
+                    crate::histo::record(&mut self.latency, elapsed);
+                    let audience = sh.listeners_on[self.path].load(Ordering::Relaxed);
+                    sh.reach.arrived(u32::try_from(audience).unwrap_or(u32::MAX), nth, elapsed, k as usize);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Outputs for CI beside `report.json`: `summary.md`, a Markdown table of the key
 //! figures and the gates for a pull-request comment, and `junit.xml`, one testcase per
-//! gate (plus one for the run's validity) for CI test dashboards.
+//! gate (plus one for the run's validity, and one that fails when the run is partial)
+//! for CI test dashboards.
 
 use std::fmt::Write as _;
 
@@ -10,10 +11,11 @@ use crate::histo::Summary;
 /// `summary.md`
 pub fn summary_md(r: &ReportModel) -> String {
     let mut o = String::new();
-    let verdict = match (r.valid, r.thresholds.iter().all(|t| t.passed)) {
-        (false, _) => "❌ invalid run",
-        (true, false) => "❌ threshold failed",
-        (true, true) => "✅ pass",
+    let verdict = match (r.valid, r.thresholds.iter().all(|t| t.passed), &r.partial) {
+        (false, _, _) => "❌ invalid run".to_owned(),
+        (true, false, _) => "❌ threshold failed".to_owned(),
+        (true, true, Some(why)) => format!("⚠️ partial: {}", escape_md(why)),
+        (true, true, None) => "✅ pass".to_owned(),
     };
     let _ = writeln!(o, "### firehose-sim run `{}` — {verdict}\n", r.run_id);
     let scenario =
@@ -25,6 +27,9 @@ pub fn summary_md(r: &ReportModel) -> String {
     );
     if !r.valid {
         let _ = writeln!(o, "**Invalid:** {}\n", escape_md(&r.invalid_reasons.join("; ")));
+    }
+    if let Some(why) = &r.partial {
+        let _ = writeln!(o, "**⚠️ Partial:** {}\n", escape_md(why));
     }
 
     let q = &r.requests;
@@ -102,8 +107,9 @@ fn escape_md(s: &str) -> String {
 
 /// `junit.xml`
 pub fn junit_xml(r: &ReportModel) -> String {
-    let failures = r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(!r.valid);
-    let tests = r.thresholds.len() + 1;
+    let failures =
+        r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(!r.valid) + usize::from(r.partial.is_some());
+    let tests = r.thresholds.len() + 1 + usize::from(r.partial.is_some());
     let time = r.window.traffic_s + r.window.drain_s;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ =
@@ -120,6 +126,11 @@ pub fn junit_xml(r: &ReportModel) -> String {
         let _ = writeln!(o, "      <failure message=\"invalid run\" type=\"invalid_run\">{}</failure>", xml(&reasons));
     }
     let _ = writeln!(o, "    </testcase>");
+    if let Some(why) = &r.partial {
+        let _ = writeln!(o, "    <testcase classname=\"firehose-sim.run\" name=\"run is complete\">");
+        let _ = writeln!(o, "      <failure message=\"partial run\" type=\"partial\">{}</failure>", xml(why));
+        let _ = writeln!(o, "    </testcase>");
+    }
     for t in &r.thresholds {
         let _ = writeln!(o, "    <testcase classname=\"firehose-sim.thresholds\" name=\"{}\">", xml(&t.expr));
         if !t.passed {

@@ -114,6 +114,10 @@ fn verdict(o: &mut String, m: &ReportModel) {
         (true, true) => ("ok", "valid run; every threshold passed"),
     };
     let _ = writeln!(o, "<p class=\"{class}\">{}</p>", esc(text));
+    if let Some(why) = &m.partial {
+        // Whatever the gates say, a partial run did not measure the whole plan.
+        let _ = writeln!(o, "<p class=\"bad\">⚠️ PARTIAL run: {}</p>", esc(why));
+    }
     if !m.invalid_reasons.is_empty() {
         let _ = writeln!(o, "<ul>");
         for r in &m.invalid_reasons {

@@ -37,7 +37,7 @@ pub fn main(args: &RoomsArgs) -> u8 {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
         .try_init();
-    println!("{plan}");
+    crate::out!("{plan}");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -53,9 +53,9 @@ pub fn main(args: &RoomsArgs) -> u8 {
             return e.exit_code();
         }
     };
-    print!("{}", report::render(&report.model));
+    crate::out_raw!("{}", report::render(&report.model));
     match report::write(&report, &out) {
-        Ok(dir) => println!("\nreport          {}", dir.join("report.json").display()),
+        Ok(dir) => crate::out!("\nreport          {}", dir.join("report.json").display()),
         Err(e) => {
             eprintln!("firehose-sim rooms: cannot write the report under {}: {e}", out.display());
             return exit::FAILURE;

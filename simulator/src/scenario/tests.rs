@@ -81,12 +81,14 @@ fn wrong_types_say_what_was_expected() {
     let err = parse("[actions.create_bookmark]\nrate = \"fast\"\n").unwrap_err();
     assert!(matches!(err, ScenarioError::Parse { line: 2, column: 8, .. }), "{err:?}");
     assert!(err.to_string().contains("invalid type: string \"fast\", expected f64"), "{err}");
+    assert!(err.to_string().contains("actions.create_bookmark.rate: invalid type"), "the key is named: {err}");
 
     let err = parse("duration = 10\n").unwrap_err().to_string();
     assert!(err.starts_with("bad.toml:1:12:") && err.contains("expected a string"), "{err}");
 
     let err = parse("[listeners]\nfirehose = -5\n").unwrap_err().to_string();
     assert!(err.starts_with("bad.toml:2:12:") && err.contains("-5") && err.contains("u32"), "{err}");
+    assert!(err.contains("listeners.firehose:"), "{err}");
 
     let err = parse("duration = \n").unwrap_err().to_string();
     assert!(err.starts_with("bad.toml:1:"), "syntax errors are located too: {err}");

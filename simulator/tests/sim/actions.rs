@@ -49,6 +49,29 @@ fn all_ok(r: &Value, kind: &str) -> u64 {
     n(&a["ok"])
 }
 
+/// Post-warm-up actions of `kind` (each one's corrected latency is one value).
+fn measured(r: &Value, kind: &str) -> u64 {
+    n(&r["actions"][kind]["latency_corrected"]["count"])
+}
+
+/// `groups.<group>.reach`: `events` measured events reached their whole audience (and
+/// so 50 % of it, no later than all of it), with histograms to recompute it.
+fn reached_all(r: &Value, histograms: &[(String, hdrhistogram::Histogram<u64>)], group: &str, events: u64) {
+    let reach = &r["groups"][group]["reach"];
+    assert!(events > 0, "{group}: no measured event");
+    for pct in ["50", "99", "100"] {
+        assert_eq!(n(&reach[format!("pct_{pct}")]["count"]), events, "{group}.reach.pct_{pct}: {reach}");
+        let name = format!("reach_{group}_{pct}");
+        assert_eq!(r["histogram_paths"][&name], format!("/groups/{group}/reach/pct_{pct}"), "{name}");
+        assert!(histograms.iter().any(|(h, _)| *h == name), "no histogram {name}");
+    }
+    let ms = |pct: &str, stat: &str| reach[format!("pct_{pct}")][stat].as_f64().unwrap();
+    for stat in ["p50_ms", "max_ms"] {
+        assert!(ms("50", stat) <= ms("100", stat), "{group}: 50 % after 100 % at {stat}: {reach}");
+    }
+    assert!(ms("100", "min_ms") > 0.0, "{group}: {reach}");
+}
+
 fn exact(r: &Value, group: &str) -> u64 {
     let g = &r["groups"][group];
     assert!(g.is_object(), "no groups.{group}");
@@ -107,6 +130,11 @@ async fn every_action_kind_arrives_exactly_in_its_group() {
         assert!(r["histogram_paths"][name].is_string(), "no histogram path for {name}");
     }
     assert_eq!(r["histogram_paths"]["delivery_likes"], "/groups/likes/latency");
+    // Zero loss: every measured event reached everyone it was owed to.
+    let h = &report.histograms;
+    reached_all(&r, h, "room", measured(&r, "chat_message") + measured(&r, "typing"));
+    reached_all(&r, h, "likes", measured(&r, "like") + measured(&r, "unlike"));
+    reached_all(&r, h, "user", measured(&r, "chat_message"));
     for expr in [
         "loss.room == 0",
         "loss.likes == 0",
@@ -115,6 +143,9 @@ async fn every_action_kind_arrives_exactly_in_its_group() {
         "actions.chat_message.p99 < 10s",
         "delivery.room.p99 < 10s",
         "delivery.user.count > 0",
+        "reach.room.100.p99 < 10s",
+        "reach.likes.50.count > 0",
+        "reach.user.100.max < 10s",
     ] {
         let gate = firehose_sim::gate::Threshold::parse(expr).unwrap();
         assert!(gate.evaluate(&report.model).passed, "{expr}: {:?}", gate.evaluate(&report.model));

@@ -69,7 +69,10 @@ fn a_rate_knee_stops_at_the_first_level_that_breaks_its_slo() {
 
     let md = std::fs::read_to_string(dir.join("knee.md")).unwrap();
     assert!(
-        md.contains("| rate (/s) | requests.create_bookmark.throughput | loss | valid | loss | verdict | report |")
+        md.contains(
+            "| rate (/s) | `requests.create_bookmark.throughput < 30` | `loss == 0` | run valid | loss | verdict | report |"
+        ),
+        "{md}"
     );
     assert_eq!(
         md.lines().filter(|l| l.starts_with("| 10 ") || l.starts_with("| 20 ") || l.starts_with("| 40 ")).count(),

@@ -72,11 +72,22 @@ async fn page_readers_are_seen_by_every_page_listener_of_their_page() {
         assert!(r.pointer(path).is_some(), "{name}: {path}");
         assert!(report.histograms.iter().any(|(h, _)| h == name), "{name}");
     }
+    // Zero loss: every reader past the warm-up reached all the listeners of its page.
+    let reach = &g["reach"];
+    for pct in ["50", "99", "100"] {
+        let name = format!("reach_page_{pct}");
+        assert_eq!(n(&reach[format!("pct_{pct}")]["count"]), n(&a["latency_corrected"]["count"]), "{name}: {reach}");
+        assert_eq!(r["histogram_paths"][&name], format!("/groups/page/reach/pct_{pct}"), "{name}");
+        assert!(report.histograms.iter().any(|(h, _)| *h == name), "{name}");
+    }
+    let ms = |pct: &str, stat: &str| reach[format!("pct_{pct}")][stat].as_f64().unwrap();
+    assert!(ms("50", "p50_ms") <= ms("100", "p50_ms") && ms("50", "max_ms") <= ms("100", "max_ms"), "{reach}");
     // The gate metrics read the new entries.
     let m = |name: &str| firehose_sim::gate::metric(name).unwrap_or_else(|| panic!("{name}"));
     assert!(m("loss.page").read(&report.model).is_some());
     assert!(m("actions.page_readers.p99").read(&report.model).is_some());
     assert!(m("delivery.page.p50").read(&report.model).is_some());
+    assert!(m("reach.page.100.p99").read(&report.model).is_some());
 }
 
 #[test]

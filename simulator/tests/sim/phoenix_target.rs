@@ -697,6 +697,15 @@ async fn a_target_that_drops_sockets_mid_run_exits_8_with_a_partial_report() {
     assert_eq!(n(&r["requests"]["created"]), 60, "{}", r["requests"]);
     assert!(n(&r["groups"]["firehose"]["received"]) > 0);
     assert!(n(&r["groups"]["firehose"]["lost"]) > 0, "deliveries owed after the drop count as lost");
+    // The CI outputs say partial, not pass.
+    let dir = only_subdir(out.path());
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let heading = summary.lines().next().unwrap();
+    assert!(heading.contains("⚠️ partial: the target closed 4 of 4") && !heading.contains("✅"), "{heading}");
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(junit.contains("failures=\"1\"") && junit.contains("<failure message=\"partial run\" type=\"partial\">"));
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.contains("PARTIAL run: the target closed 4 of 4"), "report.html shows the partial verdict");
 
     let target = start(Knobs { close_sockets_after: Some(Duration::from_secs(1)), ..Knobs::default() }).await;
     let out = tempfile::tempdir().unwrap();
