@@ -30,7 +30,8 @@ Exit codes:
   7  the target is not a Phoenix Channels endpoint: no WebSocket upgrade at the profile's
      socket path (e.g. HTTP 404), or no phx_reply to a heartbeat; found before traffic
   8  the target dropped listener connections during the run (server close, EOF, error;
-     never the simulator's own churn or storms): the report is written, marked partial.
+     never the simulator's own churn or storms), or some listeners never joined (a run
+     with fewer listeners than planned): the report is written, marked partial.
      Precedence on a finished run: 3, then 5, then 8. A run that fails after listeners
      connected still writes a partial report and exits with its failure's code
   9  `run` was interrupted by SIGINT (Ctrl-C) or SIGTERM: it stopped scheduling, drained

@@ -5,9 +5,14 @@
 //! the request (from the draft's tags; the server echoes the same tags). Listeners bump
 //! the ledger's per-event counter as deliveries arrive; the listener whose delivery
 //! makes the counter reach ⌈50 %⌉, ⌈99 %⌉ or all of the announced audience records the
-//! elapsed time. One atomic load per delivery, no lock beyond the histogram shard.
+//! latest receipt time among the deliveries counted so far (kept per event with
+//! `fetch_max`). Counting order can differ from receipt order by scheduling jitter
+//! (a listener may be preempted between receiving and counting), so taking the latest
+//! receipt keeps every event's marks ordered (50 % ≤ 99 % ≤ 100 %) and makes the 100 %
+//! mark exact; the 50 % and 99 % marks may read late by that jitter, never early.
+//! A few atomic operations per delivery, no lock beyond the histogram shard.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -23,6 +28,8 @@ pub const MARKS: [(&str, f64); 3] = [("50", 0.5), ("99", 0.99), ("100", 1.0)];
 /// Per group: announced audience per event and the three time-to-reach histograms.
 pub struct Reach {
     announced: [Box<[AtomicU32]>; 2],
+    /// Per event: the latest receipt so far, µs after its intended start.
+    latest: [Box<[AtomicU64]>; 2],
     histograms: [[Sharded; 3]; 2],
 }
 
@@ -30,7 +37,8 @@ impl Reach {
     pub fn new(requests: u64) -> Self {
         let counters = || (0..requests).map(|_| AtomicU32::new(0)).collect();
         let hists = || [Sharded::new(SHARDS), Sharded::new(SHARDS), Sharded::new(SHARDS)];
-        Self { announced: [counters(), counters()], histograms: [hists(), hists()] }
+        let latest = || (0..requests).map(|_| AtomicU64::new(0)).collect();
+        Self { announced: [counters(), counters()], latest: [latest(), latest()], histograms: [hists(), hists()] }
     }
 
     /// Event `i` will owe `audience[g]` deliveries to group `g`.
@@ -50,6 +58,7 @@ impl Reach {
         if audience == 0 {
             return;
         }
+        let elapsed = latest_so_far(self.latest[g].get(i as usize), elapsed);
         for (k, (_, fraction)) in MARKS.iter().enumerate() {
             if nth == mark(audience, *fraction) {
                 self.histograms[g][k].record(key, elapsed);
@@ -86,11 +95,13 @@ impl Default for Marks {
 
 impl Marks {
     /// An event owed to `audience` listeners arrived as delivery number `nth`
-    /// (1-based) `elapsed` after its intended start.
-    pub fn arrived(&self, audience: u32, nth: u32, elapsed: Duration, key: usize) {
+    /// (1-based) `elapsed` after its intended start; `latest` is the event's own
+    /// latest-receipt cell (see the module doc).
+    pub fn arrived(&self, audience: u32, nth: u32, elapsed: Duration, key: usize, latest: Option<&AtomicU64>) {
         if audience == 0 {
             return;
         }
+        let elapsed = latest_so_far(latest, elapsed);
         for (k, (_, fraction)) in MARKS.iter().enumerate() {
             if nth == mark(audience, *fraction) {
                 self.histograms[k].record(key, elapsed);
@@ -122,6 +133,18 @@ impl Marks {
             })
             .collect()
     }
+}
+
+/// Raises the event's latest receipt to `elapsed` and returns the latest so far.
+fn latest_so_far(cell: Option<&AtomicU64>, elapsed: Duration) -> Duration {
+    let Some(cell) = cell else { return elapsed };
+    let us = crate::histo::micros(elapsed);
+    Duration::from_micros(cell.fetch_max(us, Ordering::AcqRel).max(us))
+}
+
+/// A per-event latest-receipt cell for each of `n` events, for [`Marks::arrived`].
+pub fn latest_cells(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
 }
 
 /// The delivery count at which `fraction` of `audience` has the event (at least 1).
@@ -165,18 +188,23 @@ mod tests {
         let (live, late) = (Marks::default(), Marks::default());
         let ms = |n: u64| Duration::from_millis(n);
         let arrivals = [ms(3), ms(1), ms(4), ms(2)];
+        let cell = latest_cells(1);
         for (n, &e) in arrivals.iter().enumerate() {
-            live.arrived(4, n as u32 + 1, e, n);
+            live.arrived(4, n as u32 + 1, e, n, cell.first());
         }
         late.event(4, &mut arrivals.clone(), 0);
         // Three of an audience of five never reach 99 % or 100 %; no audience, nothing.
         late.event(5, &mut [ms(9), ms(8), ms(7)], 1);
         late.event(0, &mut [ms(9)], 2);
-        live.arrived(0, 1, ms(9), 0);
+        live.arrived(0, 1, ms(9), 0, None);
         let (a, b) = (live.histograms("room"), late.histograms("room"));
         assert_eq!(a.iter().map(|(_, _, h)| h.len()).collect::<Vec<_>>(), [1, 1, 1]);
         assert_eq!(b.iter().map(|(_, _, h)| h.len()).collect::<Vec<_>>(), [2, 1, 1]);
-        assert!(a[0].2.equivalent(a[0].2.max(), 1000), "on arrival, the 2nd delivery (1 ms) makes 50 %");
+        assert!(
+            a[0].2.equivalent(a[0].2.max(), 3000),
+            "on arrival, the 2nd counted delivery makes 50 %, at the latest receipt so far (3 ms)"
+        );
+        assert!(a[2].2.equivalent(a[2].2.max(), 4000), "100 % is the latest receipt of all");
         assert!(b[0].2.equivalent(b[0].2.min(), 2000), "from receipts, the 2nd earliest (2 ms) makes 50 %");
         assert!(b[0].2.equivalent(b[0].2.max(), 9000), "3 of 5 reach 50 %: the 3rd earliest, 9 ms");
         assert!(b[2].2.equivalent(b[2].2.max(), 4000));
@@ -185,19 +213,27 @@ mod tests {
 
     #[test]
     fn each_mark_is_recorded_once_by_the_delivery_that_reaches_it() {
-        let reach = Reach::new(2);
+        let reach = Reach::new(3);
         reach.announce(0, [4, 0]);
         for nth in 1..=4 {
             reach.arrived(Group::Firehose, 0, nth, Duration::from_millis(u64::from(nth)), nth as usize);
         }
         // Unannounced (private or failed) events and other groups record nothing.
-        reach.arrived(Group::Firehose, 1, 1, Duration::from_millis(9), 0);
+        reach.arrived(Group::Firehose, 2, 1, Duration::from_millis(9), 0);
         reach.arrived(Group::Tag, 0, 1, Duration::from_millis(9), 0);
         let h = reach.histograms(Group::Firehose);
         let counts: Vec<u64> = h.iter().map(|(_, _, h)| h.len()).collect();
         assert_eq!(counts, [1, 1, 1]);
         assert_eq!(h[0].2.max(), 2000, "50 % of 4 is the 2nd delivery");
         assert!(h[1].2.equivalent(h[1].2.max(), 4000), "99 % of 4 is all 4");
+        // Counted out of receipt order (a listener preempted between receiving and
+        // counting): 100 % is still the latest receipt, and 50 % is not after it.
+        reach.announce(1, [2, 0]);
+        reach.arrived(Group::Firehose, 1, 1, Duration::from_millis(5), 0);
+        reach.arrived(Group::Firehose, 1, 2, Duration::from_millis(3), 1);
+        let h = reach.histograms(Group::Firehose);
+        assert!(h[2].2.equivalent(h[2].2.max(), 5000), "all reached at 5 ms, not 3 ms");
+        assert!(h[0].2.equivalent(h[0].2.max(), 5000));
         assert_eq!(h[0].0, "reach_firehose_50");
         assert_eq!(h[2].1, "/groups/firehose/reach/pct_100");
         assert!(reach.histograms(Group::Tag).iter().all(|(_, _, h)| h.is_empty()));

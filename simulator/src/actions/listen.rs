@@ -318,7 +318,11 @@ fn record(ctx: &Ctx, seen: &mut Seen, spec: &Spec, kind: Kind, i: u32, nth: u32,
         let elapsed = at.saturating_duration_since(intended);
         t.delivery[Group::Room as usize].record(spec.index, elapsed);
         let audience = t.room_joined.get(spec.of as usize).map_or(0, |n| n.load(Ordering::Acquire));
-        t.room_reach.arrived(audience, nth, elapsed, spec.index);
+        let latest = match kind {
+            Kind::Typing => t.typing_latest.get(i as usize),
+            _ => t.message_latest.get(i as usize),
+        };
+        t.room_reach.arrived(audience, nth, elapsed, spec.index, latest);
         seen.last_measured_receipt = Some(at);
     }
 }

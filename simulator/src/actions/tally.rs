@@ -158,6 +158,10 @@ pub struct Tally {
     /// Per chat message / typing push: room deliveries received.
     pub message_received: Box<[AtomicU32]>,
     pub typing_received: Box<[AtomicU32]>,
+    /// Per message and per typing push: the latest room receipt so far (µs after its
+    /// intended start), for its reach marks.
+    pub message_latest: Box<[std::sync::atomic::AtomicU64]>,
+    pub typing_latest: Box<[std::sync::atomic::AtomicU64]>,
     /// Joined room listeners per room (fixed at `t0`).
     pub room_joined: Vec<AtomicU32>,
     /// Joined likes listeners per like target; joined user listeners by index.
@@ -190,6 +194,8 @@ impl Tally {
             kinds: Kind::ALL.map(|k| KindStats::new(n(k))),
             message_received: zeros(n(Kind::ChatMessage)),
             typing_received: zeros(n(Kind::Typing)),
+            message_latest: crate::reach::latest_cells(n(Kind::ChatMessage)),
+            typing_latest: crate::reach::latest_cells(n(Kind::Typing)),
             room_joined: (0..rooms).map(|_| AtomicU32::new(0)).collect(),
             likes_joined: (0..like_targets).map(|_| AtomicU32::new(0)).collect(),
             user_joined: (0..user_listeners).map(|_| AtomicU32::new(0)).collect(),

@@ -250,7 +250,7 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
                 // The agents saw the parent's in-process app as an external URL.
                 merged.report.model.target.kind = "embedded".into();
             }
-            merged.report.model.partial = partial_reasons(&inputs);
+            merged.report.model.partial = merge::partial_reasons(&inputs);
             let code = merge::finish(merged, &plan.thresholds, &plan.out, true);
             if interrupt::requested() && code != exit::FAILURE { exit::INTERRUPTED } else { code }
         }
@@ -259,19 +259,6 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
             exit::FAILURE
         }
     }
-}
-
-/// The agents' `partial` reasons, each prefixed with its agent (none: a complete run).
-fn partial_reasons(inputs: &[Input]) -> Option<String> {
-    let reasons: Vec<String> = inputs
-        .iter()
-        .filter_map(|input| {
-            let text = std::fs::read_to_string(input.dir.join("report.json")).ok()?;
-            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some(format!("{}: {}", input.label, json.get("partial")?.as_str()?))
-        })
-        .collect();
-    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 fn ensure_dir(dir: &Path) -> &Path {

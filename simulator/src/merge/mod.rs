@@ -298,6 +298,20 @@ pub fn finish(mut merged: Merged, thresholds: &[Threshold], out: &Path, move_inp
     merged.report.exit_code()
 }
 
+/// The inputs' `partial` reasons, each prefixed with its label (none: every input is
+/// a complete run).
+pub fn partial_reasons(inputs: &[Input]) -> Option<String> {
+    let reasons: Vec<String> = inputs
+        .iter()
+        .filter_map(|input| {
+            let text = std::fs::read_to_string(input.dir.join("report.json")).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            Some(format!("{}: {}", input.label, json.get("partial")?.as_str()?))
+        })
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
 /// `firehose-sim merge DIR... --out OUT [--threshold …]`.
 pub fn main(args: &MergeArgs) -> u8 {
     let thresholds = match args.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<Vec<_>, _>>() {
@@ -310,7 +324,10 @@ pub fn main(args: &MergeArgs) -> u8 {
     let inputs: Vec<Input> =
         args.dirs.iter().enumerate().map(|(i, dir)| Input { label: format!("agent-{i}"), dir: dir.clone() }).collect();
     match merge(&inputs, None) {
-        Ok(merged) => finish(merged, &thresholds, &args.out, false),
+        Ok(mut merged) => {
+            merged.report.model.partial = partial_reasons(&inputs);
+            finish(merged, &thresholds, &args.out, false)
+        }
         Err(e) => {
             eprintln!("firehose-sim merge: {e}");
             exit::USAGE

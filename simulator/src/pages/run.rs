@@ -94,6 +94,8 @@ struct Shared {
     /// Per reader: page listeners that saw it join so far, and the time until 50/99/100 %
     /// of its path's listeners (joined before `t0`) did, recorded on arrival.
     join_seen: Box<[AtomicU32]>,
+    /// Per reader: the latest receipt of its join so far, for its reach marks.
+    join_latest: Box<[std::sync::atomic::AtomicU64]>,
     reach: crate::reach::Marks,
     joined: AtomicU64,
     settled: tokio::sync::Semaphore,
@@ -180,6 +182,7 @@ impl Pages {
             seen: AtomicU64::new(0),
             counts: (0..p.listeners).map(|_| AtomicU64::new(0)).collect(),
             join_seen: (0..count).map(|_| AtomicU32::new(0)).collect(),
+            join_latest: crate::reach::latest_cells(count),
             reach: crate::reach::Marks::default(),
             joined: AtomicU64::new(0),
             settled: tokio::sync::Semaphore::new(0),
@@ -630,7 +633,8 @@ impl View<'_> {
                     let elapsed = now.saturating_duration_since(at);
                     crate::histo::record(&mut self.latency, elapsed);
                     let audience = sh.listeners_on[self.path].load(Ordering::Relaxed);
-                    sh.reach.arrived(u32::try_from(audience).unwrap_or(u32::MAX), nth, elapsed, k as usize);
+                    let audience = u32::try_from(audience).unwrap_or(u32::MAX);
+                    sh.reach.arrived(audience, nth, elapsed, k as usize, sh.join_latest.get(k as usize));
                 }
             }
         }

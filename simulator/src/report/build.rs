@@ -196,12 +196,25 @@ impl Facts<'_> {
             histogram_logs: Default::default(),
             timeline: None,
             agents: Vec::new(),
-            partial: (closed > 0).then(|| {
-                format!(
-                    "the target closed {closed} of {joined} listener sockets or channels during the run \
-                     (kinds under listeners.failures, `during_run:`); deliveries owed to them afterwards count as lost"
-                )
-            }),
+            partial: {
+                let asked = self.audience.specs.len() as u64;
+                let refused = asked - joined;
+                let mut why = Vec::new();
+                if refused > 0 {
+                    why.push(format!(
+                        "{refused} of {asked} listeners could not join (kinds under listeners.failures): the run \
+                         measured fewer listeners than planned"
+                    ));
+                }
+                if closed > 0 {
+                    why.push(format!(
+                        "the target closed {closed} of {joined} listener sockets or channels during the run \
+                         (kinds under listeners.failures, `during_run:`); deliveries owed to them afterwards count \
+                         as lost"
+                    ));
+                }
+                (!why.is_empty()).then(|| why.join("; "))
+            },
             profile: Some(ProfileSummary::of(&plan.profile)),
         };
         Report { model, histograms, intervals: Default::default() }

@@ -43,7 +43,7 @@ impl Report {
             exit::INVALID_RUN
         } else if !self.thresholds_passed() {
             exit::THRESHOLD
-        } else if self.model.listeners.closed_during_run > 0 {
+        } else if self.model.listeners.closed_during_run > 0 || self.model.listeners.failed_to_join > 0 {
             exit::DROPPED
         } else {
             exit::OK
