@@ -462,7 +462,10 @@ pub async fn churn(
     let _ = read_until_reply(ws, topic, CLOSE, close_by, &mut track).await?;
 
     let rejoin_at = intended + life.absence();
-    tokio::time::sleep_until(rejoin_at.into()).await;
+    // Keep reading while away: a broadcast that raced the leave on the server may still
+    // arrive after its reply. Counted now, it moves `since` past itself; read only after
+    // the rejoin went out, it would come again in the replay (a duplicate).
+    let _ = read_until_reply(ws, topic, "\u{0}away", rejoin_at.into(), &mut track).await?;
     let sent = Instant::now();
     // join_ref "1" again: the server ignores a later leave whose join_ref is not the
     // current join's, and every join of this listener (first, storm, churn) uses "1".
