@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gate::{self, Kind};
 use crate::plan::parse_duration;
-use crate::report::model::ReportModel;
+use crate::report::model::{GroupReport, ReportModel};
 
 /// `firehose-sim compare` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -123,14 +123,25 @@ pub fn run(args: &CompareArgs) -> Result<Comparison, CompareError> {
 }
 
 /// The compared metrics: request and per-group delivery p50/p99 and throughputs, for
-/// the groups that had listeners in both runs.
+/// the groups that had listeners in both runs; each group's time to reach its whole
+/// audience (p99) where both runs measured it; each action kind's p50/p99 and
+/// throughput where both runs drove it.
 fn compared_metrics(baseline: &ReportModel, new: &ReportModel) -> Vec<String> {
     let mut names: Vec<String> = ["p50", "p99"].iter().map(|p| format!("requests.create_bookmark.{p}")).collect();
     names.push("requests.create_bookmark.throughput".to_owned());
     for (group, g) in &baseline.groups {
-        let in_new = new.groups.get(group).is_some_and(|n| n.listeners > 0);
-        if g.listeners > 0 && in_new {
+        let Some(n) = new.groups.get(group).filter(|n| n.listeners > 0) else { continue };
+        if g.listeners > 0 {
             names.extend(["p50", "p99", "throughput"].iter().map(|p| format!("delivery.{group}.{p}")));
+            let reached = |r: &GroupReport| r.reach.as_ref().is_some_and(|x| x.pct_100.count > 0);
+            if reached(g) && reached(n) {
+                names.push(format!("reach.{group}.100.p99"));
+            }
+        }
+    }
+    for (kind, a) in &baseline.actions {
+        if a.ok > 0 && new.actions.get(kind).is_some_and(|n| n.ok > 0) {
+            names.extend(["p50", "p99", "throughput"].iter().map(|p| format!("actions.{kind}.{p}")));
         }
     }
     names
@@ -206,6 +217,34 @@ pub fn render(c: &Comparison, baseline: &Path, new: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::histo::Summary;
+    use crate::reach::ReachReport;
+    use crate::report::model::ActionReport;
+
+    #[test]
+    fn actions_and_reach_are_compared_where_both_runs_have_them() {
+        let mut base = crate::gate::tests_sample();
+        let mut new = base.clone();
+        for r in [&mut base, &mut new] {
+            r.actions.insert("like".into(), ActionReport { ok: 5, ..Default::default() });
+            r.actions.insert("typing".into(), ActionReport { ok: 5, ..Default::default() });
+            r.groups.get_mut("firehose").unwrap().reach = Some(ReachReport {
+                pct_100: Summary { count: 3, p99_ms: 10.0, ..Default::default() },
+                ..Default::default()
+            });
+        }
+        new.actions.get_mut("typing").unwrap().ok = 0;
+        new.actions.get_mut("like").unwrap().latency_corrected =
+            Summary { count: 5, p99_ms: 50.0, ..Default::default() };
+        base.actions.get_mut("like").unwrap().latency_corrected =
+            Summary { count: 5, p99_ms: 10.0, ..Default::default() };
+        let names = compared_metrics(&base, &new);
+        assert!(names.contains(&"actions.like.p99".to_owned()), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("actions.typing")), "typing did not run in the new report");
+        assert!(names.contains(&"reach.firehose.100.p99".to_owned()), "{names:?}");
+        let c = compare(&base, &new, 0.1, 1.0);
+        assert!(c.rows.iter().any(|r| r.metric == "actions.like.p99" && r.regressed), "{:?}", c.rows);
+    }
 
     #[test]
     fn bounds_are_percentages_or_fractions() {

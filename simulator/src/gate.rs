@@ -411,3 +411,9 @@ pub fn evaluate_all(thresholds: &[Threshold], report: &ReportModel) -> Vec<Thres
 
 #[cfg(test)]
 mod tests;
+
+/// The catalogue tests' sample report, for other modules' tests.
+#[cfg(test)]
+pub(crate) fn tests_sample() -> ReportModel {
+    tests::sample()
+}
