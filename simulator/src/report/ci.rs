@@ -150,21 +150,11 @@ pub fn junit_xml(r: &ReportModel) -> String {
     o
 }
 
-/// Escapes text for an XML attribute or element.
+/// Escapes text for an XML attribute or element: the HTML escaping (`&#39;` is as valid
+/// in XML as `&apos;`), minus the control characters XML 1.0 does not allow.
 fn xml(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
+    let allowed: String = s.chars().filter(|&c| (c as u32) >= 0x20 || matches!(c, '\n' | '\t' | '\r')).collect();
+    super::html::esc(&allowed)
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use firehose_sim::cli::RunArgs;
 use firehose_sim::{Plan, run};
 use serde_json::Value;
 
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
+use super::n;
 
 fn plan(flags: &[&str]) -> Plan {
     let base = [

@@ -7,9 +7,7 @@ use firehose_sim::histo::parse_hgrm;
 use firehose_sim::rooms::{self, RoomsArgs, RoomsPlan};
 use serde_json::Value;
 
-fn n(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
+use super::n;
 
 fn plan(flags: &[&str]) -> RoomsPlan {
     let args = <RoomsArgs as clap::Parser>::parse_from(std::iter::once("rooms").chain(flags.iter().copied()));
