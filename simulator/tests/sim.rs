@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use firehose_sim::cli::RunArgs;
-use firehose_sim::histo::parse_hgrm;
+use firehose_sim::plan::args::RunArgs;
+use firehose_sim::report::histo::parse_hgrm;
 use firehose_sim::{Plan, run};
 use serde_json::{Value, json};
 

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::model::{ReportModel, ThresholdOutcome};
-use crate::histo::Summary;
+use crate::report::histo::Summary;
 
 /// `summary.md`
 pub fn summary_md(r: &ReportModel) -> String {

@@ -13,8 +13,8 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use super::{Report, ci, html};
-use crate::histo;
-use crate::timeline::IntervalLogs;
+use crate::report::histo;
+use crate::report::timeline::IntervalLogs;
 
 /// Writes `report` under `out` and returns the new folder.
 pub fn write(report: &Report, out: &Path) -> io::Result<PathBuf> {

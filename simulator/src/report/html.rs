@@ -12,8 +12,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::model::ReportModel;
-use crate::histo::Summary;
-use crate::timeline::Timeline;
+use crate::report::histo::Summary;
+use crate::report::timeline::Timeline;
 
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 340;
@@ -306,7 +306,7 @@ struct Series {
 
 fn over_time(o: &mut String, t: &Timeline) {
     // Each row's figures are plotted at the middle of its interval.
-    let mid = |r: &crate::timeline::TimelineRow| (r.start_s + r.end_s) / 2.0;
+    let mid = |r: &crate::report::timeline::TimelineRow| (r.start_s + r.end_s) / 2.0;
     // Latency: p99 and p50 of the request and delivery histograms, intervals that recorded.
     let mut names: Vec<&String> = t.rows.iter().flat_map(|r| r.latency.keys()).collect();
     names.sort();
@@ -317,7 +317,7 @@ fn over_time(o: &mut String, t: &Timeline) {
         .collect();
     let mut latency = Vec::new();
     for (k, name) in shown.iter().enumerate() {
-        let of = |p: fn(&crate::timeline::IntervalLatency) -> f64| -> Vec<(f64, f64)> {
+        let of = |p: fn(&crate::report::timeline::IntervalLatency) -> f64| -> Vec<(f64, f64)> {
             t.rows.iter().filter_map(|r| r.latency.get(*name).filter(|l| l.count > 0).map(|l| (mid(r), p(l)))).collect()
         };
         latency.push(Series { name: format!("{name} p99"), points: of(|l| l.p99_ms), faint: false, color: k });
@@ -507,7 +507,7 @@ fn percentile_label(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::histo::new_histogram;
+    use crate::report::histo::new_histogram;
 
     #[test]
     fn escaping_covers_markup_and_quotes() {

@@ -1,12 +1,18 @@
 //! What a run produces: the serialisable report model, the histograms behind its
 //! figures, a terminal summary and the files written to disk.
 
-pub(crate) mod build;
 pub mod ci;
+pub mod compare;
+pub mod exit;
 pub mod files;
+pub mod gate;
+pub mod histo;
 pub mod html;
+pub mod merge;
 pub mod model;
+pub mod progress;
 pub mod terminal;
+pub mod timeline;
 
 use hdrhistogram::Histogram;
 
@@ -20,7 +26,7 @@ pub struct Report {
     pub histograms: Vec<(String, Histogram<u64>)>,
     /// The interval log of each histogram, written as `<name>.hlog` (a histogram with
     /// none gets one interval spanning the run).
-    pub intervals: crate::timeline::IntervalLogs,
+    pub intervals: crate::report::timeline::IntervalLogs,
 }
 
 impl Report {
@@ -29,8 +35,8 @@ impl Report {
     }
 
     /// Judges `thresholds` on this report and stores the outcomes in it.
-    pub fn judge(&mut self, thresholds: &[crate::gate::Threshold]) {
-        self.model.thresholds = crate::gate::evaluate_all(thresholds, &self.model);
+    pub fn judge(&mut self, thresholds: &[crate::report::gate::Threshold]) {
+        self.model.thresholds = crate::report::gate::evaluate_all(thresholds, &self.model);
     }
 
     /// The exit code of a finished run, in this order: invalid run (3), a failed
@@ -38,7 +44,7 @@ impl Report {
     /// else 0. Validity and gates come first because they are what CI asks; a run that
     /// passed them on a target that dropped sockets is still not a clean pass.
     pub fn exit_code(&self) -> u8 {
-        use crate::error::exit;
+        use crate::report::exit;
         if !self.is_valid() {
             exit::INVALID_RUN
         } else if !self.thresholds_passed() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::histo::Summary;
+use crate::report::histo::Summary;
 
 /// Schema name and major version of `report.json`.
 pub const SCHEMA: &str = "firehose-sim/report/v1";
@@ -62,7 +62,7 @@ pub struct ReportModel {
     /// The run second by second: rates, per-interval p50/p99, open connections, errors
     /// (absent in reports written before it existed or by runs that do not sample).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeline: Option<crate::timeline::Timeline>,
+    pub timeline: Option<crate::report::timeline::Timeline>,
     /// A merged report (`run --agents K`, `firehose-sim merge`): the report each agent
     /// wrote, kept under `agents/<label>/`. Empty for a single process's run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,7 +96,7 @@ pub struct ProfileSummary {
 }
 
 impl ProfileSummary {
-    pub fn of(p: &crate::profile::Profile) -> Self {
+    pub fn of(p: &crate::plan::profile::Profile) -> Self {
         Self {
             name: p.name.clone(),
             source: p.source.as_ref().map(|s| s.display().to_string()),
@@ -307,12 +307,12 @@ pub struct GroupReport {
     /// Time from intended start until 50 %, 99 % and 100 % of each measured event's
     /// audience in this group had it (absent for groups that do not measure it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reach: Option<crate::reach::ReachReport>,
+    pub reach: Option<crate::workloads::bookmarks::reach::ReachReport>,
     /// Listeners connected only part of the traffic phase by a listener ramp, accounted
     /// by `seq` continuity (see `crate::ramp`); `expected`, `received`, `lost`,
     /// `duplicates` and `reordered` above include theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub late: Option<crate::ramp::LateReport>,
+    pub late: Option<crate::workloads::bookmarks::ramp::LateReport>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::model::ReportModel;
-use crate::histo::Summary;
+use crate::report::histo::Summary;
 
 /// Renders the summary of `r`.
 pub fn render(r: &ReportModel) -> String {

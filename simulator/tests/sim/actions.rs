@@ -5,7 +5,7 @@
 //! with one room and one like target, every successful message or typing push owes
 //! each room listener one delivery and every like/unlike owes each likes listener one.
 
-use firehose_sim::cli::RunArgs;
+use firehose_sim::plan::args::RunArgs;
 use firehose_sim::{Plan, run};
 use serde_json::Value;
 
@@ -145,7 +145,7 @@ async fn every_action_kind_arrives_exactly_in_its_group() {
         "reach.likes.50.count > 0",
         "reach.user.100.max < 10s",
     ] {
-        let gate = firehose_sim::gate::Threshold::parse(expr).unwrap();
+        let gate = firehose_sim::report::gate::Threshold::parse(expr).unwrap();
         assert!(gate.evaluate(&report.model).passed, "{expr}: {:?}", gate.evaluate(&report.model));
     }
 }

@@ -2,7 +2,7 @@
 //! schedule's counts per stage, and churned or dropped listeners rejoining with `since`
 //! so that the ledger still balances exactly.
 
-use firehose_sim::cli::RunArgs;
+use firehose_sim::plan::args::RunArgs;
 use firehose_sim::{Plan, run};
 use serde_json::Value;
 

@@ -3,7 +3,7 @@
 //! listener of its page exactly once, the final presence counts true, and bad values
 //! refused as usage errors that name the key.
 
-use firehose_sim::cli::RunArgs;
+use firehose_sim::plan::args::RunArgs;
 use firehose_sim::{Plan, run};
 
 use super::{n, sim};
@@ -83,7 +83,7 @@ async fn page_readers_are_seen_by_every_page_listener_of_their_page() {
     let ms = |pct: &str, stat: &str| reach[format!("pct_{pct}")][stat].as_f64().unwrap();
     assert!(ms("50", "p50_ms") <= ms("100", "p50_ms") && ms("50", "max_ms") <= ms("100", "max_ms"), "{reach}");
     // The gate metrics read the new entries.
-    let m = |name: &str| firehose_sim::gate::metric(name).unwrap_or_else(|| panic!("{name}"));
+    let m = |name: &str| firehose_sim::report::gate::metric(name).unwrap_or_else(|| panic!("{name}"));
     assert!(m("loss.page").read(&report.model).is_some());
     assert!(m("actions.page_readers.p99").read(&report.model).is_some());
     assert!(m("delivery.page.p50").read(&report.model).is_some());
@@ -97,15 +97,15 @@ fn bad_page_values_are_usage_errors_naming_the_key() {
     std::fs::write(&file, "duration = \"5s\"\n[actions.page_readers]\nrate = -2\n").unwrap();
     let out = sim().args(["run", "--scenario"]).arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::error::exit::USAGE)), "{stderr}");
+    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::report::exit::USAGE)), "{stderr}");
     assert!(stderr.contains("pages.toml:3:8: actions.page_readers.rate"), "{stderr}");
     let out = sim().args(["run", "--page-reader-rate", "2", "--page-dwell", "0s"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::error::exit::USAGE)), "{stderr}");
+    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::report::exit::USAGE)), "{stderr}");
     assert!(stderr.contains("--page-dwell"), "{stderr}");
     std::fs::write(&file, "[listeners]\npage = \"many\"\n").unwrap();
     let out = sim().args(["run", "--scenario"]).arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::error::exit::USAGE)), "{stderr}");
+    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::report::exit::USAGE)), "{stderr}");
     assert!(stderr.contains("pages.toml:2:8"), "{stderr}");
 }

@@ -24,7 +24,7 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use firehose_app::wire::{self, ReplyStatus, Vsn, events};
-use firehose_sim::cli::RunArgs;
+use firehose_sim::plan::args::RunArgs;
 use firehose_sim::{Plan, run};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -2,7 +2,7 @@
 //! joiners and listeners that leave in a ramp-down are accounted by `seq` continuity
 //! with zero loss, and the open connections over time follow the stages.
 
-use firehose_sim::cli::RunArgs;
+use firehose_sim::plan::args::RunArgs;
 use firehose_sim::{Plan, run};
 use serde_json::Value;
 
@@ -93,10 +93,10 @@ fn bad_listener_fractions_are_usage_errors_naming_the_key() {
     std::fs::write(&file, "[[stages]]\nduration = \"4s\"\nscale = 1.0\nlisteners = 1.5\n").unwrap();
     let out = sim().args(["run", "--scenario"]).arg(&file).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::error::exit::USAGE)), "{stderr}");
+    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::report::exit::USAGE)), "{stderr}");
     assert!(stderr.contains("ramp.toml:4:13: stages[0].listeners must be a fraction between 0 and 1"), "{stderr}");
     let out = sim().args(["run", "--stage", "4s:1:half"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::error::exit::USAGE)), "{stderr}");
+    assert_eq!(out.status.code(), Some(i32::from(firehose_sim::report::exit::USAGE)), "{stderr}");
     assert!(stderr.contains("--stage") && stderr.contains("listener fraction"), "{stderr}");
 }

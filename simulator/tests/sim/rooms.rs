@@ -3,8 +3,8 @@
 
 use std::process::Command;
 
-use firehose_sim::histo::parse_hgrm;
-use firehose_sim::rooms::{self, RoomsArgs, RoomsPlan};
+use firehose_sim::report::histo::parse_hgrm;
+use firehose_sim::workloads::rooms::{self, RoomsArgs, RoomsPlan};
 use serde_json::Value;
 
 use super::n;
@@ -108,8 +108,8 @@ fn the_rooms_binary_writes_its_report_and_exits_2_on_a_bad_plan() {
     let logs = r["histogram_logs"].as_object().unwrap();
     assert_eq!(logs.len(), r["histograms"].as_object().unwrap().len());
     for (name, file) in logs {
-        let log =
-            firehose_sim::histo::read_hlog(&std::fs::read(dirs[0].join(file.as_str().unwrap())).unwrap()).unwrap();
+        let log = firehose_sim::report::histo::read_hlog(&std::fs::read(dirs[0].join(file.as_str().unwrap())).unwrap())
+            .unwrap();
         let hgrm = std::fs::read_to_string(dirs[0].join(r["histograms"][name].as_str().unwrap())).unwrap();
         assert_eq!(log.sum().len(), parse_hgrm(&hgrm).unwrap().total_count, "{name}");
         assert!(!log.intervals.is_empty(), "{name}");

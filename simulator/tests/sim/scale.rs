@@ -9,9 +9,9 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use firehose_sim::cli::RunArgs;
 use firehose_sim::fixtures::Corpus;
-use firehose_sim::histo::read_hlog;
+use firehose_sim::plan::args::RunArgs;
+use firehose_sim::report::histo::read_hlog;
 use firehose_sim::{Plan, Ready, run_gated};
 use serde_json::Value;
 

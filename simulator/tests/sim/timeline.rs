@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use firehose_sim::histo::{Summary, parse_hgrm, read_hlog};
+use firehose_sim::report::histo::{Summary, parse_hgrm, read_hlog};
 use serde_json::Value;
 
 use super::{n, only_subdir, sim};
