@@ -19,4 +19,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod uploads;
+pub mod web;
 pub mod wire;

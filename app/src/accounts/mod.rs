@@ -30,15 +30,17 @@ mod password;
 mod session_api;
 mod token_api;
 mod tokens;
-mod validate;
+pub mod validate;
 
 pub use api::router;
 pub use extract::{
-    Authenticated, CSRF_HEADER, ClientIp, CurrentUser, MaybeUser, SESSION_COOKIE, Via, check_csrf, session_cookie,
+    Authenticated, CSRF_HEADER, ClientIp, CurrentUser, MaybeUser, SESSION_COOKIE, Via, check_csrf,
+    clear_session_cookie, session_cookie,
 };
 pub use live::{Credential, LiveSockets, Registration};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
-pub use tokens::{ApiToken, TokenHash, csrf_token};
+pub use session_api::{end_session, register_account, set_session, sign_in};
+pub use tokens::{ApiToken, TokenHash, csrf_matches, csrf_token};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 

@@ -41,21 +41,34 @@ async fn register(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    reject_cross_site(&headers)?;
-    limit(&state, ip)?;
-    let reg = validate::registration(&body)?;
+    let (account, token) = register_account(&state, ip, &headers, &body).await?;
+    Ok(account_response(StatusCode::CREATED, &state, &account, SessionOut::New(token.as_str())))
+}
+
+/// Registers an account from `{email, password, display_name, username?}` and starts
+/// its session (the JSON API and the sign-up page): the account and the session token
+/// for the cookie (`set_session`).
+pub async fn register_account(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: &serde_json::Value,
+) -> Result<(Account, ApiToken), ApiError> {
+    reject_cross_site(headers)?;
+    limit(state, ip)?;
+    let reg = validate::registration(body)?;
     let username = match reg.username {
         Some(name) => UsernameChoice::Exact(name),
         None => UsernameChoice::Derived(validate::username_from_email(&reg.email)),
     };
     let password_hash = password::hash(reg.password).await?;
-    let (token, session) = new_session(&state, &headers);
+    let (token, session) = new_session(state, headers);
     let new = NewAccount { email: reg.email, password_hash, display_name: reg.display_name, username };
     let account = state.store.register(&new, &session).await.map_err(|err| match err {
         StoreError::Conflict(field @ ("email" | "username")) => field_error(field, "has already been taken"),
         other => other.into(),
     })?;
-    Ok(account_response(StatusCode::CREATED, &state, &account, SessionOut::New(token.as_str())))
+    Ok((account, token))
 }
 
 async fn login(
@@ -64,9 +77,21 @@ async fn login(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    reject_cross_site(&headers)?;
-    limit(&state, ip)?;
-    let (email, password) = validate::login(&body)?;
+    let (account, token) = sign_in(&state, ip, &headers, &body).await?;
+    Ok(account_response(StatusCode::OK, &state, &account, SessionOut::New(token.as_str())))
+}
+
+/// Checks `{email, password}` and starts a session (the JSON API and the login page):
+/// the account and the session token for the cookie (`set_session`).
+pub async fn sign_in(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    body: &serde_json::Value,
+) -> Result<(Account, ApiToken), ApiError> {
+    reject_cross_site(headers)?;
+    limit(state, ip)?;
+    let (email, password) = validate::login(body)?;
     let (account, stored_hash) = match state.store.account_by_email(&email).await? {
         Some((account, hash)) => (Some(account), hash),
         None => (None, None),
@@ -74,9 +99,25 @@ async fn login(
     // Always one argon2 verification: against the real hash, or a dummy one.
     let matches = password::verify(password, stored_hash).await?;
     let account = account.filter(|_| matches).ok_or(INVALID_LOGIN)?;
-    let (token, session) = new_session(&state, &headers);
+    let (token, session) = new_session(state, headers);
     state.store.create_session(account.user.id, &session).await?;
-    Ok(account_response(StatusCode::OK, &state, &account, SessionOut::New(token.as_str())))
+    Ok((account, token))
+}
+
+/// `Set-Cookie` for a session just started by `sign_in` or `register_account`.
+pub fn set_session(state: &AppState, headers: &mut HeaderMap, token: &ApiToken) {
+    let accounts = &state.config.accounts;
+    set_session_cookie(headers, token.as_str(), accounts.session_ttl.as_secs(), accounts.secure_cookie);
+}
+
+/// Ends the session of `token` (if it is a live one) and closes the sockets that
+/// connected with it. The caller has checked the CSRF token.
+pub async fn end_session(state: &AppState, token: &str) -> Result<(), ApiError> {
+    if let Some(TokenOwner { kind: TokenKind::Session { id }, user }) = resolve(state, token).await? {
+        state.store.delete_session(&TokenHash::of(token)).await?;
+        state.live_sockets.revoke(user.id, Credential::Session(id));
+    }
+    Ok(())
 }
 
 /// Ends the cookie's session (closing the sockets that connected with it) and clears
@@ -84,13 +125,12 @@ async fn login(
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     reject_cross_site(&headers)?;
     if let Some(token) = session_cookie(&headers)
-        && let Some(TokenOwner { kind: TokenKind::Session { id }, user }) = resolve(&state, &token).await?
+        && let Some(TokenOwner { kind: TokenKind::Session { .. }, .. }) = resolve(&state, &token).await?
     {
         // A live session is only ended on a request that carries its CSRF token, so
         // another site cannot sign the user out.
         check_csrf(&headers, &token)?;
-        state.store.delete_session(&TokenHash::of(&token)).await?;
-        state.live_sockets.revoke(user.id, Credential::Session(id));
+        end_session(&state, &token).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     clear_session_cookie(response.headers_mut(), state.config.accounts.secure_cookie);

@@ -1,7 +1,6 @@
 //! The bookmarks JSON API under `/api/bookmarks`.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -10,10 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use super::{Bookmark, NewBookmark, normalize_tag, publish_created, publish_deleted};
+use super::{Bookmark, NewBookmark, normalize_tag};
 use crate::accounts::{CurrentUser, MaybeUser};
 use crate::http::{ApiError, JsonBody, params};
-use crate::ratelimit::Action;
 use crate::state::AppState;
 
 const DEFAULT_LIMIT: usize = 20;
@@ -32,14 +30,7 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = NewBookmark::from_body(&body)?;
-    // After validation: only bookmarks that would be stored spend the user's budget.
-    state.limits.check(Action::Bookmark, user.id).map_err(ApiError::RateLimited)?;
-    let bookmark = Arc::new(state.store.insert_bookmark(&user, &new).await?);
-    // Committed: from here on the bookmark exists whatever happens to this request.
-    if bookmark.public {
-        state.cache.insert(bookmark.clone());
-    }
-    publish_created(&state.pubsub, &state.metrics, &bookmark);
+    let bookmark = super::service::create(&state, &user, &new).await?;
     Ok((StatusCode::CREATED, Json(json!({ "data": bookmark.to_json() }))))
 }
 
@@ -77,14 +68,7 @@ async fn show(
     MaybeUser(viewer): MaybeUser,
 ) -> Result<Json<Value>, ApiError> {
     let id = params::path_id(&id, "bookmark")?;
-    let bookmark = match state.cache.get(id) {
-        Some(b) => b,
-        None => Arc::new(state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?),
-    };
-    // A private bookmark is invisible, not forbidden, to anyone but its owner.
-    if !bookmark.public && viewer.as_ref().is_none_or(|v| v.id != bookmark.user.id) {
-        return Err(ApiError::NotFound("no such bookmark"));
-    }
+    let bookmark = super::service::visible(&state, id, viewer.as_ref()).await?;
     Ok(Json(json!({ "data": bookmark.to_json() })))
 }
 
@@ -94,17 +78,6 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = params::path_id(&id, "bookmark")?;
-    let bookmark = state.store.bookmark(id).await?.ok_or(ApiError::NotFound("no such bookmark"))?;
-    if bookmark.user.id != user.id {
-        return Err(if bookmark.public {
-            ApiError::Forbidden("only the owner may delete a bookmark")
-        } else {
-            ApiError::NotFound("no such bookmark")
-        });
-    }
-    if state.store.delete_bookmark(id).await? {
-        state.cache.remove(id);
-        publish_deleted(&state.pubsub, &state.metrics, &bookmark);
-    }
+    super::service::delete(&state, &user, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,10 +1,12 @@
 //! Bookmarks: the domain type, validation at the edge, the in-memory cache of recent
-//! public bookmarks, publishing to the firehose and tag topics, and the JSON API.
+//! public bookmarks, publishing to the firehose and tag topics, creating and deleting
+//! (`service`, shared by the JSON API and the pages), and the JSON API.
 
 mod api;
 mod cache;
 mod model;
 mod publish;
+pub mod service;
 mod validate;
 
 pub use api::router;

@@ -22,7 +22,8 @@ use serde_json::{Value, json};
 
 use super::channel::{ChannelState, Ctx, JoinGrant, Outcome, rate_limited, reason};
 use crate::accounts::User;
-use crate::chat::{MessageBody, PAGE};
+use crate::chat::PAGE;
+use crate::chat::send::{self, SendError};
 use crate::presence;
 use crate::ratelimit::Action;
 
@@ -104,35 +105,12 @@ async fn new_msg(ctx: &Ctx<'_>, room: &RoomJoin, fields: &Value) -> Outcome {
         Ok(user) => user,
         Err(outcome) => return outcome,
     };
-    let body = match fields.get("body") {
-        Some(Value::String(raw)) => match MessageBody::parse(raw) {
-            Ok(body) => body,
-            Err(msg) => return Outcome::Error(reason(msg)),
-        },
-        _ => return Outcome::Error(reason("body must be a string")),
-    };
-    let attachment_id = match id_field(fields, "attachment_id") {
-        Ok(id) => id,
-        Err(outcome) => return outcome,
-    };
-    if let Err(wait) = ctx.state.limits.check(Action::Message, user.id) {
-        return Outcome::Error(rate_limited(wait));
-    }
-    let attachment = match attachment_id {
-        None => None,
-        // Only the sender's own uploads: an id is guessable, an upload is not theirs to share.
-        Some(id) => match ctx.state.store.own_upload(id, user.id).await {
-            Ok(Some(upload)) => Some(upload),
-            Ok(None) => return Outcome::Error(reason("attachment not found")),
-            Err(err) => {
-                tracing::error!(%err, "cannot read upload");
-                return Outcome::Error(reason("internal error"));
-            }
-        },
-    };
-    match ctx.state.rooms.post(&room.slug, user.clone(), body, attachment).await {
+    // The one sending path, shared with `POST /api/rooms/<slug>/messages`.
+    match send::send(ctx.state, &room.slug, user, send::Outgoing::from_fields(fields)).await {
         Ok(id) => Outcome::Reply(json!({ "id": id })),
-        Err(err) => Outcome::Error(err.reason()),
+        Err(SendError::RateLimited(wait)) => Outcome::Error(rate_limited(wait)),
+        Err(SendError::Room(err)) => Outcome::Error(err.reason()),
+        Err(err) => Outcome::Error(reason(&err.to_string())),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The HTTP side of a socket: version negotiation, connect authentication (query
-//! `token` or phoenix.js's `base64url.bearer.phx.` subprotocol), load refusal, and the
+//! `token`, phoenix.js's `base64url.bearer.phx.` subprotocol, or — for the app's own
+//! pages — the session cookie of a same-origin upgrade), load refusal, and the
 //! WebSocket buffer sizes, all decided before the upgrade.
 
 use std::collections::HashMap;
@@ -9,14 +10,14 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::http::header::SEC_WEBSOCKET_PROTOCOL;
+use axum::http::header::{HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 
 use super::session::SignedIn;
 use super::socket;
-use crate::accounts::{Credential, resolve};
+use crate::accounts::{Credential, resolve, session_cookie};
 use crate::http::ApiError;
 use crate::metrics::Metrics;
 use crate::state::AppState;
@@ -55,7 +56,11 @@ async fn prepare(
     let token = params.get("token").cloned().or_else(|| subprotocol_token(headers));
     let user = match token {
         Some(token) => Some(Box::new(sign_in(state, &token).await?)),
-        None => None,
+        // A stale cookie reads as anonymous, as it does for pages.
+        None => match page_session(headers) {
+            Some(token) => sign_in(state, &token).await.ok().map(Box::new),
+            None => None,
+        },
     };
     let state = state.clone();
     let tracker = state.sockets.clone();
@@ -89,6 +94,21 @@ async fn sign_in(state: &AppState, token: &str) -> Result<SignedIn, ApiError> {
         }
     }
     Ok(SignedIn { user: owner.user, registration })
+}
+
+/// The session cookie of an upgrade made by one of our own pages. The page's script
+/// cannot read the (HttpOnly) cookie, but the browser sends it with the upgrade. Only a
+/// same-origin upgrade may use it — a browser always sends `Origin` with a WebSocket
+/// upgrade, so another site's page cannot open a socket as the user (cross-site
+/// WebSocket hijacking); `SameSite=Lax` keeps the cookie off such upgrades as well.
+fn page_session(headers: &HeaderMap) -> Option<String> {
+    let origin = headers.get(ORIGIN)?.to_str().ok()?;
+    let host = headers.get(HOST)?.to_str().ok()?;
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest)?;
+    if !origin_host.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    session_cookie(headers)
 }
 
 /// phoenix.js ≥ 1.8 sends `Sec-WebSocket-Protocol: phoenix, base64url.bearer.phx.<token>`.
@@ -126,5 +146,17 @@ mod tests {
         assert_eq!(subprotocol_token(&h).as_deref(), Some("a?b>c"));
         h.insert(SEC_WEBSOCKET_PROTOCOL, "phoenix".parse().unwrap());
         assert_eq!(subprotocol_token(&h), None);
+    }
+
+    #[test]
+    fn the_session_cookie_counts_only_for_same_origin_upgrades() {
+        let mut h = HeaderMap::new();
+        h.insert("cookie", "firehose_session=abc".parse().unwrap());
+        h.insert(HOST, "127.0.0.1:4000".parse().unwrap());
+        assert_eq!(page_session(&h), None, "no Origin: not a page");
+        h.insert(ORIGIN, "http://127.0.0.1:4000".parse().unwrap());
+        assert_eq!(page_session(&h).as_deref(), Some("abc"));
+        h.insert(ORIGIN, "http://evil.test".parse().unwrap());
+        assert_eq!(page_session(&h), None);
     }
 }

@@ -14,6 +14,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::membership::{self, readable};
+use super::send::{self, SendError};
 use super::{NewRoom, PAGE, Role, Room, RoomPatch, lobby};
 use crate::accounts::{CurrentUser, MaybeUser, User};
 use crate::http::{ApiError, FieldErrors, JsonBody, params};
@@ -29,30 +31,13 @@ pub fn router() -> Router<AppState> {
         .route("/api/rooms/{slug}/leave", post(leave))
         .route("/api/rooms/{slug}/invites", post(invite))
         .route("/api/rooms/{slug}/members", get(members))
-        .route("/api/rooms/{slug}/messages", get(messages))
+        .route("/api/rooms/{slug}/messages", get(messages).post(post_message))
 }
 
 fn room_json(room: &Room, role: Option<Role>) -> Value {
     let mut v = room.to_json();
     v["role"] = json!(role.map(Role::as_str));
     v
-}
-
-/// The room, if `user` may see it, with their role in it.
-async fn readable(state: &AppState, slug: &str, user: Option<&User>) -> Result<(Room, Option<Role>), ApiError> {
-    const MISSING: ApiError = ApiError::NotFound("no such room");
-    if !super::valid_slug(slug) {
-        return Err(MISSING);
-    }
-    let room = state.store.room_by_slug(slug).await?.ok_or(MISSING)?;
-    let role = match user {
-        Some(user) => state.store.room_role(room.id, user.id).await?,
-        None => None,
-    };
-    if room.private && role.is_none() {
-        return Err(MISSING);
-    }
-    Ok((room, role))
 }
 
 async fn administered(state: &AppState, slug: &str, user: &User) -> Result<Room, ApiError> {
@@ -74,8 +59,7 @@ async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let new = NewRoom::from_body(&body)?;
-    let room = state.store.insert_room(&user, &new).await?;
-    lobby::created(&state.pubsub, &room);
+    let room = membership::create(&state, &user, &new).await?;
     Ok((StatusCode::CREATED, Json(json!({ "data": room_json(&room, Some(Role::Admin)) }))))
 }
 
@@ -121,12 +105,9 @@ async fn join(
     CurrentUser(user): CurrentUser,
     Path(slug): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (room, role) = readable(&state, &slug, Some(&user)).await?;
-    if role.is_none() && state.store.add_room_member(room.id, user.id, Role::Member).await? {
-        state.rooms.room_changed(&slug);
-        return Ok((StatusCode::CREATED, Json(json!({ "data": room_json(&room, Some(Role::Member)) }))));
-    }
-    Ok((StatusCode::OK, Json(json!({ "data": room_json(&room, role) }))))
+    let (room, role, added) = membership::join(&state, &slug, &user).await?;
+    let status = if added { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(json!({ "data": room_json(&room, role) }))))
 }
 
 async fn leave(
@@ -134,10 +115,7 @@ async fn leave(
     CurrentUser(user): CurrentUser,
     Path(slug): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let (room, _) = readable(&state, &slug, Some(&user)).await?;
-    if state.store.remove_room_member(room.id, user.id).await? {
-        state.rooms.room_changed(&slug);
-    }
+    membership::leave(&state, &slug, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -164,7 +142,7 @@ async fn invite(
     let invitee = invitee.ok_or(ApiError::NotFound("no such user"))?;
     let added = state.store.add_room_member(room.id, invitee.id, Role::Member).await?;
     if added {
-        state.rooms.room_changed(&slug);
+        membership::changed(&state, &room).await;
     }
     let role = state.store.room_role(room.id, invitee.id).await?.unwrap_or(Role::Member);
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
@@ -199,4 +177,51 @@ async fn messages(
     let next = page.first().filter(|_| page.len() == limit).map(|m| m.id);
     let data: Vec<Value> = page.iter().map(super::Message::to_json).collect();
     Ok(Json(json!({ "data": data, "next_before": next })))
+}
+
+/// Sends a message over HTTP (`{"body", "attachment_id"?}`, or the same inside
+/// `"message"`): the same validation, permissions, budget and broadcast as the
+/// `new_msg` push. 201 with the message.
+async fn post_message(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+    Path(slug): Path<String>,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let fields = match body.get("message") {
+        Some(inner @ Value::Object(_)) => inner,
+        Some(_) => return Err(ApiError::BadRequest("\"message\" must be a JSON object".into())),
+        None => &body,
+    };
+    // A room the sender may not read is a 404 before anything is spent; the room's
+    // actor checks again as it stores the message.
+    let (room, _) = readable(&state, &slug, Some(&user)).await?;
+    let id = send::send(&state, &slug, &user, send::Outgoing::from_fields(fields)).await.map_err(send_error)?;
+    // Read back for the answer; a message deleted in the meantime is answered by id.
+    let stored = state.store.messages_before(room.id, Some(id + 1), 1).await?;
+    let data = match stored.first().filter(|m| m.id == id) {
+        Some(message) => message.to_json(),
+        None => json!({ "id": id }),
+    };
+    Ok((StatusCode::CREATED, Json(json!({ "data": data }))))
+}
+
+/// How a refused message is answered over HTTP.
+pub(crate) fn send_error(err: SendError) -> ApiError {
+    use super::ChatError;
+    let invalid = |field: &str, msg: String| {
+        let mut errors = FieldErrors::default();
+        errors.add(field, msg);
+        ApiError::Validation(errors)
+    };
+    match err {
+        SendError::Invalid(msg) if msg.starts_with("attachment_id") => invalid("attachment_id", msg),
+        SendError::Invalid(msg) => invalid("body", msg),
+        SendError::AttachmentNotFound => invalid("attachment_id", "must be the id of one of your uploads".into()),
+        SendError::RateLimited(wait) => ApiError::RateLimited(wait),
+        SendError::Room(ChatError::Unauthorized) => ApiError::NotFound("no such room"),
+        SendError::Room(ChatError::Busy) => ApiError::Unavailable("room busy; try again"),
+        SendError::Room(ChatError::Unavailable) => ApiError::Unavailable("room unavailable; try again"),
+        SendError::Room(other) => ApiError::Internal(other.to_string()),
+    }
 }

@@ -1,5 +1,5 @@
-//! What `rooms:lobby` hears: `room_created`, `room_updated` and `room_deleted`, for
-//! public rooms only. Every signed-in user may listen, so a private room never appears
+//! What `rooms:lobby` hears: `room_created`, `room_updated`, `room_deleted` and
+//! `room_members` (a member count changed), for public rooms only. Every signed-in user may listen, so a private room never appears
 //! here: a room that turns private leaves the lobby as `room_deleted`, and one that
 //! turns public enters it as `room_created`.
 
@@ -14,6 +14,7 @@ mod events {
     pub const CREATED: &str = "room_created";
     pub const UPDATED: &str = "room_updated";
     pub const DELETED: &str = "room_deleted";
+    pub const MEMBERS: &str = "room_members";
 }
 
 fn with_seq(mut v: Value, seq: u64) -> Value {
@@ -47,5 +48,16 @@ pub(super) fn updated(pubsub: &PubSub, before: &Room, after: &Room) {
 pub(super) fn deleted(pubsub: &PubSub, room: &Room) {
     if !room.private {
         pubsub.broadcast(LOBBY_TOPIC, events::DELETED, |seq| with_seq(gone(room), seq));
+    }
+}
+
+/// `room_members {id, slug, members}`: how many members a public room has now.
+pub(super) fn members(pubsub: &PubSub, room: &Room, count: i64) {
+    if !room.private {
+        pubsub.broadcast(
+            LOBBY_TOPIC,
+            events::MEMBERS,
+            |seq| json!({ "id": room.id, "slug": room.slug, "members": count, "seq": seq }),
+        );
     }
 }

@@ -8,7 +8,9 @@
 //! - `actor.rs`: one task per active room owning its hot state (recent messages,
 //!   members, typing, presence); stops when idle; a panic there stays there;
 //! - `mentions.rs`: `@username` parsing;
-//! - `lobby.rs`: what `rooms:lobby` is told, without leaking private rooms.
+//! - `lobby.rs`: what `rooms:lobby` is told, without leaking private rooms;
+//! - `send.rs`: sending a message, the one path for the channel, HTTP and the pages;
+//! - `membership.rs`: joining and leaving rooms, with the lobby's member counts.
 //!
 //! The channel glue (`channels/{room,lobby,user}.rs`) only translates frames into the
 //! calls here.
@@ -16,9 +18,11 @@
 mod actor;
 mod api;
 mod lobby;
+pub mod membership;
 mod mentions;
 mod registry;
 mod rooms;
+pub mod send;
 
 pub use actor::Joined;
 pub use api::router;

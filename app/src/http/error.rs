@@ -48,6 +48,9 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
+    /// Temporarily unable to serve (a busy or restarting part); 503 with `Retry-After: 1`.
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +98,9 @@ impl IntoResponse for ApiError {
             body["fields"] = json!(fields);
         }
         let mut response = (status, Json(json!({ "error": body }))).into_response();
+        if let ApiError::Unavailable(_) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         if let ApiError::RateLimited(wait) = self {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::channels::router())
         .merge(crate::search::router())
         .merge(crate::uploads::router())
+        .merge(crate::web::router())
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -32,8 +33,17 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::NotFound("no such route")
+/// A browser asking for a page that is not there gets an HTML page; API clients JSON.
+async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let wants_html = headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().starts_with("text/html")));
+    if wants_html {
+        return crate::web::not_found_page("There is no page here.");
+    }
+    ApiError::NotFound("no such route").into_response()
 }
 
 async fn method_not_allowed() -> ApiError {

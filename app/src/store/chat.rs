@@ -271,6 +271,19 @@ impl Store {
         Ok(page)
     }
 
+    /// Up to `limit` messages of a room newer than `after`, oldest first (a room page
+    /// opened at an older message reads on from it).
+    pub async fn messages_after(&self, room_id: i64, after: i64, limit: usize) -> Result<Vec<Message>, StoreError> {
+        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?");
+        let rows = sqlx::query(&sql)
+            .bind(room_id)
+            .bind(after)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
     /// The author of message `id` in room `room_id`, if it exists there.
     pub async fn message_author(&self, room_id: i64, id: i64) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar("SELECT user_id FROM messages WHERE id = ? AND room_id = ?")

@@ -9,6 +9,7 @@ mod avatars;
 mod bookmarks;
 mod chat;
 mod likes;
+mod pages;
 mod search;
 mod sessions;
 mod tokens;

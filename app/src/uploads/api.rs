@@ -15,7 +15,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::receive::{FORM_OVERHEAD, receive};
-use super::{NewUpload, UploadDir, UploadKey, serve};
+use super::{NewUpload, Upload, UploadDir, UploadKey, serve};
 use crate::accounts::CurrentUser;
 use crate::http::{ApiError, params};
 use crate::state::AppState;
@@ -35,18 +35,31 @@ async fn create(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    refuse_declared_oversize(&state, &headers)?;
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::BadRequest(format!("expected a multipart/form-data body with a `file` field: {}", e.body_text()))
+    })?;
+    let upload = accept(&state, user.id, &mut multipart).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "data": upload.to_json() }))))
+}
+
+/// A body that says up front it is too big is refused without reading it.
+pub fn refuse_declared_oversize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let max = state.config.max_upload_bytes;
-    // A body that says up front it is too big is refused without reading it.
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max.saturating_add(FORM_OVERHEAD) as u64) {
         return Err(ApiError::PayloadTooLarge(max));
     }
-    let mut multipart = multipart.map_err(|e| {
-        ApiError::BadRequest(format!("expected a multipart/form-data body with a `file` field: {}", e.body_text()))
-    })?;
+    Ok(())
+}
+
+/// Receives the rest of a multipart form's `file` field as `user_id`'s upload: checked,
+/// stored, recorded (the one path for `POST /api/uploads` and the profile page).
+pub async fn accept(state: &AppState, user_id: i64, multipart: &mut Multipart) -> Result<Upload, ApiError> {
+    let max = state.config.max_upload_bytes;
     let dir = UploadDir::new(&state.config.data_dir);
-    let received = receive(&mut multipart, &dir, max).await?;
+    let received = receive(multipart, &dir, max).await?;
     let key = UploadKey::generate();
     let new = NewUpload {
         key,
@@ -57,16 +70,15 @@ async fn create(
     };
     let path = dir.path_of(&new.key, new.kind);
     received.partial.keep_as(&path).await.map_err(|e| ApiError::Internal(format!("storing an upload: {e}")))?;
-    let upload = match state.store.insert_upload(user.id, &new).await {
-        Ok(upload) => upload,
+    match state.store.insert_upload(user_id, &new).await {
+        Ok(upload) => Ok(upload),
         Err(err) => {
             if let Err(e) = dir.remove(&new.key, new.kind).await {
                 tracing::warn!(%e, "could not remove the file of an unrecorded upload");
             }
-            return Err(err.into());
+            Err(err.into())
         }
-    };
-    Ok((StatusCode::CREATED, Json(json!({ "data": upload.to_json() }))))
+    }
 }
 
 /// Deletes the caller's upload: the row first (from then on it is not served), then

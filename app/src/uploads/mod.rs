@@ -18,7 +18,7 @@ mod serve;
 mod sniff;
 mod storage;
 
-pub use api::router;
+pub use api::{accept, refuse_declared_oversize, router};
 pub use model::{NewUpload, Upload, UploadKey};
 pub use sniff::{Kind, Sniffer};
 pub use storage::UploadDir;

@@ -164,6 +164,10 @@ async fn rooms_api_permissions_and_lobby_events() {
     // Membership: join a public room, be invited to a private one.
     let joined = send(&app, reqwest::Method::POST, "/api/rooms/general-chat/join", &bob, None).await;
     assert_eq!(joined.status(), 201);
+    // Room lists keep member counts live: a public room's new count reaches the lobby.
+    let members = lobby.expect_frame().await;
+    assert_eq!((members[3].as_str(), members[4]["slug"].as_str()), (Some("room_members"), Some("general-chat")));
+    assert_eq!(members[4]["members"], 2);
     let join_private = send(&app, reqwest::Method::POST, "/api/rooms/secret-plans/join", &bob, None).await;
     assert_error(join_private, 404).await;
     let invite =

@@ -14,3 +14,4 @@ mod pages;
 mod recovery;
 mod search;
 mod uploads;
+mod web;

@@ -23,8 +23,12 @@ const START_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
 const STDERR_TAIL_LINES = 60
 // Tests post in bursts no person would: per-user rate limits are off unless a test sets
-// them through `extraArgs` (a later flag wins).
-const LIMITS_OFF = ["--rate-bookmarks", "off", "--rate-likes", "off", "--rate-messages", "off", "--rate-typing", "off"]
+// them through `extraArgs` (which then replaces that one).
+const LIMITS_OFF = ["--rate-bookmarks", "--rate-likes", "--rate-messages", "--rate-typing"]
+
+function limitsOff(extraArgs){
+  return LIMITS_OFF.filter(flag => !extraArgs.includes(flag)).flatMap(flag => [flag, "off"])
+}
 
 const running = new Set()
 // A crashed test must not leave servers behind.
@@ -64,7 +68,7 @@ export async function startServer({port = 0, dataDir, extraArgs = []} = {}){
   const ownsDataDir = !dataDir
   if(ownsDataDir){ dataDir = await makeDataDir() }
 
-  const args = ["serve", "--bind", `127.0.0.1:${port}`, "--data-dir", dataDir, ...LIMITS_OFF, ...extraArgs]
+  const args = ["serve", "--bind", `127.0.0.1:${port}`, "--data-dir", dataDir, ...limitsOff(extraArgs), ...extraArgs]
   const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: {...process.env, RUST_BACKTRACE: process.env.RUST_BACKTRACE || "1"},

@@ -18,19 +18,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use firehose_app::wire::{self, Vsn, events};
-use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use crate::engine::error::exit;
 use crate::fixtures::{Corpus, Link};
-use crate::phoenix::HEARTBEAT_EVERY;
+use crate::http::setup::Account;
+use crate::http::{self, Answer, Transport};
+use crate::phoenix::{Ended, Endpoint, Flow, JOIN_TIMEOUT};
+use crate::plan::profile::Profile;
 use crate::plan::scenario::Scenario;
-use crate::workloads::rooms::setup::{self, Account};
 
 /// Where `firehose serve` listens by default.
 pub const DEFAULT_TARGET: &str = "http://127.0.0.1:4000";
@@ -43,8 +43,7 @@ const LIMIT_TYPING: f64 = 3.0;
 /// Users are planned so that each stays under this share of every limit.
 const HEADROOM: f64 = 0.25;
 const MAX_USERS: u32 = 60;
-/// How long a request or the socket shutdown may take.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the sockets' shutdown may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Bookmarks remembered as like candidates (the newest).
 const HOT_WINDOW: usize = 200;
@@ -229,8 +228,9 @@ impl DemoRates {
             / HEADROOM;
         r.users = r.users.max(needed.ceil() as u32).clamp(2, MAX_USERS);
         let raw = args.target.clone().or_else(|| r.target.clone()).unwrap_or_else(|| DEFAULT_TARGET.into());
-        let base = crate::plan::http_base_url(&raw)
-            .map_err(|reason| DemoError::Usage(format!("--target {raw:?}: {reason} (expected http://host:port)")))?;
+        let base = crate::plan::target::base_url(&raw).map_err(|reason| {
+            DemoError::Usage(format!("--target {raw:?}: {reason} (expected http://host:port or https://host:port)"))
+        })?;
         Ok((r, base))
     }
 }
@@ -265,7 +265,7 @@ impl Counts {
 }
 
 fn say(icon: &str, text: &str) {
-    crate::out!("{} {icon} {text}", chrono::Utc::now().format("%H:%M:%S"));
+    crate::report::terminal::println(&format!("{} {icon} {text}", chrono::Utc::now().format("%H:%M:%S")));
 }
 
 /// A push to a room, and what to print if it is refused.
@@ -344,8 +344,21 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
     if corpus.links.is_empty() || corpus.users.is_empty() || corpus.chat_lines.is_empty() {
         return Err(DemoError::Setup("the corpus has no links, users or chat lines".into()));
     }
-    let http = setup::client().map_err(DemoError::Setup)?;
+    let unreachable = |reason: String| DemoError::Unreachable { url: base.to_owned(), reason };
+    let tls = if base.starts_with("https://") {
+        Some(crate::engine::tls::client_config(None, false).map_err(DemoError::Setup)?)
+    } else {
+        None
+    };
+    let http = http::Client::new(base, 8, tls.as_ref(), Profile::firehose()).map_err(DemoError::Setup)?;
     let existing = reach(&http, base).await?;
+    let host = base.split_once("://").map_or(base, |(_, h)| h);
+    let addr = tokio::net::lookup_host(host)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| unreachable(format!("{host}: cannot resolve")))?;
+    let endpoint = Endpoint::new(addr, host, &Profile::firehose().socket_path(), tls);
     let mut rng = seed.map_or_else(StdRng::from_os_rng, StdRng::seed_from_u64);
     let suffix = format!("{:04x}", rng.random::<u16>());
 
@@ -364,7 +377,7 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
             format!("{base}_{tail}")
         })
         .collect();
-    let accounts = setup::create_users(&http, base, &names).await.map_err(DemoError::Setup)?;
+    let accounts = http.create_accounts(&names, &suffix).await.map_err(DemoError::Setup)?;
     let room_names = ["Demo lounge", "Links of the day", "Off topic", "Show and tell"];
     let rooms: Vec<(String, String)> = (0..rates.rooms as usize)
         .map(|i| {
@@ -373,7 +386,15 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
             (name, slug)
         })
         .collect();
-    create_rooms(&http, base, &accounts, &rooms).await?;
+    // The rooms (by the first user), every user a member so @mentions reach them.
+    if let Some(creator) = accounts.first() {
+        for (name, slug) in &rooms {
+            http.create_room(&creator.token, name, slug, false).await.map_err(DemoError::Setup)?;
+            for member in &accounts[1..] {
+                http.join_room(&member.token, slug).await.map_err(DemoError::Setup)?;
+            }
+        }
+    }
     say(
         "*",
         &format!(
@@ -387,15 +408,14 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
     let counts = Arc::new(Counts::default());
     let started = Instant::now();
     let topics: Vec<String> = rooms.iter().map(|(_, slug)| format!("room:{slug}")).collect();
-    let ws_base = format!("ws://{}/socket/websocket?vsn=2.0.0&token=", base.trim_start_matches("http://"));
     let mut sockets = Vec::new();
     let mut actors = Vec::new();
     for (name, account) in names.into_iter().zip(accounts) {
         let (tx, rx) = mpsc::unbounded_channel();
         if !topics.is_empty() {
-            let url = format!("{ws_base}{}", account.token);
             sockets.push(tokio::spawn(room_socket(
-                url,
+                endpoint.clone(),
+                account.token.clone(),
                 name.clone(),
                 topics.clone(),
                 rx,
@@ -407,7 +427,6 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
     }
     let mut world = World {
         http,
-        base: base.to_owned(),
         actors,
         topics,
         corpus,
@@ -424,73 +443,32 @@ pub async fn run(rates: DemoRates, base: &str, seed: Option<u64>, stop: Cancella
     for socket in sockets {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket).await;
     }
-    crate::out!("{}", counts.line(started.elapsed()));
+    crate::report::terminal::println(&counts.line(started.elapsed()));
     Ok(())
 }
 
 /// Checks the server answers HTTP; returns its newest public bookmarks (like candidates).
-async fn reach(http: &reqwest::Client, base: &str) -> Result<Vec<Hot>, DemoError> {
+async fn reach(http: &http::Client, base: &str) -> Result<Vec<Hot>, DemoError> {
     let unreachable = |reason: String| DemoError::Unreachable { url: base.to_owned(), reason };
-    let resp = tokio::time::timeout(Duration::from_secs(5), http.get(format!("{base}/api/bookmarks?limit=50")).send())
+    let answer = tokio::time::timeout(Duration::from_secs(5), http.list(50))
         .await
         .map_err(|_| unreachable("no answer within 5 s".into()))?
-        .map_err(|e| unreachable(std::error::Error::source(&e).map_or_else(|| e.to_string(), |s| s.to_string())))?;
-    if !resp.status().is_success() {
-        return Err(unreachable(format!("GET /api/bookmarks answered {}: not a firehose server?", resp.status())));
+        .map_err(|e| unreachable(e.to_string()))?;
+    if !(200..300).contains(&answer.status) {
+        return Err(unreachable(format!("GET /api/bookmarks answered {}: not a firehose server?", answer.status)));
     }
-    let body: Value = resp.json().await.map_err(|e| unreachable(format!("GET /api/bookmarks: {e}")))?;
-    let mut hot: Vec<Hot> = body["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let list: Vec<Value> = answer.data().unwrap_or_default();
+    let mut hot: Vec<Hot> = list
+        .iter()
         .filter_map(|b| Some(Hot { id: b["id"].as_i64()?, title: b["title"].as_str()?.to_owned(), likes: 0 }))
         .collect();
     hot.reverse(); // newest last
     Ok(hot)
 }
 
-/// Creates the public rooms (by the first user) and makes every user a member, so
-/// @mentions reach them.
-async fn create_rooms(
-    http: &reqwest::Client,
-    base: &str,
-    accounts: &[Account],
-    rooms: &[(String, String)],
-) -> Result<(), DemoError> {
-    let Some(creator) = accounts.first() else { return Ok(()) };
-    for (name, slug) in rooms {
-        let body =
-            json!({ "room": { "name": name, "slug": slug, "description": "firehose-sim demo", "private": false } });
-        let resp = http
-            .post(format!("{base}/api/rooms"))
-            .bearer_auth(&creator.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| DemoError::Setup(format!("POST /api/rooms: {e}")))?;
-        if resp.status().as_u16() != 201 {
-            let (status, text) = (resp.status(), resp.text().await.unwrap_or_default());
-            return Err(DemoError::Setup(format!("POST /api/rooms {slug:?} answered {status}: {text}")));
-        }
-        for member in &accounts[1..] {
-            let resp = http
-                .post(format!("{base}/api/rooms/{slug}/join"))
-                .bearer_auth(&member.token)
-                .send()
-                .await
-                .map_err(|e| DemoError::Setup(format!("POST /api/rooms/{slug}/join: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(DemoError::Setup(format!("POST /api/rooms/{slug}/join answered {}", resp.status())));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// The demo's state while it runs.
 struct World {
-    http: reqwest::Client,
-    base: String,
+    http: http::Client,
     actors: Vec<Actor>,
     topics: Vec<String>,
     corpus: Corpus,
@@ -561,9 +539,24 @@ impl World {
         say("!", &format!("{what}: {why}"));
     }
 
-    fn transport_error(&self, what: &str, e: &reqwest::Error) {
+    fn transport_error(&self, what: &str, e: Transport) {
         self.counts.errors.fetch_add(1, Ordering::Relaxed);
-        say("!", &format!("{what}: {}", if e.is_timeout() { "timeout".to_owned() } else { e.to_string() }));
+        say("!", &format!("{what}: {}", e.kind()));
+    }
+
+    /// A 2xx answer's body, or `None` after printing why not.
+    fn answered(&self, what: &str, sent: Result<Answer, Transport>, ok: u16) -> Option<Answer> {
+        match sent {
+            Err(e) => {
+                self.transport_error(what, e);
+                None
+            }
+            Ok(a) if a.status == ok => Some(a),
+            Ok(a) => {
+                self.error(what, a.status, &String::from_utf8_lossy(&a.body));
+                None
+            }
+        }
     }
 
     async fn bookmark(&mut self, rng: &mut StdRng) {
@@ -572,25 +565,11 @@ impl World {
         let actor = &self.actors[who];
         let body = json!({ "bookmark": { "title": link.title, "url": link.url, "description": link.description,
                                           "public": true, "tags": link.tags } });
-        let sent = self
-            .http
-            .post(format!("{}/api/bookmarks", self.base))
-            .bearer_auth(&actor.account.token)
-            .timeout(HTTP_TIMEOUT)
-            .json(&body)
-            .send()
-            .await;
+        let sent =
+            self.http.send(reqwest::Method::POST, "/api/bookmarks", Some(&actor.account.token), Some(&body)).await;
         let what = format!("bookmark by {}", actor.name);
-        let resp = match sent {
-            Ok(resp) => resp,
-            Err(e) => return self.transport_error(&what, &e),
-        };
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        if status != 201 {
-            return self.error(&what, status, &text);
-        }
-        let id = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["data"]["id"].as_i64()).unwrap_or(0);
+        let Some(answer) = self.answered(&what, sent, 201) else { return };
+        let id = answer.data::<Value>().and_then(|d| d["id"].as_i64()).unwrap_or(0);
         self.counts.bookmarks.fetch_add(1, Ordering::Relaxed);
         say("+", &format!("{} bookmarked #{id} \"{}\" [{}]", actor.name, clip(&link.title, 60), link.tags.join(", ")));
         self.hot.push(Hot { id, title: link.title.clone(), likes: 0 });
@@ -656,23 +635,10 @@ impl World {
     /// `POST`/`DELETE /api/bookmarks/{id}/like`; the new count, or `None` (printed).
     async fn set_like(&self, who: usize, id: i64, like: bool) -> Option<u64> {
         let actor = &self.actors[who];
-        let url = format!("{}/api/bookmarks/{id}/like", self.base);
-        let req = if like { self.http.post(url) } else { self.http.delete(url) };
         let what = format!("{} by {} of #{id}", if like { "like" } else { "unlike" }, actor.name);
-        let resp = match req.bearer_auth(&actor.account.token).timeout(HTTP_TIMEOUT).send().await {
-            Ok(resp) => resp,
-            Err(e) => {
-                self.transport_error(&what, &e);
-                return None;
-            }
-        };
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap_or_default();
-        if status != 200 {
-            self.error(&what, status, &text);
-            return None;
-        }
-        serde_json::from_str::<Value>(&text).ok().and_then(|v| v["data"]["count"].as_u64())
+        let sent = self.http.like(&actor.account.token, id, like).await;
+        let answer = self.answered(&what, sent, 200)?;
+        answer.data::<Value>().and_then(|d| d["count"].as_u64())
     }
 
     fn typing(&self, who: usize, topic: usize) {
@@ -758,15 +724,17 @@ fn clip(s: &str, max: usize) -> String {
 /// One user's socket: joins every room, sends the pushes it is given, prints refusals,
 /// heartbeats; on `stop` leaves every room and closes.
 async fn room_socket(
-    url: String,
+    endpoint: Endpoint,
+    token: String,
     name: String,
     topics: Vec<String>,
     mut pushes: mpsc::UnboundedReceiver<Push>,
     counts: Arc<Counts>,
     stop: CancellationToken,
 ) {
-    let mut ws = match tokio_tungstenite::connect_async(url.as_str()).await {
-        Ok((ws, _)) => ws,
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    let mut socket = match endpoint.connect(None, Some(&token), deadline).await {
+        Ok(socket) => socket,
         Err(e) => {
             counts.errors.fetch_add(1, Ordering::Relaxed);
             say("!", &format!("{name}: socket could not connect: {e}"));
@@ -777,84 +745,60 @@ async fn room_socket(
     let join_refs: HashMap<&str, String> =
         topics.iter().enumerate().map(|(i, t)| (t.as_str(), (i + 1).to_string())).collect();
     let mut pending: HashMap<String, String> = HashMap::new();
-    for (i, topic) in topics.iter().enumerate() {
-        let r = (i + 1).to_string();
-        let frame = wire::encode_text(Vsn::V2, Some(&r), Some(&r), topic, events::JOIN, &json!({}));
-        pending.insert(r, format!("{name} joining {topic}"));
-        if ws.send(Message::text(frame)).await.is_err() {
-            break;
+    for (topic, r) in topics.iter().map(|t| (t, &join_refs[t.as_str()])) {
+        if let Err(e) = socket.join(topic, r, &json!({}), deadline, &mut |_, _| {}).await {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            say("!", &format!("{name} joining {topic}: {e}"));
         }
     }
     let mut next_ref = topics.len() as u64 + 1;
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
-    heartbeat.tick().await;
     loop {
-        tokio::select! {
-            () = stop.cancelled() => break,
-            _ = heartbeat.tick() => {
-                let frame = crate::phoenix::heartbeat_frame(&next_ref.to_string());
-                next_ref += 1;
-                if ws.send(Message::text(frame)).await.is_err() { break; }
-            }
-            push = pushes.recv() => {
-                let Some(push) = push else { break };
-                let r = next_ref.to_string();
-                next_ref += 1;
-                let join_ref = join_refs.get(push.topic.as_str()).map(String::as_str);
-                let frame = wire::encode_text(Vsn::V2, join_ref, Some(&r), &push.topic, push.event, &push.payload);
-                pending.insert(r, push.what);
-                if ws.send(Message::text(frame)).await.is_err() {
-                    counts.errors.fetch_add(1, Ordering::Relaxed);
-                    say("!", &format!("{name}: socket send failed"));
-                    break;
+        let mut next: Option<Push> = None;
+        let ended = {
+            let wake = async {
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    push = pushes.recv() => next = push,
                 }
+            };
+            tokio::pin!(wake);
+            let mut on_frame = |text: &str, _| {
+                on_frame(text, &mut pending, &counts);
+                Flow::Continue
+            };
+            socket.read(wake.as_mut(), None, &mut on_frame).await
+        };
+        if let Ended::Failed(f) = ended {
+            if !stop.is_cancelled() {
+                counts.errors.fetch_add(1, Ordering::Relaxed);
+                say("!", &format!("{name}: the server closed the socket ({f})"));
             }
-            msg = ws.next() => match msg {
-                Some(Ok(Message::Text(text))) => on_frame(text.as_str(), &mut pending, &counts),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    if !stop.is_cancelled() {
-                        counts.errors.fetch_add(1, Ordering::Relaxed);
-                        say("!", &format!("{name}: the server closed the socket"));
-                    }
-                    return;
-                }
-                Some(Ok(_)) => {}
-            },
+            return;
+        }
+        let Some(push) = next else { break };
+        let r = next_ref.to_string();
+        next_ref += 1;
+        let join_ref = join_refs.get(push.topic.as_str()).map_or("0", String::as_str);
+        pending.insert(r.clone(), push.what);
+        if socket.push(&push.topic, join_ref, &r, push.event, &push.payload).await.is_err() {
+            counts.errors.fetch_add(1, Ordering::Relaxed);
+            say("!", &format!("{name}: socket send failed"));
+            return;
         }
     }
     // Leave every room, wait (briefly) for the replies, then close.
-    let mut leaving = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     for topic in &topics {
         let r = next_ref.to_string();
         next_ref += 1;
-        let frame = wire::encode_text(
-            Vsn::V2,
-            join_refs.get(topic.as_str()).map(String::as_str),
-            Some(&r),
-            topic,
-            events::LEAVE,
-            &json!({}),
-        );
-        if ws.send(Message::text(frame)).await.is_ok() {
-            leaving.insert(r);
+        let join_ref = join_refs.get(topic.as_str()).map_or("0", String::as_str);
+        if socket.push(topic, join_ref, &r, events::LEAVE, &json!({})).await.is_err()
+            || socket.reply(&r, deadline, &mut |_, _| {}).await.is_err()
+        {
+            break;
         }
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
-    while !leaving.is_empty() {
-        match tokio::time::timeout_at(deadline, ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => {
-                if let Ok(frame) = wire::decode_text(Vsn::V2, text.as_str())
-                    && frame.event == events::REPLY
-                    && let Some(r) = frame.msg_ref.as_deref()
-                {
-                    leaving.remove(r);
-                }
-            }
-            Ok(Some(Ok(_))) => {}
-            _ => break,
-        }
-    }
-    let _ = ws.close(None).await;
+    socket.close().await;
 }
 
 /// A frame on a user's socket: refusals of its pushes are printed and counted.
@@ -863,16 +807,13 @@ fn on_frame(text: &str, pending: &mut HashMap<String, String>, counts: &Counts) 
     if frame.event != events::REPLY {
         return;
     }
-    let Some(what) = frame.msg_ref.as_deref().and_then(|r| pending.remove(r)) else { return };
-    let Ok(reply) = frame.payload_as::<crate::phoenix::Reply<'_>>() else { return };
-    if reply.status == "ok" {
-        return;
-    }
+    let Some(r) = frame.msg_ref.as_deref() else { return };
+    let Some(what) = pending.remove(r) else { return };
+    let Some(Ok(Err(reason))) = crate::phoenix::reply_to(text, r) else { return };
     counts.errors.fetch_add(1, Ordering::Relaxed);
-    let reason = reply.response.get("reason").and_then(Value::as_str).unwrap_or("error");
     if reason == "rate_limited" {
         counts.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let wait = reply.response.get("retry_after_ms").and_then(Value::as_u64).unwrap_or(0);
+        let wait = frame.payload_as::<Value>().ok().and_then(|p| p["response"]["retry_after_ms"].as_u64()).unwrap_or(0);
         say("!", &format!("{what}: rate_limited (retry in {wait} ms)"));
     } else {
         say("!", &format!("{what}: {reason}"));

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::engine::error::{SimError, exit};
 use crate::plan::args::RunArgs;
 use crate::plan::{Plan, PlanError};
-use crate::report::gate::{self, Threshold, ThresholdError};
+use crate::report::gate::{Threshold, ThresholdError};
 use crate::report::{self, Report};
 
 /// More levels than this is a typo in `--step` or `--factor`, not a plan.
@@ -246,7 +246,7 @@ pub fn plan_for(args: &KneeArgs, base: &Plan, slos: &[Threshold], level: f64) ->
     let mut run = args.run.clone();
     match args.vary {
         Vary::Rate => {
-            let ratio = level / base.rate_per_s;
+            let ratio = level / base.bookmarks.rate_per_s;
             run.rate = level;
             run.explicit.insert("rate".into());
             let (a, typed) = (&base.actions, &mut run.actions);
@@ -279,26 +279,32 @@ fn base_plan(args: &KneeArgs) -> Result<Plan, KneeError> {
         .map_err(|source| KneeError::Plan { level: "the base plan".into(), source: Box::new(source) })
 }
 
-/// Judges a finished run: valid and every SLO met.
+/// Judges a finished run: valid, complete, the default gates and every SLO met.
 fn judge(report: &mut Report, slos: &[Threshold], level: f64, confirmation: bool) -> LevelResult {
-    report.judge(slos);
+    report.judge(slos, crate::engine::interrupt::requested());
     let m = &report.model;
-    let mut reasons: Vec<String> = m.invalid_reasons.iter().map(|r| format!("invalid run: {r}")).collect();
-    if !m.valid && reasons.is_empty() {
+    let v = &m.verdict;
+    let mut reasons: Vec<String> = v.invalid_reasons.iter().map(|r| format!("invalid run: {r}")).collect();
+    if !v.valid && reasons.is_empty() {
         reasons.push("invalid run".into());
     }
     // `valid == true` failing on an invalid run says nothing the reasons above do not.
-    for t in m.thresholds.iter().filter(|t| !t.passed && (t.metric != "valid" || m.valid)) {
+    for t in m.thresholds.iter().filter(|t| !t.passed && (t.metric != "valid" || v.valid)) {
         reasons.push(format!("{} = {}, wanted {}", t.metric, show_actual(t), t.expected));
     }
-    let loss = gate::metric("loss").and_then(|l| l.read_number(m)).unwrap_or(0.0) as u64;
+    if let Some(p) = &v.partial {
+        reasons.push(format!("partial run: {p}"));
+    }
+    let loss = m.totals.lost;
     LevelResult {
         level,
         confirmation,
         held: reasons.is_empty(),
-        valid: m.valid,
+        valid: v.valid,
         loss,
-        slos: m.thresholds.clone(),
+        // The SLOs alone, one per `--slo` in order (knee.md gives each a column); a failed
+        // default gate is among the reasons above.
+        slos: m.thresholds.iter().filter(|t| !t.default).cloned().collect(),
         reasons,
         report: None,
     }
@@ -383,7 +389,7 @@ async fn run_level(
         result.report = Some(folder.strip_prefix(dir).map(Path::to_owned).unwrap_or(folder));
         Ok(result)
     };
-    match crate::run(plan).await {
+    match crate::commands::run::run(plan).await {
         Ok(mut report) => {
             let result = judge(&mut report, slos, level, confirmation);
             written(&report, result)
@@ -413,7 +419,7 @@ async fn run_level(
 
 fn print_level(r: &LevelResult, unit: &str) {
     let figures: Vec<String> = r.slos.iter().map(|t| format!("{} {}", t.metric, show_actual(t))).collect();
-    crate::out!(
+    crate::report::terminal::println(&format!(
         "level {:>10}{unit}{}  {}  valid {}  loss {}  {}",
         fmt_num(r.level),
         if r.confirmation { " (confirm)" } else { "" },
@@ -421,7 +427,7 @@ fn print_level(r: &LevelResult, unit: &str) {
         r.valid,
         r.loss,
         if r.held { figures.join(", ") } else { r.reasons.join("; ") }
-    );
+    ));
 }
 
 fn show_actual(t: &report::model::ThresholdOutcome) -> String {
@@ -515,8 +521,8 @@ pub fn main(args: &KneeArgs) -> u8 {
         eprintln!("firehose-sim knee: {e}");
         return exit::FAILURE;
     }
-    crate::out!("\n{}", knee.verdict());
-    crate::out!("knee            {}", dir.join("knee.json").display());
+    crate::report::terminal::println(&format!("\n{}", knee.verdict()));
+    crate::report::terminal::println(&format!("knee            {}", dir.join("knee.json").display()));
     exit::OK
 }
 
@@ -588,14 +594,14 @@ mod tests {
         let base = base_plan(&args).unwrap();
         let slos = vec![Threshold::parse("valid == true").unwrap()];
         let plan = plan_for(&args, &base, &slos, 40.0).unwrap();
-        assert_eq!(plan.rate_per_s, 40.0);
+        assert_eq!(plan.bookmarks.rate_per_s, 40.0);
         assert_eq!(plan.actions.like_rate_per_s, 8.0);
         assert_eq!(plan.actions.message_rate_per_s, 0.0, "an action that is off stays off");
         assert_eq!(plan.thresholds, slos, "levels are judged by the SLOs");
         let listeners = parse(&["--vary", "listeners", "--start", "10", "--max", "40", "--slo", "valid == true"]);
         let base = base_plan(&listeners).unwrap();
         let plan = plan_for(&listeners, &base, &slos, 30.0).unwrap();
-        assert_eq!((plan.listeners, plan.rate_per_s), (30, base.rate_per_s));
+        assert_eq!((plan.bookmarks.listeners, plan.bookmarks.rate_per_s), (30, base.bookmarks.rate_per_s));
     }
 
     #[test]

@@ -1,19 +1,21 @@
 //! The subcommands of `firehose-sim`, each a module that turns its arguments into work
 //! and an exit code: `run` (one process, or `agents` over several), `merge`, `compare`,
-//! `knee`, `demo`, `fixtures`, `rooms`. `main.rs` only dispatches here.
+//! `knee`, `demo`, `metrics`, `fixtures`. `main.rs` only dispatches here.
 
 pub mod agents;
 pub mod compare;
 pub mod demo;
 pub mod fixtures;
 pub mod knee;
+pub mod merge;
+pub mod metrics;
 pub mod run;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::commands::compare::CompareArgs;
 use crate::commands::fixtures::FixturesArgs;
 use crate::plan::args::RunArgs;
-use crate::report::compare::CompareArgs;
 use crate::report::exit::{self, EXIT_CODES_HELP};
 
 #[derive(Debug, Parser)]
@@ -37,12 +39,7 @@ pub enum Command {
     /// exactly: histograms rebuilt from their `.hlog` interval logs, counts added,
     /// maxima and minima kept, thresholds judged on the result.
     #[command(after_help = EXIT_CODES_HELP)]
-    Merge(crate::report::merge::MergeArgs),
-    /// Chat rooms under load: R rooms x M members, messages, typing and presence churn
-    /// at stated rates; message/typing delivery and presence join->diff latency, loss,
-    /// server memory per room.
-    #[command(after_help = EXIT_CODES_HELP)]
-    Rooms(crate::workloads::rooms::RoomsArgs),
+    Merge(crate::commands::merge::MergeArgs),
     /// Step the bookmark rate or the listener count, one full run per level, until an
     /// --slo breaks (or the run turns invalid); report the highest level that held.
     #[command(after_help = EXIT_CODES_HELP)]
@@ -51,6 +48,8 @@ pub enum Command {
     /// bookmarks, likes, chat with typing; one line per action; Ctrl-C stops it.
     #[command(after_help = EXIT_CODES_HELP)]
     Demo(crate::commands::demo::DemoArgs),
+    /// List every metric a --threshold, --slo or compare may name, grouped, with units.
+    Metrics(crate::commands::metrics::MetricsArgs),
     /// Generate the deterministic fixture corpus.
     Fixtures(FixturesArgs),
 }
@@ -78,11 +77,13 @@ pub fn main(cli: Cli) -> u8 {
                 exit::FAILURE
             }
         },
+        // An agent of `--agents` (or of a parent on another machine): protocol on stdout.
+        Command::Run(args) if args.agent.is_some() => agents::child::main(&args),
         Command::Run(args) => run::main(&args),
-        Command::Rooms(args) => crate::workloads::rooms::main(&args),
         Command::Knee(args) => knee::main(&args),
         Command::Demo(args) => demo::main(&args),
         Command::Compare(args) => compare::main(&args),
-        Command::Merge(args) => crate::report::merge::main(&args),
+        Command::Merge(args) => merge::main(&args),
+        Command::Metrics(args) => metrics::main(&args),
     }
 }

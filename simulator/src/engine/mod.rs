@@ -1,6 +1,23 @@
-//! What every workload runs on: the target, errors, SIGINT/SIGTERM, process resources.
+//! What every workload runs on, and nothing that knows a workload: the target and its
+//! TLS config (`target`, `tls`), the run loop (`run`) over the [`Workload`] trait
+//! (`workload`), the one scheduler (`dispatch`), the figures every kind and group keeps
+//! (`stats`, `delivery`) and where they live during a run (`meters`), the sampler
+//! behind the timeline (`sampler`), the report made of the meters (`build`),
+//! SIGINT/SIGTERM (`interrupt`), process resources (`resources`) and the run's errors
+//! (`error`).
+//!
+//! [`Workload`]: workload::Workload
 
+pub mod build;
+pub mod delivery;
+pub mod dispatch;
 pub mod error;
 pub mod interrupt;
+pub mod meters;
 pub mod resources;
+pub mod run;
+pub mod sampler;
+pub mod stats;
 pub mod target;
+pub mod tls;
+pub mod workload;

@@ -1,6 +1,5 @@
-//! Process resources: this process's resident set (`/proc/self/status`) and CPU time
-//! (`/proc/self/stat`), and the server's resident set from its Prometheus
-//! `process_resident_memory_bytes` gauge.
+//! Process resources: this process's resident set (`/proc/self/status`), its CPU time
+//! (`/proc/self/stat`) and the machine's load average (`/proc/loadavg`).
 
 use std::time::Duration;
 
@@ -38,18 +37,9 @@ fn parse_cpu_time(stat: &str) -> Option<Duration> {
     Some(Duration::from_secs_f64((utime + stime) as f64 / TICKS_PER_SECOND))
 }
 
-/// The value of an unlabelled sample `name` in Prometheus text exposition.
-pub fn prometheus_value(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let mut parts = l.split_whitespace();
-        (parts.next()? == name).then(|| parts.next()?.parse().ok())?
-    })
-}
-
-/// `(after − before) / count`, when both figures exist and `count` > 0.
-pub fn per_item(before: Option<u64>, after: Option<u64>, count: u64) -> Option<f64> {
-    let (before, after) = (before?, after?);
-    (count > 0).then(|| (after as f64 - before as f64) / count as f64)
+/// The 1-minute load average (`/proc/loadavg`), where `/proc` exists.
+pub fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -71,15 +61,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_prometheus_gauges() {
-        let text = "# HELP process_resident_memory_bytes Resident\n\
-                    # TYPE process_resident_memory_bytes gauge\n\
-                    process_resident_memory_bytes 1.5e7\n\
-                    process_resident_memory_bytes_total 3\n";
-        assert_eq!(prometheus_value(text, "process_resident_memory_bytes"), Some(1.5e7));
-        assert_eq!(prometheus_value(text, "absent"), None);
-        assert_eq!(per_item(Some(1000), Some(3000), 4), Some(500.0));
-        assert_eq!(per_item(None, Some(3000), 4), None);
-        assert_eq!(per_item(Some(1), Some(3), 0), None);
+    fn reads_the_load_average() {
+        assert!(load_average().is_some_and(|l| l >= 0.0));
     }
 }

@@ -1,6 +1,8 @@
-//! The server under test: booted in-process (embedded) or already running (external).
-//! An embedded server lives on 127.0.0.1:0 over SQLite in a temporary directory that
-//! is removed when the target closes, after a graceful shutdown.
+//! The server under test: booted in-process (embedded) or already running (external,
+//! `http://` or `https://`). An embedded server lives on 127.0.0.1:0 over SQLite in a
+//! temporary directory that is removed when the target closes, after a graceful
+//! shutdown. The target gives the run its base URL, its Phoenix endpoint and, for
+//! `https://`, the one TLS config every connection uses.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,58 +11,70 @@ use firehose_app::config::{Config, RateLimits};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use std::sync::Arc;
+
 use crate::engine::error::SimError;
-use crate::plan::TargetSpec;
+use crate::phoenix::Endpoint;
+use crate::plan::{TargetPlan, TargetSpec};
 
 /// How long to wait for an external target to accept a TCP connection.
 const REACHABILITY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an embedded server may take to shut down.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(15);
 
-pub enum Target {
-    Embedded {
-        addr: SocketAddr,
-        running: firehose_app::server::Running,
-        stop: oneshot::Sender<()>,
-        /// Kept until the server stopped: the database lives here.
-        dir: tempfile::TempDir,
-    },
-    External {
-        addr: SocketAddr,
-        url: String,
-    },
+/// An open target.
+pub struct Target {
+    pub addr: SocketAddr,
+    /// `http(s)://host:port`
+    pub base_url: String,
+    /// For `https://` targets.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    server: Option<Embedded>,
+}
+
+struct Embedded {
+    running: firehose_app::server::Running,
+    stop: oneshot::Sender<()>,
+    /// Kept until the server stopped: the database lives here.
+    dir: tempfile::TempDir,
 }
 
 impl Target {
-    pub async fn open(spec: &TargetSpec) -> Result<Target, SimError> {
-        match spec {
+    pub async fn open(plan: &TargetPlan) -> Result<Target, SimError> {
+        match &plan.spec {
             TargetSpec::Embedded => boot().await,
-            TargetSpec::External { url } => reach(url).await,
-        }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        match self {
-            Target::Embedded { addr, .. } | Target::External { addr, .. } => *addr,
-        }
-    }
-
-    /// `http://host:port`
-    pub fn base_url(&self) -> String {
-        match self {
-            Target::Embedded { addr, .. } => format!("http://{addr}"),
-            Target::External { url, .. } => url.clone(),
+            TargetSpec::External { url } => {
+                let tls = if url.starts_with("https://") {
+                    let config = crate::engine::tls::client_config(plan.tls.ca_cert.as_deref(), plan.tls.insecure)
+                        .map_err(SimError::Setup)?;
+                    Some(config)
+                } else {
+                    None
+                };
+                let addr = reach(url).await?;
+                Ok(Target { addr, base_url: url.clone(), tls, server: None })
+            }
         }
     }
 
     pub fn is_embedded(&self) -> bool {
-        matches!(self, Target::Embedded { .. })
+        self.server.is_some()
+    }
+
+    /// `host:port` as the URL names it.
+    pub fn host(&self) -> &str {
+        self.base_url.split_once("://").map_or(self.base_url.as_str(), |(_, h)| h)
+    }
+
+    /// The Phoenix socket at `path` (path and query) of this target.
+    pub fn endpoint(&self, path: &str) -> Endpoint {
+        Endpoint::new(self.addr, self.host(), path, self.tls.clone())
     }
 
     /// Stops an embedded server and waits for its graceful shutdown; external targets
     /// are left running.
     pub async fn close(self) -> Result<(), SimError> {
-        let Target::Embedded { running, stop, dir, .. } = self else { return Ok(()) };
+        let Some(Embedded { running, stop, dir }) = self.server else { return Ok(()) };
         let _ = stop.send(());
         let finished = tokio::time::timeout(SHUTDOWN_TIMEOUT, running.wait()).await;
         drop(dir);
@@ -81,18 +95,20 @@ async fn boot() -> Result<Target, SimError> {
     })
     .await
     .map_err(|e| setup("start", &e))?;
-    Ok(Target::Embedded { addr: running.addr, running, stop, dir })
+    let addr = running.addr;
+    Ok(Target { addr, base_url: format!("http://{addr}"), tls: None, server: Some(Embedded { running, stop, dir }) })
 }
 
-async fn reach(url: &str) -> Result<Target, SimError> {
-    let hostport = url.trim_start_matches("http://");
+/// The address of `url` that accepts a TCP connection.
+async fn reach(url: &str) -> Result<SocketAddr, SimError> {
+    let hostport = url.split_once("://").map_or(url, |(_, h)| h);
     let unreachable = |why: String| SimError::Unreachable(format!("{url}: {why}"));
     let addrs: Vec<SocketAddr> =
         tokio::net::lookup_host(hostport).await.map_err(|e| unreachable(format!("resolve: {e}")))?.collect();
     let mut last = "no address".to_owned();
     for addr in addrs {
         match tokio::time::timeout(REACHABILITY_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => return Ok(Target::External { addr, url: url.to_owned() }),
+            Ok(Ok(_)) => return Ok(addr),
             Ok(Err(e)) => last = format!("{addr}: {e}"),
             Err(_) => last = format!("{addr}: no answer within {REACHABILITY_TIMEOUT:?}"),
         }

@@ -1,39 +1,31 @@
-//! The Phoenix Channels V2 client pieces that `run` listeners and `rooms` members
-//! share: timings, the socket config, the join and heartbeat frames, waiting for the
-//! join reply, and checking a topic's `seq`.
+//! The Phoenix Channels V2 client every socket of the simulator uses: one
+//! [`Endpoint`] per run (address, host, socket path, TLS), [`Endpoint::connect`] (TCP
+//! from a chosen source address, TLS for `wss://`, the small-buffer upgrade, the bearer
+//! subprotocol), one [`Socket`] (join, push, replies, and the heartbeat + read loop),
+//! one [`Failure`] enum naming every way a socket ends, `seq` order checks, recovery
+//! with `since`, and the probe that tells whether a target speaks Phoenix at all.
+
+mod endpoint;
+mod failure;
+pub mod probe;
+mod recovery;
+mod seq;
+mod socket;
+mod stream;
+mod upgrade;
 
 use std::time::Duration;
 
-use firehose_app::wire::{self, Vsn, events};
-use futures_util::StreamExt;
-use serde::Deserialize;
-use tokio::net::TcpStream;
-use tokio::time::timeout_at;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{self, Message};
 
-pub mod probe;
-mod upgrade;
+pub use endpoint::Endpoint;
+pub use failure::{Failure, Step};
+pub use recovery::{JoinParams, Position, Since, replay};
+pub use seq::SeqCheck;
+pub use socket::{Ended, Flow, HEARTBEAT_EVERY, Reply, Socket, Ws, channel_end, heartbeat_frame, push_frame, reply_to};
 
-pub use upgrade::{UpgradeError, upgrade, upgrade_url};
-
-/// Phoenix clients heartbeat every 30 s; the server closes sockets idle for 60 s.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(30);
 /// Connect, upgrade and join must finish within this.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
-
-pub type Socket = WebSocketStream<TcpStream>;
-
-/// Opens a TCP connection to `addr`, bound first to `source` (port chosen by the
-/// kernel) when given, so that one machine can hold more connections to one server than
-/// the ephemeral ports of a single (source, destination) pair allow.
-pub async fn connect(addr: std::net::SocketAddr, source: Option<std::net::Ipv4Addr>) -> std::io::Result<TcpStream> {
-    let Some(ip) = source else { return TcpStream::connect(addr).await };
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.bind((ip, 0).into())?;
-    socket.connect(addr).await
-}
 
 /// Initial read buffer of a client socket. tungstenite grows it to fit a bigger frame
 /// (it reserves each frame's full length), so this only sets the resting size: most
@@ -52,124 +44,18 @@ pub fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(1 << 20))
 }
 
-#[derive(serde::Serialize)]
-struct Empty {}
-
-/// The `phx_join` frame for `topic` (join_ref and ref "1").
-pub fn join_frame(topic: &str) -> String {
-    wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &Empty {})
-}
-
-/// A `heartbeat` frame with ref `msg_ref`.
-pub fn heartbeat_frame(msg_ref: &str) -> String {
-    wire::encode_text(Vsn::V2, None, Some(msg_ref), events::PHOENIX_TOPIC, events::HEARTBEAT, &Empty {})
-}
-
-/// A `phx_reply` payload, borrowed.
-#[derive(Deserialize)]
-pub struct Reply<'a> {
-    #[serde(borrow)]
-    pub status: std::borrow::Cow<'a, str>,
-    #[serde(default)]
-    pub response: serde_json::Value,
-}
-
-/// Reads until the reply to ref "1"; `Err` names why there is none (or the reason).
-/// A read error is named by `read_error`.
-pub async fn await_join_reply(
-    ws: &mut Socket,
-    deadline: tokio::time::Instant,
-    read_error: impl Fn(&tungstenite::Error) -> String,
-) -> Result<(), String> {
-    await_join_response(ws, deadline, read_error).await.map(drop)
-}
-
-/// As [`await_join_reply`], returning the `ok` reply's `response` (e.g. the recovery
-/// position `{epoch, seq, missed}` of a join with `since`).
-pub async fn await_join_response(
-    ws: &mut Socket,
-    deadline: tokio::time::Instant,
-    read_error: impl Fn(&tungstenite::Error) -> String,
-) -> Result<serde_json::Value, String> {
-    loop {
-        let msg = match timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("join_timeout".into()),
-            Ok(None) => return Err("closed_before_join".into()),
-            Ok(Some(Err(e))) => return Err(read_error(&e)),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let Message::Text(text) = msg else {
-            if matches!(msg, Message::Close(_)) {
-                return Err("closed_before_join".into());
-            }
-            continue;
-        };
-        let frame = wire::decode_text(Vsn::V2, text.as_str()).map_err(|_| "join_reply_undecodable".to_owned())?;
-        if frame.event != events::REPLY || frame.msg_ref.as_deref() != Some("1") {
-            continue;
-        }
-        let reply: Reply<'_> = frame.payload_as().map_err(|_| "join_reply_undecodable".to_owned())?;
-        if reply.status == "ok" {
-            return Ok(reply.response);
-        }
-        let reason = reply.response.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
-        return Err(format!("join_error:{reason}"));
-    }
-}
-
-/// A topic's `seq` as one socket sees it: the highest so far, and how often it
-/// repeated, went back or skipped values.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SeqCheck {
-    last: Option<u64>,
-    /// Same `seq` as the previous event.
-    pub duplicates: u64,
-    /// `seq` below the previous event's.
-    pub reordered: u64,
-    /// Missing `seq` values between consecutive events.
-    pub gaps: u64,
-}
-
-impl SeqCheck {
-    /// The highest `seq` seen (or started at).
-    pub fn last(&self) -> Option<u64> {
-        self.last
-    }
-
-    /// Starts from `seq` (a join reply's position) when nothing was seen yet, so a gap
-    /// before the first event counts too.
-    pub fn start_at(&mut self, seq: u64) {
-        if self.last.is_none() {
-            self.last = Some(seq);
-        }
-    }
-
-    /// Counts the next event's `seq`.
-    pub fn see(&mut self, seq: u64) {
-        if let Some(last) = self.last {
-            if seq == last {
-                self.duplicates += 1;
-            } else if seq < last {
-                self.reordered += 1;
-            } else if seq > last + 1 {
-                self.gaps += seq - last - 1;
-            }
-        }
-        if self.last.is_none_or(|last| seq > last) {
-            self.last = Some(seq);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use futures_util::SinkExt;
+    use tokio::time::Instant;
+    use tokio_tungstenite::tungstenite::Message;
+
     use super::*;
 
     /// Frames far bigger than the small resting read buffer still arrive whole, over a
     /// connection bound to a chosen loopback source address that the server sees.
     #[tokio::test]
     async fn big_frames_arrive_whole_through_the_small_read_buffer_from_a_bound_source() {
-        use futures_util::SinkExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let big = "x".repeat(20 * READ_BUFFER + 7);
@@ -183,16 +69,18 @@ mod tests {
             peer
         });
         let source = std::net::Ipv4Addr::new(127, 0, 0, 5);
-        let tcp = connect(addr, Some(source)).await.unwrap();
-        assert_eq!(tcp.local_addr().unwrap().ip(), source);
-        let mut ws = upgrade_url(tcp, &format!("ws://{addr}/socket/websocket?vsn=2.0.0")).await.unwrap();
+        let ep = Endpoint::new(addr, &addr.to_string(), "/socket/websocket?vsn=2.0.0", None);
+        let mut socket = ep.connect(Some(source), None, Instant::now() + JOIN_TIMEOUT).await.unwrap();
         let mut texts = Vec::new();
-        for _ in 0..3 {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => texts.push(t.as_str().to_owned()),
-                other => panic!("{other:?}"),
-            }
-        }
+        let never = std::future::pending::<()>();
+        tokio::pin!(never);
+        let ended = socket
+            .read(never.as_mut(), None, &mut |text, _| {
+                texts.push(text.to_owned());
+                if texts.len() == 3 { Flow::Stop } else { Flow::Continue }
+            })
+            .await;
+        assert_eq!(ended, Ended::Stopped);
         assert_eq!(texts, ["small".to_owned(), big, "after".to_owned()]);
         assert_eq!(server.await.unwrap().ip(), source, "the server sees the bound source address");
     }
@@ -208,17 +96,9 @@ mod tests {
             let _ = tcp.read(&mut buf).await;
             tcp.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         });
-        let tcp = connect(addr, None).await.unwrap();
-        let err = upgrade_url(tcp, &format!("ws://{addr}/socket/websocket")).await.err().unwrap();
-        assert_eq!(err.kind(), "http_403");
-    }
-
-    #[test]
-    fn seq_checks_count_duplicates_reordering_and_gaps() {
-        let mut s = SeqCheck::default();
-        for seq in [5, 6, 6, 9, 7, 10] {
-            s.see(seq);
-        }
-        assert_eq!((s.duplicates, s.reordered, s.gaps), (1, 1, 2));
+        let ep = Endpoint::new(addr, &addr.to_string(), "/socket/websocket", None);
+        let err = ep.connect(None, None, Instant::now() + JOIN_TIMEOUT).await.err().unwrap();
+        assert_eq!(err, Failure::UpgradeStatus(403));
+        assert_eq!(err.name(), "upgrade_http_403");
     }
 }

@@ -11,9 +11,17 @@ use std::fmt;
 use serde::Serialize;
 use toml::Spanned;
 
+use std::time::Duration;
+
 use crate::plan::args::RunArgs;
-use crate::plan::scenario::Scenario;
-use crate::plan::{Origin, PlanError};
+use crate::plan::layers::Layers;
+use crate::plan::scenario::{RateOnly, Scenario};
+use crate::plan::{Origin, PlanError, parse_duration};
+use crate::report::names::Kind;
+
+/// The kinds this part of the plan drives, in order.
+pub const KINDS: [Kind; 6] =
+    [Kind::Like, Kind::Unlike, Kind::DeleteBookmark, Kind::ChatMessage, Kind::Typing, Kind::RoomPresence];
 
 /// Sustained per-user rates of a server with default limits, per second.
 const DEFAULT_MESSAGES_PER_USER_S: f64 = 1.0;
@@ -28,75 +36,6 @@ pub const TYPING_QUIET_S: f64 = 3.0;
 /// Most actor users a plan may ask for.
 const MAX_ACTORS: u32 = 5_000;
 
-/// `firehose-sim run` flags of the actions beyond bookmark creation (0 = off).
-#[derive(Debug, Clone, clap::Args)]
-pub struct ActionArgs {
-    /// Likes per second (HTTP `POST /api/bookmarks/{id}/like`) of Zipf-hot bookmarks.
-    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
-    pub like_rate: f64,
-    /// Unlikes per second, each of a like this run made.
-    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
-    pub unlike_rate: f64,
-    /// Bookmark deletions per second (of bookmarks created for it before measuring).
-    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
-    pub delete_rate: f64,
-    /// Chat messages per second (`new_msg` pushes) in Zipf-hot public rooms.
-    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
-    pub message_rate: f64,
-    /// Typing pushes per second in Zipf-hot rooms.
-    #[arg(long, default_value_t = 0.0, value_name = "PER_S")]
-    pub typing_rate: f64,
-    /// Public chat rooms created for the run.
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub rooms: u32,
-    /// Listeners joined to one `room:<slug>` each, hot rooms getting more.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub room_listeners: u32,
-    /// Listeners joined to one `likes:<bookmark_id>` each, hot bookmarks getting more.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub likes_listeners: u32,
-    /// Signed-in listeners on their own `user:<id>`; chat messages @mention them.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub user_listeners: u32,
-    /// Share of chat messages that @mention one of the user listeners.
-    #[arg(long, default_value_t = 0.05, value_name = "FRACTION")]
-    pub mention_fraction: f64,
-    /// Bookmarks liked (created before measuring, popularity Zipf by rank).
-    #[arg(long, default_value_t = 50, value_name = "N")]
-    pub like_targets: u32,
-    /// Users that act (like, post, type, delete); default: planned from the rates so
-    /// a server's default per-user limits are not reached.
-    #[arg(long, value_name = "N")]
-    pub actor_users: Option<u32>,
-}
-
-/// `[actions.like]`, `[actions.unlike]`, `[actions.delete_bookmark]`, `[actions.typing]`.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateOnly {
-    pub rate: Option<Spanned<f64>>,
-}
-
-/// `[actions.like]`
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LikeFile {
-    pub rate: Option<Spanned<f64>>,
-    /// Bookmarks liked (`--like-targets`).
-    pub targets: Option<Spanned<u32>>,
-}
-
-/// `[actions.chat_message]`
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatFile {
-    pub rate: Option<Spanned<f64>>,
-    /// Rooms (`--rooms`).
-    pub rooms: Option<Spanned<u32>>,
-    pub mention_fraction: Option<Spanned<f64>>,
-    pub actor_users: Option<Spanned<u32>>,
-}
-
 fn rate_of(t: Option<&Spanned<RateOnly>>) -> Option<&Spanned<f64>> {
     t.and_then(|t| t.get_ref().rate.as_ref())
 }
@@ -109,8 +48,15 @@ pub struct ActionsPlan {
     pub delete_rate_per_s: f64,
     pub message_rate_per_s: f64,
     pub typing_rate_per_s: f64,
+    pub room_presence_rate_per_s: f64,
+    /// How long a presence join stays in its room.
+    #[serde(rename = "presence_hold_ms", serialize_with = "crate::plan::millis")]
+    pub presence_hold: Duration,
     pub rooms: u32,
     pub room_listeners: u32,
+    /// Room listeners spread evenly, this many per room (else by popularity).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room_members: Option<u32>,
     pub likes_listeners: u32,
     pub user_listeners: u32,
     pub mention_fraction: f64,
@@ -129,8 +75,11 @@ impl Default for ActionsPlan {
             delete_rate_per_s: 0.0,
             message_rate_per_s: 0.0,
             typing_rate_per_s: 0.0,
+            room_presence_rate_per_s: 0.0,
+            presence_hold: Duration::from_secs(1),
             rooms: 0,
             room_listeners: 0,
+            room_members: None,
             likes_listeners: 0,
             user_listeners: 0,
             mention_fraction: 0.0,
@@ -141,27 +90,6 @@ impl Default for ActionsPlan {
     }
 }
 
-struct Pick<'a> {
-    args: &'a RunArgs,
-    scenario: Option<&'a Scenario>,
-}
-
-impl Pick<'_> {
-    fn get<T: Clone>(&self, id: &str, flag: &'static str, typed: &T, file: Option<(&str, &Spanned<T>)>) -> (T, Origin) {
-        match (self.scenario, file) {
-            (Some(s), Some((key, v))) if !self.args.given(id) => {
-                (v.get_ref().clone(), Origin::File(Box::new(s.place(key, v.span()))))
-            }
-            _ => (typed.clone(), Origin::Flag(flag)),
-        }
-    }
-
-    /// Whether the value was written somewhere (a typed flag or a file key).
-    fn written(&self, id: &str, in_file: bool) -> bool {
-        self.args.given(id) || (in_file && self.scenario.is_some())
-    }
-}
-
 impl ActionsPlan {
     /// Layers `args.actions` over the scenario's tables and validates the result.
     /// `peak` is the highest stage multiplier of the run (1 without stages): actors are
@@ -169,7 +97,7 @@ impl ActionsPlan {
     /// or push users past the server's per-user limits.
     pub fn from_layers(args: &RunArgs, scenario: Option<&Scenario>, peak: f64) -> Result<ActionsPlan, PlanError> {
         let a = &args.actions;
-        let p = Pick { args, scenario };
+        let p = Layers { args, scenario };
         let f = scenario.map(|s| &s.file);
         let acts = f.map(|f| &f.actions);
         let l = f.map(|f| &f.listeners);
@@ -178,7 +106,7 @@ impl ActionsPlan {
 
         let rate = |id: &str, flag: &'static str, typed: f64, file: Option<&Spanned<f64>>, key: &str| {
             let written = p.written(id, file.is_some());
-            let (value, origin) = p.get(id, flag, &typed, file.map(|v| (key, v)));
+            let (value, origin) = p.pick(id, flag, &typed, file.map(|v| (key, v)));
             if written && !(value.is_finite() && value > 0.0) || !value.is_finite() || value < 0.0 {
                 return Err(PlanError::Rate { origin, value });
             }
@@ -215,9 +143,34 @@ impl ActionsPlan {
             "actions.typing.rate",
         )?;
         let count = |id: &str, flag: &'static str, typed: u32, file: Option<&Spanned<u32>>, key: &str| {
-            p.get(id, flag, &typed, file.map(|v| (key, v)))
+            p.pick(id, flag, &typed, file.map(|v| (key, v)))
         };
         let rooms = count("rooms", "rooms", a.rooms, chat.and_then(|x| x.rooms.as_ref()), "actions.chat_message.rooms");
+        let presence = acts.and_then(|x| x.room_presence.as_ref()).map(|v| v.get_ref());
+        let room_presence_rate = rate(
+            "room_presence_rate",
+            "room-presence-rate",
+            a.room_presence_rate,
+            presence.and_then(|x| x.rate.as_ref()),
+            "actions.room_presence.rate",
+        )?;
+        let hold = p.pick(
+            "presence_hold",
+            "presence-hold",
+            &a.presence_hold,
+            presence.and_then(|x| x.hold.as_ref()).map(|v| ("actions.room_presence.hold", v)),
+        );
+        let presence_hold = parse_duration(&hold.0).map_err(|reason| PlanError::Duration {
+            origin: hold.1.clone(),
+            value: hold.0.clone(),
+            reason,
+        })?;
+        let members = match (scenario, l.and_then(|l| l.room_members.as_ref())) {
+            (Some(s), Some(v)) if !args.given("room_members") => {
+                Some((*v.get_ref(), Origin::File(Box::new(s.place("listeners.room_members", v.span())))))
+            }
+            _ => a.room_members.map(|n| (n, Origin::Flag("room-members"))),
+        };
         let room_listeners = count(
             "room_listeners",
             "room-listeners",
@@ -246,7 +199,7 @@ impl ActionsPlan {
             like.and_then(|x| x.targets.as_ref()),
             "actions.like.targets",
         );
-        let (mention_fraction, mention_origin) = p.get(
+        let (mention_fraction, mention_origin) = p.pick(
             "mention_fraction",
             "mention-fraction",
             &a.mention_fraction,
@@ -263,7 +216,17 @@ impl ActionsPlan {
         if !(0.0..=1.0).contains(&mention_fraction) {
             return invalid(mention_origin, format!("must be between 0 and 1, got {mention_fraction}"));
         }
-        let chatty = message_rate > 0.0 || typing_rate > 0.0 || room_listeners.0 > 0;
+        if let Some((0, origin)) = &members {
+            return invalid(origin.clone(), "must be at least 1".into());
+        }
+        if presence_hold.is_zero() {
+            return invalid(hold.1, "must be longer than zero".into());
+        }
+        let room_listeners = match &members {
+            Some((m, _)) => (m.saturating_mul(rooms.0), rooms.1.clone()),
+            None => room_listeners,
+        };
+        let chatty = message_rate > 0.0 || typing_rate > 0.0 || room_presence_rate > 0.0 || room_listeners.0 > 0;
         if chatty && rooms.0 == 0 {
             return invalid(rooms.1, "must be at least 1 with chat messages, typing or room listeners".into());
         }
@@ -298,8 +261,11 @@ impl ActionsPlan {
             delete_rate_per_s: delete_rate,
             message_rate_per_s: message_rate,
             typing_rate_per_s: typing_rate,
+            room_presence_rate_per_s: room_presence_rate,
+            presence_hold,
             rooms: if chatty { rooms.0 } else { 0 },
             room_listeners: room_listeners.0,
+            room_members: members.map(|(m, _)| m),
             likes_listeners: likes_listeners.0,
             user_listeners: user_listeners.0,
             mention_fraction: if user_listeners.0 > 0 { mention_fraction } else { 0.0 },
@@ -309,7 +275,7 @@ impl ActionsPlan {
         })
     }
 
-    /// The base rate of `kind`, per second (0: off).
+    /// The base rate of `kind`, per second (0: off or not an action of this part).
     pub fn rate(&self, kind: Kind) -> f64 {
         match kind {
             Kind::Like => self.like_rate_per_s,
@@ -317,12 +283,24 @@ impl ActionsPlan {
             Kind::DeleteBookmark => self.delete_rate_per_s,
             Kind::ChatMessage => self.message_rate_per_s,
             Kind::Typing => self.typing_rate_per_s,
+            Kind::RoomPresence => self.room_presence_rate_per_s,
+            _ => 0.0,
         }
     }
 
     /// Kinds with a rate.
     pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
-        Kind::ALL.into_iter().filter(|k| self.rate(*k) > 0.0)
+        KINDS.into_iter().filter(|k| self.rate(*k) > 0.0)
+    }
+
+    /// Presence users needed: as many joins as can be held at once at the peak rate,
+    /// each user reused only well after its last leave.
+    pub fn presence_users(&self, peak: f64) -> u32 {
+        if self.room_presence_rate_per_s <= 0.0 {
+            return 0;
+        }
+        let held = self.room_presence_rate_per_s * peak.max(1.0) * (self.presence_hold.as_secs_f64() + 2.0);
+        (held.ceil() as u32).max(1) * 2
     }
 
     /// Listener sockets of the three groups.
@@ -330,9 +308,10 @@ impl ActionsPlan {
         u64::from(self.room_listeners) + u64::from(self.likes_listeners) + u64::from(self.user_listeners)
     }
 
-    /// Sockets this part of the run holds open at once: listeners and actor sockets.
+    /// Sockets this part of the run holds open at once: listeners, actor sockets and
+    /// presence joins (at a peak multiplier of 1; presence sockets are few).
     pub fn sockets(&self) -> u64 {
-        self.listeners() + u64::from(self.actor_sockets)
+        self.listeners() + u64::from(self.actor_sockets) + u64::from(self.presence_users(1.0))
     }
 
     /// Agent `index` of `count`'s share: rates divided, listeners split (the rooms,
@@ -346,6 +325,7 @@ impl ActionsPlan {
             delete_rate_per_s: per(self.delete_rate_per_s),
             message_rate_per_s: per(self.message_rate_per_s),
             typing_rate_per_s: per(self.typing_rate_per_s),
+            room_presence_rate_per_s: per(self.room_presence_rate_per_s),
             room_listeners: split(self.room_listeners),
             likes_listeners: split(self.likes_listeners),
             user_listeners: split(self.user_listeners),
@@ -364,7 +344,7 @@ impl ActionsPlan {
 /// quiet time per room (`TYPING_QUIET_S`) in the hottest room.
 fn planned_actors(likes: f64, messages: f64, typing: f64, rooms: u32) -> (u32, u32) {
     let need = |rate: f64, per_user: f64| (rate / (per_user * LIMIT_HEADROOM)).ceil().min(1e9) as u32;
-    let hottest = if rooms > 0 { 1.0 / crate::workloads::actions::schedule::harmonic(rooms as usize) } else { 1.0 };
+    let hottest = if rooms > 0 { 1.0 / crate::plan::seeded::harmonic(rooms as usize) } else { 1.0 };
     // The hottest room gets its Zipf share `hottest` of the actors and of the typing.
     let typists = if typing > 0.0 { (typing * TYPING_QUIET_S * 1.5 + 1.0 / hottest).ceil() as u32 } else { 0 };
     let sockets = need(messages, DEFAULT_MESSAGES_PER_USER_S).max(need(typing, DEFAULT_TYPING_PER_USER_S)).max(typists);
@@ -377,11 +357,12 @@ impl fmt::Display for ActionsPlan {
         if !self.is_active() {
             return Ok(());
         }
-        let kinds: Vec<String> = self.kinds().map(|k| format!("{} {}/s", k.name(), self.rate(k))).collect();
+        let kinds: Vec<String> = self.kinds().map(|k| format!("{k} {}/s", self.rate(k))).collect();
         writeln!(f, "  actions           {}", if kinds.is_empty() { "none".to_owned() } else { kinds.join(", ") })?;
+        let spread = self.room_members.map_or_else(String::new, |m| format!(", {m} per room"));
         writeln!(
             f,
-            "  action listeners  {} room ({} rooms), {} likes ({} bookmarks), {} user ({:.0}% of messages mention one)",
+            "  action listeners  {} room ({} rooms{spread}), {} likes ({} bookmarks), {} user ({:.0}% of messages mention one)",
             self.room_listeners,
             self.rooms,
             self.likes_listeners,
@@ -394,51 +375,6 @@ impl fmt::Display for ActionsPlan {
             "  actors            {} users, {} with a socket in their rooms (hot rooms get more)",
             self.actor_users, self.actor_sockets
         )
-    }
-}
-
-/// A traffic kind this module drives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    Like,
-    Unlike,
-    DeleteBookmark,
-    ChatMessage,
-    Typing,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [Kind::Like, Kind::Unlike, Kind::DeleteBookmark, Kind::ChatMessage, Kind::Typing];
-
-    /// The key in `report.json`'s `actions` and in scenario files' `[actions.<kind>]`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Like => "like",
-            Kind::Unlike => "unlike",
-            Kind::DeleteBookmark => "delete_bookmark",
-            Kind::ChatMessage => "chat_message",
-            Kind::Typing => "typing",
-        }
-    }
-}
-
-/// The listener groups this module adds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Group {
-    Room,
-    Likes,
-    User,
-}
-
-impl Group {
-    pub const ALL: [Group; 3] = [Group::Room, Group::Likes, Group::User];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Group::Room => "room",
-            Group::Likes => "likes",
-            Group::User => "user",
-        }
     }
 }
 

@@ -1,28 +1,51 @@
 //! Raw flags become one validated `Plan`: every number checked once, here, with an
 //! error that says what to change. Everything downstream trusts the plan.
+//!
+//! A plan is small per-workload plans over a shared traffic shape: [`TargetPlan`]
+//! (what is driven and how it is reached), [`TrafficPlan`] (duration, warm-up, stages,
+//! seed, lag, drain, in-flight cap, connect rate), [`BookmarksPlan`], [`ActionsPlan`],
+//! [`PagesPlan`], [`ReadsPlan`], the gates, the report folder and the agents.
+//!
+//! Modules: `args` (the flags as typed), `scenario` (TOML files), `profile` (target
+//! profiles), `layers` (flags over a file), `stages` and `staging` (rate curves and
+//! stages), `lifecycle` and `ramp` (churn, storms, listener ramps), `source` (source
+//! addresses), `seeded` (seeded choices), `target`, `traffic`, `bookmarks`, `actions`,
+//! `pages`, `reads`.
 
 pub mod actions;
 pub mod args;
+pub mod bookmarks;
+pub mod layers;
+pub mod lifecycle;
 pub mod pages;
 pub mod profile;
+pub mod ramp;
+pub mod reads;
 pub mod scenario;
+pub mod seeded;
 pub mod source;
 pub mod stages;
 pub mod staging;
+pub mod target;
+pub mod traffic;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use toml::Spanned;
 
+pub use crate::plan::actions::ActionsPlan;
 use crate::plan::args::RunArgs;
+pub use crate::plan::bookmarks::BookmarksPlan;
+use crate::plan::layers::Layers;
+pub use crate::plan::pages::PagesPlan;
+pub use crate::plan::reads::ReadsPlan;
 use crate::plan::scenario::{Place, Scenario, ScenarioError};
 use crate::plan::source::{SourceIps, SourceIpsError};
-use crate::plan::stages::{RateCurve, Stage};
+pub use crate::plan::target::{TargetPlan, TargetSpec, TlsOptions};
+pub use crate::plan::traffic::TrafficPlan;
 use crate::report::gate::{Threshold, ThresholdError};
-use crate::workloads::bookmarks::lifecycle::{ChurnPlan, StormPlan};
 
 /// File descriptors kept back for the runtime, the HTTP client, the database and logs.
 const FD_RESERVE: u64 = 128;
@@ -30,75 +53,39 @@ const FD_RESERVE: u64 = 128;
 /// The per-request bookkeeping is preallocated; this bounds it (about 40 bytes each).
 const MAX_REQUESTS: u64 = 20_000_000;
 
-/// What the simulator drives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum TargetSpec {
-    /// The app booted in-process on 127.0.0.1:0 over SQLite in a temporary directory.
-    Embedded,
-    /// A running server; `url` is `http://host:port` without a trailing slash.
-    External { url: String },
-}
-
 /// A validated run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     /// The scenario file the plan started from, if any (flags override its values).
     pub scenario: Option<PathBuf>,
-    pub target: TargetSpec,
-    /// How `run` maps onto the target app (`--profile`, or the scenario's `profile`);
-    /// the built-in firehose profile by default.
-    pub profile: crate::plan::profile::Profile,
-    /// Listeners on `bookmarks:firehose`.
-    pub listeners: u32,
-    /// Listeners on `bookmarks:tag:<tag>`.
-    pub tag_listeners: u32,
-    pub connect_rate_per_s: f64,
-    /// Bookmarks created per second.
-    pub rate_per_s: f64,
-    #[serde(rename = "duration_s", serialize_with = "secs")]
-    pub duration: Duration,
-    #[serde(rename = "warmup_s", serialize_with = "secs")]
-    pub warmup: Duration,
-    pub seed: u64,
-    #[serde(rename = "max_lag_ms", serialize_with = "millis")]
-    pub max_lag: Duration,
-    pub private_fraction: f64,
-    pub out: PathBuf,
-    pub seed_bookmarks: u32,
-    #[serde(rename = "drain_timeout_s", serialize_with = "secs")]
-    pub drain_timeout: Duration,
-    pub max_in_flight: u32,
-    /// Gates judged on the finished run (serialised as the expressions).
+    pub target: TargetPlan,
+    pub traffic: TrafficPlan,
+    pub bookmarks: BookmarksPlan,
+    /// Likes, unlikes, deletions, chat messages, typing and the room/likes/user groups.
+    pub actions: ActionsPlan,
+    /// Page listeners and page readers.
+    pub pages: PagesPlan,
+    /// Reads and search.
+    pub reads: ReadsPlan,
+    /// Gates judged on the finished run besides the default ones (serialised as the
+    /// expressions).
     pub thresholds: Vec<Threshold>,
-    /// Source addresses listener connections bind to (`--source-ips`); empty: the
-    /// kernel's choice.
-    pub source_ips: SourceIps,
+    /// Where `<UTC timestamp>-<id>/` report folders are written.
+    pub out: PathBuf,
+    pub agents: AgentsPlan,
+}
+
+/// How the plan is split over simulator processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AgentsPlan {
     /// Simulator processes the plan is split over (`--agents`); 1: this process alone.
-    pub agents: u32,
+    pub count: u32,
     /// In an agent process: which share of the parent's plan this plan is.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent: Option<AgentSlot>,
-    /// The traffic phase's stages (empty: one plateau at scale 1 for `duration`, which
-    /// is otherwise the stages' sum); every rate is multiplied by their curve.
-    pub stages: Vec<Stage>,
-    /// The multiplier at the start of the first stage.
-    pub start_scale: f64,
-    /// Listeners leaving and rejoining their channel (`[actions.presence_churn]`).
+    pub slot: Option<AgentSlot>,
+    /// The run id every agent shares (set by the parent).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub presence_churn: Option<ChurnPlan>,
-    /// Listener sockets dropped at once and reconnecting (`[actions.reconnect_storm]`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reconnect_storm: Option<StormPlan>,
-    /// Likes, unlikes, deletions, chat messages, typing and the room/likes/user
-    /// listener groups (`crate::actions`).
-    pub actions: crate::plan::actions::ActionsPlan,
-    /// Page listeners and page readers (`[listeners] page`, `[actions.page_readers]`).
-    pub pages: crate::plan::pages::PagesPlan,
-    /// The fraction of the firehose and tag listeners connected over time (the stages'
-    /// `listeners`); `None`: all of them, the whole time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub listener_ramp: Option<crate::workloads::bookmarks::ramp::ListenerRamp>,
+    pub run_id: Option<String>,
 }
 
 /// Agent `index` (from 0) of `count` (`--agent I/K`).
@@ -212,31 +199,6 @@ pub enum PlanError {
         limit: u64,
         fit: u64,
     },
-}
-
-/// Flags over a scenario file: a value typed on the command line wins, then the file's,
-/// then the flag's default. Each value keeps its origin for error messages.
-struct Layers<'a> {
-    args: &'a RunArgs,
-    scenario: Option<&'a Scenario>,
-}
-
-impl Layers<'_> {
-    /// `id` is the clap id (field name), `flag` the flag as typed, `key` the file key.
-    fn pick<T: Clone>(
-        &self,
-        id: &str,
-        flag: &'static str,
-        from_flag: &T,
-        file: Option<(&str, &Spanned<T>)>,
-    ) -> (T, Origin) {
-        match (self.scenario, file) {
-            (Some(scenario), Some((key, value))) if !self.args.given(id) => {
-                (value.get_ref().clone(), Origin::File(Box::new(scenario.place(key, value.span()))))
-            }
-            _ => (from_flag.clone(), Origin::Flag(flag)),
-        }
-    }
 }
 
 /// Every raw value of a run, layered, before validation.
@@ -422,22 +384,42 @@ impl Plan {
         }
         let listener_ramp = staging.as_ref().and_then(|s| s.listeners.clone());
         let (stages, start_scale) = staging.map_or((Vec::new(), 1.0), |s| (s.stages, s.start_scale));
-        let peak_scale = stages.iter().map(|s| s.scale).fold(start_scale, f64::max);
-        let requests = curve_of(&stages, start_scale, duration, rate).count();
+        let traffic = TrafficPlan {
+            duration,
+            warmup,
+            seed: raw.seed,
+            max_lag,
+            drain_timeout,
+            max_in_flight: raw.max_in_flight.0,
+            connect_rate_per_s: raw.connect_rate.0,
+            stages,
+            start_scale,
+        };
+        let requests = traffic.curve(rate).count();
         if requests > MAX_REQUESTS {
             return Err(PlanError::TooManyRequests { rate, duration, requests, max: MAX_REQUESTS });
         }
-        let target = match &raw.target.0 {
+        let spec = match &raw.target.0 {
             None => TargetSpec::Embedded,
-            Some(value) => TargetSpec::External { url: parse_target(value, &raw.target.1)? },
+            Some(value) => TargetSpec::External {
+                url: crate::plan::target::base_url(value).map_err(|reason| PlanError::Target {
+                    origin: raw.target.1.clone(),
+                    value: value.clone(),
+                    reason,
+                })?,
+            },
         };
+        let tls = TlsOptions { ca_cert: args.ca_cert.clone(), insecure: args.insecure };
+        if let Some(ca) = &tls.ca_cert {
+            crate::plan::target::load_certs(ca)
+                .map_err(|reason| PlanError::Invalid { origin: Origin::Flag("ca-cert"), reason })?;
+        }
         let thresholds = thresholds(args, scenario)?;
         let profile = crate::plan::profile::Profile::for_run(args.profile.as_deref(), scenario)?;
         if private_fraction > 0.0 && !profile.create.can_be_private {
             let (origin, profile) = (raw.private_fraction.1, profile.name);
             return Err(PlanError::ProfileCannotBePrivate { origin, value: private_fraction, profile });
         }
-        let max_in_flight = raw.max_in_flight.0;
         let source_ips = match &args.source_ips {
             Some(value) => SourceIps::parse(value)?,
             None => SourceIps::default(),
@@ -445,103 +427,106 @@ impl Plan {
         if args.agents == 0 {
             return Err(PlanError::Agents("--agents must be at least 1".into()));
         }
-        let agent = args.agent.as_deref().map(AgentSlot::parse).transpose()?;
-        if agent.is_some() && args.agents > 1 {
+        let slot = args.agent.as_deref().map(AgentSlot::parse).transpose()?;
+        if slot.is_some() && args.agents > 1 {
             return Err(PlanError::Agents("--agent I/K runs one share: it cannot also split with --agents".into()));
         }
-        let mut plan = Plan {
-            scenario: scenario.map(|s| s.path.clone()),
-            target,
-            profile,
+        let peak_scale = traffic.peak_scale();
+        let bookmarks = BookmarksPlan {
             listeners: raw.listeners,
             tag_listeners: raw.tag_listeners,
-            connect_rate_per_s: raw.connect_rate.0,
             rate_per_s: rate,
-            duration,
-            warmup,
-            seed: raw.seed,
-            max_lag,
             private_fraction,
-            out: args.out.clone(),
             seed_bookmarks: raw.seed_bookmarks,
-            drain_timeout,
-            max_in_flight,
-            thresholds,
-            source_ips,
-            agents: args.agents,
-            agent: None,
-            stages,
-            start_scale,
+            listener_ramp,
             presence_churn: crate::plan::staging::churn(args, scenario)?,
             reconnect_storm: crate::plan::staging::storm(args, scenario, duration)?,
-            actions: crate::plan::actions::ActionsPlan::from_layers(args, scenario, peak_scale)?,
-            pages: crate::plan::pages::PagesPlan::from_layers(args, scenario)?,
-            listener_ramp,
         };
-        if plan.pages.is_active() && plan.profile.name != "firehose" {
-            let reason = format!(
-                "{:?}: page listeners and page readers speak firehose's `page:<path>` topics and accounts; run \
-                 them with the firehose profile",
-                plan.profile.name
-            );
-            return Err(PlanError::Invalid { origin: Origin::Flag("profile"), reason });
+        let mut plan = Plan {
+            scenario: scenario.map(|s| s.path.clone()),
+            target: TargetPlan { spec, profile, tls, source_ips },
+            bookmarks,
+            actions: ActionsPlan::from_layers(args, scenario, peak_scale)?,
+            pages: PagesPlan::from_layers(args, scenario)?,
+            reads: ReadsPlan::from_layers(args, scenario)?,
+            traffic,
+            thresholds,
+            out: args.out.clone(),
+            agents: AgentsPlan { count: args.agents, slot: None, run_id: args.run_id.clone() },
+        };
+        for (active, what) in [
+            (
+                plan.pages.is_active(),
+                "page listeners and page readers speak firehose's `page:<path>` topics and accounts",
+            ),
+            (
+                plan.actions.is_active(),
+                "likes, deletions, chat messages, typing and the room/likes/user listeners speak firehose's own API",
+            ),
+            (plan.reads.is_active(), "reads and search speak firehose's own API"),
+        ] {
+            if active && plan.target.profile.name != "firehose" {
+                let reason = format!("{:?}: {what}; run them with the firehose profile", plan.target.profile.name);
+                return Err(PlanError::Invalid { origin: Origin::Flag("profile"), reason });
+            }
         }
-        if plan.actions.is_active() && plan.profile.name != "firehose" {
-            let reason = format!(
-                "{:?}: likes, deletions, chat messages, typing and the room/likes/user listeners speak firehose's \
-                 own API; run them with the firehose profile",
-                plan.profile.name
-            );
-            return Err(PlanError::Invalid { origin: Origin::Flag("profile"), reason });
-        }
-        if let Some(slot) = agent {
+        if let Some(slot) = slot {
             plan = plan.share(slot);
         }
         plan.check_fd_budget(fd_limit)?;
         Ok(plan)
     }
 
-    /// Agent `slot`'s share of this plan: every group's listeners split as evenly as
-    /// possible, every rate divided by the agent count, its own seed and its own slice
-    /// of source addresses (127.0.0.(2+i) when none were given and the target is on
+    /// Agent `slot`'s share of this plan. Bookmark creation keeps the whole run's
+    /// schedule and seed (every agent derives every event; each fires the events whose
+    /// index is its own, `i % K == I`, and accounts all of them at its listeners); every
+    /// group's listeners are split as evenly as possible; the other workloads' rates are
+    /// divided by the agent count (each agent makes its own rooms, targets and pages,
+    /// so its listeners hear exactly its own actions); each agent takes its own slice of
+    /// source addresses (127.0.0.(2+i) when none were given and the target is on
     /// loopback). Fields added to the plan that are counts or rates belong here too.
     pub fn share(&self, slot: AgentSlot) -> Plan {
         let (i, k) = (slot.index, slot.count);
-        let per = |rate: f64| rate / f64::from(k);
-        let loopback_target = match &self.target {
-            TargetSpec::Embedded => true,
-            TargetSpec::External { url } => url::Url::parse(url).ok().is_some_and(|u| match u.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                _ => false,
-            }),
-        };
-        let source_ips = if self.source_ips.is_empty() && !loopback_target {
+        let source_ips = if self.target.source_ips.is_empty() && !self.target.is_loopback() {
             SourceIps::default()
         } else {
-            self.source_ips.share(i, k)
+            self.target.source_ips.share(i, k)
         };
+        let b = &self.bookmarks;
         Plan {
-            listeners: share_of(self.listeners, i, k),
-            tag_listeners: share_of(self.tag_listeners, i, k),
-            connect_rate_per_s: per(self.connect_rate_per_s),
-            rate_per_s: per(self.rate_per_s),
-            seed: self.seed.wrapping_add(u64::from(i)),
-            seed_bookmarks: share_of(self.seed_bookmarks, i, k),
-            presence_churn: self.presence_churn.clone().map(|c| ChurnPlan { rate_per_s: per(c.rate_per_s), ..c }),
-            source_ips,
-            agents: 1,
-            agent: Some(slot),
+            target: TargetPlan { source_ips, ..self.target.clone() },
+            traffic: TrafficPlan {
+                connect_rate_per_s: self.traffic.connect_rate_per_s / f64::from(k),
+                ..self.traffic.clone()
+            },
+            bookmarks: BookmarksPlan {
+                listeners: share_of(b.listeners, i, k),
+                tag_listeners: share_of(b.tag_listeners, i, k),
+                seed_bookmarks: share_of(b.seed_bookmarks, i, k),
+                presence_churn: b
+                    .presence_churn
+                    .clone()
+                    .map(|c| crate::plan::lifecycle::ChurnPlan { rate_per_s: c.rate_per_s / f64::from(k), ..c }),
+                ..b.clone()
+            },
             actions: self.actions.share(i, k),
             pages: self.pages.share(i, k),
+            reads: self.reads.share(k),
+            agents: AgentsPlan { count: 1, slot: Some(slot), run_id: self.agents.run_id.clone() },
             ..self.clone()
         }
+    }
+
+    /// The seed of choices that are this process's own (an agent's rooms, readers and
+    /// reads differ from another agent's); the plan's seed for a single process.
+    pub fn own_seed(&self) -> u64 {
+        self.traffic.seed.wrapping_add(self.agents.slot.map_or(0, |s| u64::from(s.index)))
     }
 
     /// Every socket the plan holds open at once in one process, all listener groups.
     /// A group added to the plan adds its sockets here, so the fd budget sees it.
     pub fn total_sockets(&self) -> u64 {
-        self.total_listeners() + self.actions.sockets() + self.pages.sockets(crate::workloads::pages::max_scale(self))
+        self.bookmarks.total_listeners() + self.actions.sockets() + self.pages.sockets(self.traffic.peak_scale())
     }
 
     /// Refuses, before anything connects, a plan whose sockets do not fit this
@@ -549,13 +534,13 @@ impl Plan {
     fn check_fd_budget(&self, limit: Option<u64>) -> Result<(), PlanError> {
         let Some(limit) = limit else { return Ok(()) };
         let sockets = self.total_sockets();
-        let embedded = self.target == TargetSpec::Embedded;
-        let in_flight = u64::from(self.max_in_flight);
+        let embedded = self.target.is_embedded();
+        let in_flight = u64::from(self.traffic.max_in_flight);
         // With agents, each child holds its share (client ends only); an embedded server
         // stays in this process and holds the server end of every socket.
-        let (per_process, per_listener, why) = match (self.agents > 1, embedded) {
+        let (per_process, per_listener, why) = match (self.agents.count > 1, embedded) {
             (true, true) => (sockets, 1, ": the in-process server's end of every agent's socket"),
-            (true, false) => (sockets.div_ceil(u64::from(self.agents)), 1, ", in each agent"),
+            (true, false) => (sockets.div_ceil(u64::from(self.agents.count)), 1, ", in each agent"),
             (false, true) => (sockets, 2, ": client and in-process server ends"),
             (false, false) => (sockets, 1, ""),
         };
@@ -591,67 +576,51 @@ impl Plan {
         })
     }
 
-    /// Requests of the run: one every `1/rate` over the duration, warm-up included.
+    /// Bookmark requests of the whole run (every agent's), warm-up included.
     pub fn requests(&self) -> u64 {
-        self.curve(self.rate_per_s).count()
+        self.traffic.curve(self.bookmarks.rate_per_s).count()
     }
 
-    /// Requests whose intended start falls inside the warm-up (the first ones).
+    /// Bookmark requests whose intended start falls inside the warm-up.
     pub fn warmup_requests(&self) -> u64 {
-        self.curve(self.rate_per_s).count_before(self.warmup)
-    }
-
-    /// The open-model schedule of an action with `base_rate` per second: the stages'
-    /// curve (or a constant rate for `duration` without stages).
-    pub fn curve(&self, base_rate: f64) -> RateCurve {
-        curve_of(&self.stages, self.start_scale, self.duration, base_rate)
-    }
-
-    /// All listeners, both groups.
-    pub fn total_listeners(&self) -> u64 {
-        u64::from(self.listeners) + u64::from(self.tag_listeners)
+        self.traffic.curve(self.bookmarks.rate_per_s).count_before(self.traffic.warmup)
     }
 }
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.target {
-            TargetSpec::Embedded => "embedded (in-process, SQLite in a temp dir)".to_owned(),
-            TargetSpec::External { url } => url.clone(),
-        };
+        let (t, b) = (&self.traffic, &self.bookmarks);
         writeln!(f, "plan")?;
         if let Some(scenario) = &self.scenario {
             writeln!(f, "  scenario          {} (flags given override it)", scenario.display())?;
         }
-        writeln!(f, "  target            {target}")?;
-        for (k, line) in self.profile.describe().iter().enumerate() {
+        writeln!(f, "  target            {}", self.target.describe())?;
+        for (k, line) in self.target.profile.describe().iter().enumerate() {
             writeln!(f, "  {:<18}{line}", if k == 0 { "profile" } else { "" })?;
         }
         writeln!(
             f,
-            "  listeners         {} firehose + {} tag, opened at {}/s",
-            self.listeners, self.tag_listeners, self.connect_rate_per_s
+            "  traffic           {:?} (warm-up {:?}), seed {}, max lag {:?}, max in flight {}, drain timeout {:?}",
+            t.duration, t.warmup, t.seed, t.max_lag, t.max_in_flight, t.drain_timeout
         )?;
-        writeln!(
-            f,
-            "  traffic           {}/s for {:?} (warm-up {:?}) = {} requests, {:.1}% private",
-            self.rate_per_s,
-            self.duration,
-            self.warmup,
-            self.requests(),
-            self.private_fraction * 100.0
-        )?;
-        writeln!(
-            f,
-            "  generator         max lag {:?}, max in flight {}, drain timeout {:?}",
-            self.max_lag, self.max_in_flight, self.drain_timeout
-        )?;
-        writeln!(f, "  seed              {} ({} seed bookmarks)", self.seed, self.seed_bookmarks)?;
-        if !self.stages.is_empty() {
-            let list: Vec<String> = self.stages.iter().map(|s| format!("{:?}→×{}", s.duration, s.scale)).collect();
-            writeln!(f, "  stages            from ×{}: {}", self.start_scale, list.join(", "))?;
+        if !t.stages.is_empty() {
+            let list: Vec<String> = t.stages.iter().map(|s| format!("{:?}→×{}", s.duration, s.scale)).collect();
+            writeln!(f, "  stages            from ×{}: {}", t.start_scale, list.join(", "))?;
         }
-        if let Some(r) = &self.listener_ramp {
+        writeln!(
+            f,
+            "  listeners         {} firehose + {} tag, opened at {}/s",
+            b.listeners, b.tag_listeners, t.connect_rate_per_s
+        )?;
+        writeln!(
+            f,
+            "  bookmarks         {}/s = {} requests, {:.1}% private, {} seed bookmarks",
+            b.rate_per_s,
+            self.requests(),
+            b.private_fraction * 100.0,
+            b.seed_bookmarks
+        )?;
+        if let Some(r) = &b.listener_ramp {
             let list: Vec<String> = r.stages.iter().map(|(d, x)| format!("{d:?}→{:.0}%", x * 100.0)).collect();
             writeln!(
                 f,
@@ -660,15 +629,15 @@ impl fmt::Display for Plan {
                 list.join(", ")
             )?;
         }
-        if let Some(c) = &self.presence_churn {
-            let scheduled = self.curve(c.rate_per_s).count();
+        if let Some(c) = &b.presence_churn {
+            let scheduled = t.curve(c.rate_per_s).count();
             writeln!(
                 f,
                 "  presence churn    {}/s (= {scheduled}) leave + rejoin with since after {:?}",
                 c.rate_per_s, c.absence
             )?;
         }
-        if let Some(s) = &self.reconnect_storm {
+        if let Some(s) = &b.reconnect_storm {
             let at: Vec<String> = s.at.iter().map(|d| format!("{d:?}")).collect();
             writeln!(
                 f,
@@ -692,33 +661,32 @@ impl fmt::Display for Plan {
                 f,
                 "  page readers      {}/s (= {}) on Zipf-hot pages, staying {:?} (peak {} at once)",
                 r.rate_per_s,
-                self.curve(r.rate_per_s).count(),
+                t.curve(r.rate_per_s).count(),
                 r.dwell,
-                self.pages.peak_readers(crate::workloads::pages::max_scale(self))
+                self.pages.peak_readers(t.peak_scale())
             )?;
         }
-        for (i, t) in self.thresholds.iter().enumerate() {
-            writeln!(f, "  {:<18}{t}", if i == 0 { "thresholds" } else { "" })?;
+        write!(f, "{}", self.reads)?;
+        let defaults: Vec<&str> = crate::report::gate::default_gates(&self.thresholds).collect();
+        writeln!(f, "  default gates     {}", defaults.join(", "))?;
+        for (i, th) in self.thresholds.iter().enumerate() {
+            writeln!(f, "  {:<18}{th}", if i == 0 { "thresholds" } else { "" })?;
         }
-        if !self.source_ips.is_empty() {
-            writeln!(f, "  source addresses  {}", self.source_ips)?;
+        if !self.target.source_ips.is_empty() {
+            writeln!(f, "  source addresses  {}", self.target.source_ips)?;
         }
-        if self.agents > 1 {
+        if self.agents.count > 1 {
             writeln!(
                 f,
-                "  agents            {} processes, each 1/{} of the listeners and rates",
-                self.agents, self.agents
+                "  agents            {} processes: listeners split, every agent accounts every bookmark event",
+                self.agents.count
             )?;
         }
-        if let Some(slot) = self.agent {
+        if let Some(slot) = self.agents.slot {
             writeln!(f, "  agent             {} of {} (this plan is its share)", slot.index, slot.count)?;
         }
         write!(f, "  reports           {}", self.out.display())
     }
-}
-
-fn curve_of(stages: &[Stage], start_scale: f64, duration: Duration, rate: f64) -> RateCurve {
-    if stages.is_empty() { RateCurve::constant(rate, duration) } else { RateCurve::staged(rate, start_scale, stages) }
 }
 
 fn positive_rate((value, origin): &(f64, Origin)) -> Result<(), PlanError> {
@@ -748,25 +716,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => return Err(format!("unknown unit {other:?}")),
     };
     Duration::try_from_secs_f64(number * scale).map_err(|e| e.to_string())
-}
-
-fn parse_target(raw: &str, origin: &Origin) -> Result<String, PlanError> {
-    http_base_url(raw).map_err(|reason| PlanError::Target { origin: origin.clone(), value: raw.to_owned(), reason })
-}
-
-/// The `http://host:port` base URL of a target given as `raw`; the error is the reason
-/// it is not one.
-pub(crate) fn http_base_url(raw: &str) -> Result<String, String> {
-    let url = url::Url::parse(raw).map_err(|e| e.to_string())?;
-    if url.scheme() != "http" {
-        return Err("only http:// targets are supported".into());
-    }
-    let host = url.host_str().ok_or("no host")?;
-    let port = url.port_or_known_default().ok_or("no port")?;
-    if url.path() != "/" && !url.path().is_empty() {
-        return Err("give the server's base URL, without a path".into());
-    }
-    Ok(format!("http://{host}:{port}"))
 }
 
 /// The soft limit on open files from `/proc/self/limits`; `None` when unlimited or
@@ -806,17 +755,18 @@ mod tests {
     #[test]
     fn defaults_make_a_valid_embedded_plan() {
         let p = plan(&[]).unwrap();
-        assert_eq!(p.target, TargetSpec::Embedded);
-        assert_eq!((p.listeners, p.tag_listeners), (100, 0));
-        assert_eq!(p.duration, Duration::from_secs(10));
-        assert_eq!(p.warmup, Duration::from_secs(2));
-        assert_eq!(p.max_lag, Duration::from_millis(50));
+        assert_eq!(p.target.spec, TargetSpec::Embedded);
+        assert_eq!((p.bookmarks.listeners, p.bookmarks.tag_listeners), (100, 0));
+        assert_eq!(p.traffic.duration, Duration::from_secs(10));
+        assert_eq!(p.traffic.warmup, Duration::from_secs(2));
+        assert_eq!(p.traffic.max_lag, Duration::from_millis(50));
         assert_eq!(p.requests(), 200);
         assert_eq!(p.warmup_requests(), 40);
+        assert!(!p.actions.is_active() && !p.pages.is_active() && !p.reads.is_active());
         let json = serde_json::to_value(&p).unwrap();
-        assert_eq!(json["target"]["kind"], "embedded");
-        assert_eq!(json["duration_s"], 10.0);
-        assert_eq!(json["max_lag_ms"], 50.0);
+        assert_eq!(json["target"]["spec"]["kind"], "embedded");
+        assert_eq!(json["traffic"]["duration_s"], 10.0);
+        assert_eq!(json["traffic"]["max_lag_ms"], 50.0);
     }
 
     #[test]
@@ -859,12 +809,18 @@ mod tests {
     }
 
     #[test]
-    fn targets_are_http_base_urls() {
+    fn targets_are_http_or_https_base_urls() {
         let p = plan(&["--target", "http://127.0.0.1:4000/"]).unwrap();
-        assert_eq!(p.target, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
+        assert_eq!(p.target.spec, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
         let p = plan(&["--target", "http://localhost"]).unwrap();
-        assert_eq!(p.target, TargetSpec::External { url: "http://localhost:80".into() });
-        assert!(matches!(plan(&["--target", "https://x:1"]), Err(PlanError::Target { .. })));
+        assert_eq!(p.target.spec, TargetSpec::External { url: "http://localhost:80".into() });
+        let p = plan(&["--target", "https://x:1", "--insecure"]).unwrap();
+        assert_eq!(p.target.spec, TargetSpec::External { url: "https://x:1".into() });
+        assert!(p.target.tls.insecure && p.target.describe().contains("--insecure"));
+        let p = plan(&["--target", "https://localhost"]).unwrap();
+        assert_eq!(p.target.spec, TargetSpec::External { url: "https://localhost:443".into() });
+        assert!(matches!(plan(&["--target", "ws://x:1"]), Err(PlanError::Target { .. })));
+        assert!(matches!(plan(&["--ca-cert", "/nonexistent/ca.pem"]), Err(PlanError::Invalid { .. })));
         assert!(matches!(plan(&["--target", "127.0.0.1:4000"]), Err(PlanError::Target { .. })));
         assert!(matches!(plan(&["--target", "http://h:1/app"]), Err(PlanError::Target { .. })));
     }
@@ -906,14 +862,17 @@ mod tests {
         let flags = ["--listeners", "101", "--tag-listeners", "10", "--rate", "30", "--seed", "7"];
         let shares: Vec<Plan> =
             (0..3).map(|i| plan(&[&flags[..], &["--agent", &format!("{i}/3")]].concat()).unwrap()).collect();
-        assert_eq!(shares.iter().map(|p| p.listeners).collect::<Vec<_>>(), [34, 34, 33]);
-        assert_eq!(shares.iter().map(|p| p.tag_listeners).sum::<u32>(), 10);
-        assert!(shares.iter().all(|p| p.rate_per_s == 10.0 && p.agents == 1));
-        assert_eq!(shares.iter().map(|p| p.seed).collect::<Vec<_>>(), [7, 8, 9]);
-        assert_eq!(shares[2].source_ips.to_string(), "127.0.0.4", "default sources: 127.0.0.(2+i)");
-        assert_eq!(shares[1].agent, Some(AgentSlot { index: 1, count: 3 }));
+        assert_eq!(shares.iter().map(|p| p.bookmarks.listeners).collect::<Vec<_>>(), [34, 34, 33]);
+        assert_eq!(shares.iter().map(|p| p.bookmarks.tag_listeners).sum::<u32>(), 10);
+        // Bookmark creation keeps the whole run's schedule and seed in every agent (each
+        // fires its own share of the events and accounts all of them).
+        assert!(shares.iter().all(|p| p.bookmarks.rate_per_s == 30.0 && p.agents.count == 1));
+        assert!(shares.iter().all(|p| p.requests() == 300 && p.traffic.seed == 7));
+        assert_eq!(shares.iter().map(|p| p.own_seed()).collect::<Vec<_>>(), [7, 8, 9]);
+        assert_eq!(shares[2].target.source_ips.to_string(), "127.0.0.4", "default sources: 127.0.0.(2+i)");
+        assert_eq!(shares[1].agents.slot, Some(AgentSlot { index: 1, count: 3 }));
         let remote = plan(&["--target", "http://10.1.2.3:4000", "--agent", "1/2"]).unwrap();
-        assert!(remote.source_ips.is_empty(), "no loopback sources towards a remote server");
+        assert!(remote.target.source_ips.is_empty(), "no loopback sources towards a remote server");
         assert!(matches!(plan(&["--agent", "3/3"]), Err(PlanError::Agents(_))));
         assert!(matches!(plan(&["--agents", "0"]), Err(PlanError::Agents(_))));
         assert!(matches!(plan(&["--source-ips", "192.168.1.1"]), Err(PlanError::SourceIps(_))));

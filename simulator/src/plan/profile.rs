@@ -801,11 +801,11 @@ impl Profile {
         Loader { path, text }.profile(file)
     }
 
-    /// `ws://host:port<socket path>?<params>`
-    pub fn ws_url(&self, addr: std::net::SocketAddr) -> String {
+    /// `<socket path>?<params>`, e.g. `/socket/websocket?vsn=2.0.0`.
+    pub fn socket_path(&self) -> String {
         let query: Vec<String> =
             self.socket.params.iter().map(|(k, v)| format!("{}={}", encode(k), encode(v))).collect();
-        format!("ws://{addr}{}?{}", self.socket.path, query.join("&"))
+        format!("{}?{}", self.socket.path, query.join("&"))
     }
 
     /// Whether listeners check duplicates, reordering and gaps (the payload has a seq).

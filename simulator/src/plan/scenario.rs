@@ -54,6 +54,8 @@ pub struct ListenersFile {
     pub connect_rate: Option<Spanned<f64>>,
     /// Listeners on one `room:<slug>` each (`--room-listeners`).
     pub room: Option<Spanned<u32>>,
+    /// Room listeners per room, spread evenly (`--room-members`; replaces `room`).
+    pub room_members: Option<Spanned<u32>>,
     /// Listeners on one `likes:<bookmark_id>` each (`--likes-listeners`).
     pub likes: Option<Spanned<u32>>,
     /// Signed-in listeners on their own `user:<id>` (`--user-listeners`).
@@ -67,14 +69,19 @@ pub struct ListenersFile {
 #[serde(deny_unknown_fields)]
 pub struct ActionsFile {
     pub create_bookmark: Option<Spanned<CreateBookmark>>,
-    pub delete_bookmark: Option<Spanned<crate::plan::actions::RateOnly>>,
-    pub like: Option<Spanned<crate::plan::actions::LikeFile>>,
-    pub unlike: Option<Spanned<crate::plan::actions::RateOnly>>,
-    pub chat_message: Option<Spanned<crate::plan::actions::ChatFile>>,
-    pub typing: Option<Spanned<crate::plan::actions::RateOnly>>,
+    pub delete_bookmark: Option<Spanned<RateOnly>>,
+    pub like: Option<Spanned<LikeFile>>,
+    pub unlike: Option<Spanned<RateOnly>>,
+    pub chat_message: Option<Spanned<ChatFile>>,
+    pub typing: Option<Spanned<RateOnly>>,
+    pub room_presence: Option<Spanned<PresenceFile>>,
     pub presence_churn: Option<Spanned<PresenceChurnFile>>,
     pub reconnect_storm: Option<Spanned<ReconnectStormFile>>,
     pub page_readers: Option<Spanned<PageReadersFile>>,
+    pub read_list: Option<Spanned<RateOnly>>,
+    pub read_tag: Option<Spanned<RateOnly>>,
+    pub read_random: Option<Spanned<RateOnly>>,
+    pub search: Option<Spanned<RateOnly>>,
 }
 
 /// `[actions.page_readers]`
@@ -130,6 +137,42 @@ pub struct ReconnectStormFile {
     pub fraction: Option<Spanned<f64>>,
     /// Equal jitter on phoenix.js's reconnect delays.
     pub jitter: Option<Spanned<bool>>,
+}
+
+/// `[actions.like]`, `[actions.unlike]`, `[actions.delete_bookmark]`, `[actions.typing]`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateOnly {
+    pub rate: Option<Spanned<f64>>,
+}
+
+/// `[actions.like]`
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LikeFile {
+    pub rate: Option<Spanned<f64>>,
+    /// Bookmarks liked (`--like-targets`).
+    pub targets: Option<Spanned<u32>>,
+}
+
+/// `[actions.room_presence]`
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceFile {
+    pub rate: Option<Spanned<f64>>,
+    /// How long each join stays, e.g. "1s" (`--presence-hold`).
+    pub hold: Option<Spanned<String>>,
+}
+
+/// `[actions.chat_message]`
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatFile {
+    pub rate: Option<Spanned<f64>>,
+    /// Rooms (`--rooms`).
+    pub rooms: Option<Spanned<u32>>,
+    pub mention_fraction: Option<Spanned<f64>>,
+    pub actor_users: Option<Spanned<u32>>,
 }
 
 /// A loaded scenario: its path, text (for line numbers) and values.

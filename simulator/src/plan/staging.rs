@@ -10,11 +10,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 use crate::plan::args::RunArgs;
+use crate::plan::lifecycle::{ChurnPlan, StormPlan};
+use crate::plan::ramp::ListenerRamp;
 use crate::plan::scenario::Scenario;
 use crate::plan::stages::Stage;
 use crate::plan::{Origin, PlanError, parse_duration};
-use crate::workloads::bookmarks::lifecycle::{ChurnPlan, StormPlan};
-use crate::workloads::bookmarks::ramp::ListenerRamp;
 
 /// Validated stages: the start multiplier, the stages, and where they came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -275,15 +275,15 @@ mod tests {
     fn stages_from_a_file_set_the_duration_and_shape_every_curve() {
         let text = "start_scale = 0.0\n[[stages]]\nduration = \"4s\"\nscale = 1.0\n[[stages]]\nduration = \"2s\"\nscale = 1.0\n";
         let p = from_file(text, &[]).unwrap();
-        assert_eq!(p.duration, Duration::from_secs(6));
+        assert_eq!(p.traffic.duration, Duration::from_secs(6));
         // 0 → 20/s over 4 s (40), then 20/s for 2 s (40).
         assert_eq!(p.requests(), 80);
-        assert_eq!(p.curve(5.0).count(), 20);
+        assert_eq!(p.traffic.curve(5.0).count(), 20);
         // Warm-up 2 s: a quarter of the ramp's area.
         assert_eq!(p.warmup_requests(), 10);
         // Typed stages replace the file's.
         let p = from_file(text, &["--stage", "3s:2", "--start-scale", "2"]).unwrap();
-        assert_eq!((p.duration, p.requests(), p.start_scale), (Duration::from_secs(3), 120, 2.0));
+        assert_eq!((p.traffic.duration, p.requests(), p.traffic.start_scale), (Duration::from_secs(3), 120, 2.0));
     }
 
     #[test]
@@ -306,12 +306,12 @@ mod tests {
         let text = "duration = \"10s\"\n[actions.presence_churn]\nrate = 2\nabsence = \"1s\"\n\
                     [actions.reconnect_storm]\nevery = \"3s\"\nfraction = 0.5\njitter = true\n";
         let p = from_file(text, &[]).unwrap();
-        assert_eq!(p.presence_churn, Some(ChurnPlan { rate_per_s: 2.0, absence: Duration::from_secs(1) }));
-        let s = p.reconnect_storm.unwrap();
+        assert_eq!(p.bookmarks.presence_churn, Some(ChurnPlan { rate_per_s: 2.0, absence: Duration::from_secs(1) }));
+        let s = p.bookmarks.reconnect_storm.unwrap();
         assert_eq!(s.at, [3, 6, 9].map(Duration::from_secs));
         assert_eq!((s.fraction, s.jitter), (0.5, true));
         let p = from_file(text, &["--storm-at", "1s", "--storm-fraction", "0.2"]).unwrap();
-        let s = p.reconnect_storm.unwrap();
+        let s = p.bookmarks.reconnect_storm.unwrap();
         assert_eq!((s.at, s.fraction), (vec![Duration::from_secs(1)], 0.2));
 
         let both = "[actions.reconnect_storm]\nat = [\"1s\"]\nevery = \"2s\"\n";

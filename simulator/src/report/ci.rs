@@ -1,7 +1,7 @@
-//! Outputs for CI beside `report.json`: `summary.md`, a Markdown table of the key
-//! figures and the gates for a pull-request comment, and `junit.xml`, one testcase per
-//! gate (plus one for the run's validity, and one that fails when the run is partial)
-//! for CI test dashboards.
+//! Outputs for CI beside `report.json`: `summary.md`, the verdict line and a Markdown
+//! table of the key figures and the gates for a pull-request comment, and `junit.xml`,
+//! one testcase per gate, default ones included (plus one for the run's validity, and
+//! one that fails when the run is partial) for CI test dashboards.
 
 use std::fmt::Write as _;
 
@@ -11,55 +11,56 @@ use crate::report::histo::Summary;
 /// `summary.md`
 pub fn summary_md(r: &ReportModel) -> String {
     let mut o = String::new();
-    let verdict = match (r.valid, r.thresholds.iter().all(|t| t.passed), &r.partial) {
-        (false, _, _) => "❌ invalid run".to_owned(),
-        (true, false, _) => "❌ threshold failed".to_owned(),
-        (true, true, Some(why)) => format!("⚠️ partial: {}", escape_md(why)),
-        (true, true, None) => "✅ pass".to_owned(),
-    };
-    let _ = writeln!(o, "### firehose-sim run `{}` — {verdict}\n", r.run_id);
+    let v = &r.verdict;
+    let mark = if v.passed { "✅" } else { "❌" };
+    let _ = writeln!(o, "### firehose-sim run `{}` — {mark} {}\n", r.run_id, escape_md(&v.line));
     let scenario =
         r.plan.get("scenario").and_then(|s| s.as_str()).map_or(String::new(), |s| format!(", scenario `{s}`"));
+    let target = if r.target.kind == "embedded" { "the embedded app".to_owned() } else { r.target.url.clone() };
     let _ = writeln!(
         o,
-        "Target {} ({}){scenario}; {:.1} s traffic ({:.1} s measured), {} of {} listeners joined.\n",
-        r.target.url, r.target.kind, r.window.traffic_s, r.window.measured_s, r.listeners.joined, r.listeners.requested
+        "Target {target}{scenario}; {:.1} s traffic ({:.1} s measured), {} of {} listeners joined.\n",
+        r.window.traffic_s, r.window.measured_s, r.listeners.joined, r.listeners.requested
     );
-    if !r.valid {
-        let _ = writeln!(o, "**Invalid:** {}\n", escape_md(&r.invalid_reasons.join("; ")));
+    if !v.valid {
+        let _ = writeln!(o, "**Invalid:** {}\n", escape_md(&v.invalid_reasons.join("; ")));
     }
-    if let Some(why) = &r.partial {
+    if let Some(why) = &v.partial {
         let _ = writeln!(o, "**⚠️ Partial:** {}\n", escape_md(why));
     }
-
-    let q = &r.requests;
+    let t = &r.totals;
     let _ = writeln!(o, "| figure | value |\n|---|---:|");
-    let _ = writeln!(o, "| requests sent / responses | {} / {} |", q.sent, q.responses);
-    let _ = writeln!(o, "| errors | {} |", q.error_count);
-    let _ = writeln!(o, "| throughput | {:.1} req/s |", q.throughput_per_s);
+    let _ = writeln!(o, "| actions sent / ok / errors / late | {} / {} / {} / {} |", t.sent, t.ok, t.errors, t.late);
+    let _ = writeln!(o, "| deliveries owed / received / lost | {} / {} / {} |", t.expected, t.received, t.lost);
+    let _ =
+        writeln!(o, "| duplicates / excess / private leaks | {} / {} / {} |", t.duplicates, t.excess, t.private_leak);
+    let _ = writeln!(o, "| deliveries/s (owed, once) | {:.0} |", t.deliveries_per_s);
     for (kind, a) in &r.actions {
-        let _ = writeln!(o, "| {kind}: sent / ok / errors | {} / {} / {} |", a.sent, a.ok, a.error_count);
+        let _ = writeln!(
+            o,
+            "| {kind}: sent / ok / errors | {} / {} / {} ({:.1}/s) |",
+            a.sent, a.ok, a.error_count, a.throughput_per_s
+        );
     }
-    for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
-        let _ = writeln!(o, "| {name}: listeners | {} |", g.listeners);
-        let _ = writeln!(o, "| {name}: expected / received / lost | {} / {} / {} |", g.expected, g.received, g.lost);
+    for (name, g) in &r.groups {
+        let _ = writeln!(
+            o,
+            "| {name}: listeners / owed / lost | {} / {} / {} ({} with loss) |",
+            g.listeners, g.expected, g.lost, g.listeners_with_loss
+        );
         let _ = writeln!(o, "| {name}: duplicates / reordered | {} / {} |", g.duplicates, g.reordered);
         let _ = writeln!(o, "| {name}: deliveries/s | {:.0} |", g.deliveries_per_s);
     }
-    let _ = writeln!(
-        o,
-        "| generator max lag | {:.2} ms (allowed {:.0} ms) |",
-        r.generator.max_lag_ms, r.generator.max_lag_allowed_ms
-    );
+    let s = &r.scheduler;
+    let _ = writeln!(o, "| scheduler max lag | {:.2} ms (allowed {:.0} ms) |", s.max_lag_ms, s.max_lag_allowed_ms);
 
     let _ =
         writeln!(o, "\n| latency (ms) | count | p50 | p90 | p99 | p99.9 | max |\n|---|---:|---:|---:|---:|---:|---:|");
-    latency_row(&mut o, "request (corrected)", &q.latency_corrected);
-    latency_row(&mut o, "request (uncorrected)", &q.latency_uncorrected);
     for (kind, a) in &r.actions {
         latency_row(&mut o, &format!("{kind} (corrected)"), &a.latency_corrected);
+        latency_row(&mut o, &format!("{kind} (uncorrected)"), &a.latency_uncorrected);
     }
-    for (name, g) in r.groups.iter().filter(|(_, g)| g.listeners > 0) {
+    for (name, g) in &r.groups {
         latency_row(&mut o, &format!("delivery {name}"), &g.latency);
         if let Some(reach) = g.reach.as_ref().filter(|r| r.pct_100.count > 0) {
             latency_row(&mut o, &format!("{name}: 50% of audience"), &reach.pct_50);
@@ -70,10 +71,11 @@ pub fn summary_md(r: &ReportModel) -> String {
     latency_row(&mut o, "listener connect+join", &r.listeners.connect);
 
     if !r.thresholds.is_empty() {
-        let _ = writeln!(o, "\n| threshold | actual | result |\n|---|---:|---|");
+        let _ = writeln!(o, "\n| gate | actual | result |\n|---|---:|---|");
         for t in &r.thresholds {
             let result = if t.passed { "✅ pass" } else { "❌ fail" };
-            let _ = writeln!(o, "| `{}` | {} | {result} |", escape_md(&t.expr), actual_text(t));
+            let kind = if t.default { " (default)" } else { "" };
+            let _ = writeln!(o, "| `{}`{kind} | {} | {result} |", escape_md(&t.expr), actual_text(t));
         }
     }
     o
@@ -107,9 +109,10 @@ fn escape_md(s: &str) -> String {
 
 /// `junit.xml`
 pub fn junit_xml(r: &ReportModel) -> String {
+    let v = &r.verdict;
     let failures =
-        r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(!r.valid) + usize::from(r.partial.is_some());
-    let tests = r.thresholds.len() + 1 + usize::from(r.partial.is_some());
+        r.thresholds.iter().filter(|t| !t.passed).count() + usize::from(!v.valid) + usize::from(v.partial.is_some());
+    let tests = r.thresholds.len() + 1 + usize::from(v.partial.is_some());
     let time = r.window.traffic_s + r.window.drain_s;
     let mut o = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ =
@@ -121,18 +124,19 @@ pub fn junit_xml(r: &ReportModel) -> String {
         xml(&r.started_at)
     );
     let _ = writeln!(o, "    <testcase classname=\"firehose-sim.run\" name=\"run is valid\">");
-    if !r.valid {
-        let reasons = r.invalid_reasons.join("; ");
+    if !v.valid {
+        let reasons = v.invalid_reasons.join("; ");
         let _ = writeln!(o, "      <failure message=\"invalid run\" type=\"invalid_run\">{}</failure>", xml(&reasons));
     }
     let _ = writeln!(o, "    </testcase>");
-    if let Some(why) = &r.partial {
+    if let Some(why) = &v.partial {
         let _ = writeln!(o, "    <testcase classname=\"firehose-sim.run\" name=\"run is complete\">");
         let _ = writeln!(o, "      <failure message=\"partial run\" type=\"partial\">{}</failure>", xml(why));
         let _ = writeln!(o, "    </testcase>");
     }
     for t in &r.thresholds {
-        let _ = writeln!(o, "    <testcase classname=\"firehose-sim.thresholds\" name=\"{}\">", xml(&t.expr));
+        let class = if t.default { "firehose-sim.default_gates" } else { "firehose-sim.thresholds" };
+        let _ = writeln!(o, "    <testcase classname=\"{class}\" name=\"{}\">", xml(&t.expr));
         if !t.passed {
             let message = format!("actual {}, expected {} {}", actual_text(t), t.metric, t.expected);
             let _ = writeln!(

@@ -10,26 +10,12 @@
 //! figures double on a busy machine without meaning anything.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
-use crate::plan::parse_duration;
-use crate::report::gate::{self, Kind};
-use crate::report::model::{GroupReport, ReportModel};
-
-/// `firehose-sim compare` flags.
-#[derive(clap::Args, Debug, Clone)]
-pub struct CompareArgs {
-    /// The reference `report.json` (e.g. `reports/baselines/smoke.json`).
-    pub baseline: PathBuf,
-    /// The `report.json` of the run to judge.
-    pub new: PathBuf,
-    /// Largest allowed worsening, as a percentage ("10%") or a fraction ("0.1").
-    #[arg(long, default_value = "10%", value_name = "PERCENT")]
-    pub max_regression: String,
-    /// Latency changes smaller than this are noise, never a regression.
-    #[arg(long, default_value = "1ms", value_name = "DURATION")]
-    pub min_change: String,
-}
+use crate::report::gate;
+use crate::report::model::{ReachReport, ReportModel};
+use crate::report::names::{self, Unit};
 
 /// Which way is worse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,8 +58,6 @@ impl Comparison {
 pub enum CompareError {
     #[error("--max-regression {0:?}: expected a percentage such as 10% (or a fraction such as 0.1), not negative")]
     Bound(String),
-    #[error("--min-change {value:?}: {reason}")]
-    MinChange { value: String, reason: String },
     #[error("{file}: {reason}")]
     Report { file: String, reason: String },
     #[error("{file}: the run is invalid ({reasons}); its figures describe the simulator, not the server")]
@@ -97,63 +81,84 @@ pub fn parse_bound(text: &str) -> Result<f64, CompareError> {
 pub fn read_report(path: &Path) -> Result<ReportModel, CompareError> {
     let err = |reason: String| CompareError::Report { file: path.display().to_string(), reason };
     let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    // The schema first: an older report says so, rather than failing on a missing field.
+    let schema = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("schema").and_then(|s| s.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    if schema != crate::report::SCHEMA {
+        return Err(err(format!(
+            "schema {schema:?}; this simulator reads {} (re-run the baseline with this version)",
+            crate::report::SCHEMA
+        )));
+    }
     let model: ReportModel = serde_json::from_str(&text).map_err(|e| err(format!("not a firehose-sim report: {e}")))?;
-    if !model.schema.starts_with("firehose-sim/report/v1") {
-        return Err(err(format!("schema {:?}; this simulator reads firehose-sim/report/v1", model.schema)));
+    if model.schema != crate::report::SCHEMA {
+        return Err(err(format!("schema {:?}; this simulator reads {}", model.schema, crate::report::SCHEMA)));
     }
     Ok(model)
 }
 
-/// Reads both reports of `args` and compares them.
-pub fn run(args: &CompareArgs) -> Result<Comparison, CompareError> {
-    let bound = parse_bound(&args.max_regression)?;
-    let min_change = parse_duration(&args.min_change)
-        .map_err(|reason| CompareError::MinChange { value: args.min_change.clone(), reason })?;
-    let baseline = read_report(&args.baseline)?;
-    let new = read_report(&args.new)?;
-    for (path, r) in [(&args.baseline, &baseline), (&args.new, &new)] {
-        if !r.valid {
+/// Reads both reports and compares them: `bound` is a fraction (0.1 for 10%), latency
+/// moves under `min_change` are noise. An invalid run's report is refused.
+pub fn compare_files(
+    baseline: &Path,
+    new: &Path,
+    bound: f64,
+    min_change: Duration,
+) -> Result<Comparison, CompareError> {
+    let (b, n) = (read_report(baseline)?, read_report(new)?);
+    for (path, r) in [(baseline, &b), (new, &n)] {
+        if !r.verdict.valid {
             return Err(CompareError::Invalid {
                 file: path.display().to_string(),
-                reasons: r.invalid_reasons.join("; "),
+                reasons: r.verdict.invalid_reasons.join("; "),
             });
         }
     }
-    Ok(compare(&baseline, &new, bound, min_change.as_secs_f64() * 1000.0))
+    Ok(compare(&b, &n, bound, min_change.as_secs_f64() * 1000.0))
 }
 
-/// The compared metrics: request and per-group delivery p50/p99 and throughputs, for
-/// the groups that had listeners in both runs; each group's time to reach its whole
-/// audience (p99) where both runs measured it; each action kind's p50/p99 and
+/// The compared metrics, picked from the catalogue: each group's delivery p50/p99 and
+/// throughput, for the groups that had listeners in both runs, and its time to reach
+/// its whole audience (p99) where both runs measured it; each action kind's p50/p99 and
 /// throughput where both runs drove it.
-fn compared_metrics(baseline: &ReportModel, new: &ReportModel) -> Vec<String> {
-    let mut names: Vec<String> = ["p50", "p99"].iter().map(|p| format!("requests.create_bookmark.{p}")).collect();
-    names.push("requests.create_bookmark.throughput".to_owned());
-    for (group, g) in &baseline.groups {
-        let Some(n) = new.groups.get(group).filter(|n| n.listeners > 0) else { continue };
-        if g.listeners > 0 {
-            names.extend(["p50", "p99", "throughput"].iter().map(|p| format!("delivery.{group}.{p}")));
-            let reached = |r: &GroupReport| r.reach.as_ref().is_some_and(|x| x.pct_100.count > 0);
-            if reached(g) && reached(n) {
-                names.push(format!("reach.{group}.100.p99"));
-            }
-        }
-    }
-    for (kind, a) in &baseline.actions {
-        if a.ok > 0 && new.actions.get(kind).is_some_and(|n| n.ok > 0) {
-            names.extend(["p50", "p99", "throughput"].iter().map(|p| format!("actions.{kind}.{p}")));
-        }
-    }
-    names
+fn compared_metrics(baseline: &ReportModel, new: &ReportModel) -> Vec<names::Metric> {
+    use names::{Figure, KindPart, Stat, Summarised};
+    let listened = |g: names::Group| {
+        let has = |r: &ReportModel| r.groups.get(g.name()).is_some_and(|x| x.listeners > 0);
+        has(baseline) && has(new)
+    };
+    let reached = |g: names::Group| {
+        let has = |r: &ReportModel| {
+            r.groups.get(g.name()).and_then(|x| x.reach.as_ref()).is_some_and(|x: &ReachReport| x.pct_100.count > 0)
+        };
+        has(baseline) && has(new)
+    };
+    let drove = |k: names::Kind| {
+        let has = |r: &ReportModel| r.actions.get(k.name()).is_some_and(|a| a.ok > 0);
+        has(baseline) && has(new)
+    };
+    names::catalogue()
+        .into_iter()
+        .filter(|m| match m.figure {
+            Figure::Summary(Summarised::Delivery(g), Stat::P50 | Stat::P99) | Figure::GroupThroughput(g) => listened(g),
+            Figure::Summary(Summarised::Reach(g, 2), Stat::P99) => reached(g),
+            Figure::Summary(Summarised::Kind(k, KindPart::Corrected), Stat::P50 | Stat::P99)
+            | Figure::KindThroughput(k) => drove(k),
+            _ => false,
+        })
+        .collect()
 }
 
 /// Compares `new` with `baseline`: `bound` is a fraction (0.1 for 10%).
 pub fn compare(baseline: &ReportModel, new: &ReportModel, bound: f64, min_change_ms: f64) -> Comparison {
     let mut rows = Vec::new();
-    for name in compared_metrics(baseline, new) {
-        let Some(metric) = gate::metric(&name) else { continue };
-        let (Some(b), Some(n)) = (metric.read_number(baseline), metric.read_number(new)) else { continue };
-        let better = if metric.kind == Kind::PerSecond { Better::Higher } else { Better::Lower };
+    for metric in compared_metrics(baseline, new) {
+        let (Some(b), Some(n)) = (gate::read_number(baseline, &metric), gate::read_number(new, &metric)) else {
+            continue;
+        };
+        let better = if metric.unit == Unit::PerSecond { Better::Higher } else { Better::Lower };
         let worsening = match better {
             Better::Lower => (b > 0.0).then(|| n / b - 1.0),
             Better::Higher => (n > 0.0).then(|| b / n - 1.0),
@@ -164,17 +169,24 @@ pub fn compare(baseline: &ReportModel, new: &ReportModel, bound: f64, min_change
             // Nothing got through at all while the baseline had throughput.
             Better::Higher => worsening.map_or(b > 0.0, |w| w > bound),
         };
-        rows.push(Row { metric: name, better, baseline: b, new: n, worsening, regressed });
+        rows.push(Row { metric: metric.name, better, baseline: b, new: n, worsening, regressed });
     }
     Comparison { max_regression: bound, min_change_ms, rows, plan_differences: plan_differences(baseline, new) }
 }
 
 fn plan_differences(baseline: &ReportModel, new: &ReportModel) -> Vec<String> {
-    const KEYS: [&str; 6] = ["listeners", "tag_listeners", "rate_per_s", "duration_s", "warmup_s", "private_fraction"];
+    const KEYS: [&str; 6] = [
+        "/bookmarks/listeners",
+        "/bookmarks/tag_listeners",
+        "/bookmarks/rate_per_s",
+        "/traffic/duration_s",
+        "/traffic/warmup_s",
+        "/bookmarks/private_fraction",
+    ];
     KEYS.iter()
         .filter_map(|k| {
-            let (b, n) = (baseline.plan.get(*k), new.plan.get(*k));
-            (b != n).then(|| format!("plan.{k}: {} → {}", show(b), show(n)))
+            let (b, n) = (baseline.plan.pointer(k), new.plan.pointer(k));
+            (b != n).then(|| format!("plan{}: {} → {}", k.replace('/', "."), show(b), show(n)))
         })
         .collect()
 }
@@ -219,7 +231,6 @@ mod tests {
     use super::*;
     use crate::report::histo::Summary;
     use crate::report::model::ActionReport;
-    use crate::workloads::bookmarks::reach::ReachReport;
 
     #[test]
     fn actions_and_reach_are_compared_where_both_runs_have_them() {
@@ -238,7 +249,7 @@ mod tests {
             Summary { count: 5, p99_ms: 50.0, ..Default::default() };
         base.actions.get_mut("like").unwrap().latency_corrected =
             Summary { count: 5, p99_ms: 10.0, ..Default::default() };
-        let names = compared_metrics(&base, &new);
+        let names: Vec<String> = compared_metrics(&base, &new).into_iter().map(|m| m.name).collect();
         assert!(names.contains(&"actions.like.p99".to_owned()), "{names:?}");
         assert!(!names.iter().any(|n| n.starts_with("actions.typing")), "typing did not run in the new report");
         assert!(names.contains(&"reach.firehose.100.p99".to_owned()), "{names:?}");

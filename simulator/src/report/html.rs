@@ -1,8 +1,11 @@
 //! `report.html`: one self-contained page (inline CSS, inline SVG drawn in Rust with
 //! `plotters`; no script, no network) that a person reads after a run: the verdict,
-//! thresholds, key tables, the plan, and plots of latency over time (p50/p99 per
-//! second), throughput and open connections over time, and the percentile spectrum of
-//! every latency histogram on HdrHistogram's log scale (0 → 99.999 %).
+//! the gates, key tables, the plan; over time, on one shared time axis, every action
+//! kind's latency and completions and every listener group's delivery latency and
+//! deliveries (requests and deliveries each on an axis of their own; groups without
+//! listeners and kinds not driven have no curves), open connections and errors; and
+//! the percentile spectrum of every latency histogram on HdrHistogram's log scale
+//! (0 → 99.999 %). Legends sit beside the plots, never over the curves.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -35,12 +38,14 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(23, 190, 207),
 ];
 
-const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;\
 max-width:960px;color:#222;padding:0 1em}h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}\
 table{border-collapse:collapse;margin:.5em 0}td,th{padding:.2em .7em;border-bottom:1px solid #eee;text-align:right}\
 th:first-child,td:first-child{text-align:left}th{background:#f6f6f6}.ok{color:#17702a;font-weight:600}\
 .bad{color:#b00020;font-weight:600}pre{background:#f6f6f6;padding:.7em;overflow:auto;font-size:.85em}\
-.grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}svg{max-width:100%;height:auto}.note{color:#666}";
+.grid{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0 0 1em}svg{max-width:100%;height:auto}.note{color:#666}\
+.legend{font-size:.8em;display:flex;flex-wrap:wrap;gap:.3em 1.2em;margin:.2em 0 0 60px}\
+.legend i{display:inline-block;width:18px;height:3px;margin-right:.4em;vertical-align:middle}";
 
 /// The whole page for `model` and its `histograms` (µs).
 pub fn render(model: &ReportModel, histograms: &[(String, Histogram<u64>)]) -> String {
@@ -52,11 +57,11 @@ pub fn render(model: &ReportModel, histograms: &[(String, Histogram<u64>)]) -> S
         esc(&title)
     );
     let _ = writeln!(o, "<h1>{}</h1>", esc(&title));
+    let target = if model.target.kind == "embedded" { "the embedded app".to_owned() } else { model.target.url.clone() };
     let _ = writeln!(
         o,
-        "<p>{} target <code>{}</code> · started {} · finished {} · simulator {} · schema <code>{}</code></p>",
-        esc(&model.target.kind),
-        esc(&model.target.url),
+        "<p>target <code>{}</code> · started {} · finished {} · simulator {} · schema <code>{}</code></p>",
+        esc(&target),
         esc(&model.started_at),
         esc(&model.finished_at),
         esc(&model.simulator_version),
@@ -78,7 +83,8 @@ pub fn render(model: &ReportModel, histograms: &[(String, Histogram<u64>)]) -> S
         "<h2>Percentile spectrum</h2>\n<p class=\"note\">Latency by percentile, x axis on HdrHistogram's \
          log scale of 1/(1−percentile): every step right is one more nine.</p>\n<div class=\"grid\">"
     );
-    for (family, members) in families(histograms) {
+    let recorded: Vec<(String, Histogram<u64>)> = histograms.iter().filter(|(_, h)| !h.is_empty()).cloned().collect();
+    for (family, members) in families(&recorded) {
         figure(&mut o, spectrum(&family, &members));
     }
     let _ = writeln!(o, "</div>");
@@ -106,39 +112,41 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn verdict(o: &mut String, m: &ReportModel) {
-    let passed = m.thresholds.iter().all(|t| t.passed);
-    let (class, text) = match (m.valid, passed) {
-        (false, _) => ("bad", "INVALID run: the generator fell behind; the figures describe the simulator"),
-        (true, false) => ("bad", "valid run; a threshold FAILED"),
-        (true, true) => ("ok", "valid run; every threshold passed"),
-    };
-    let _ = writeln!(o, "<p class=\"{class}\">{}</p>", esc(text));
-    if let Some(why) = &m.partial {
-        // Whatever the gates say, a partial run did not measure the whole plan.
-        let _ = writeln!(o, "<p class=\"bad\">⚠️ PARTIAL run: {}</p>", esc(why));
-    }
-    if !m.invalid_reasons.is_empty() {
-        let _ = writeln!(o, "<ul>");
-        for r in &m.invalid_reasons {
+pub(crate) fn verdict(o: &mut String, m: &ReportModel) {
+    let v = &m.verdict;
+    let class = if v.passed { "ok" } else { "bad" };
+    let _ = writeln!(o, "<p class=\"{class}\">{}</p>", esc(&v.line));
+    if !v.invalid_reasons.is_empty() {
+        let _ = writeln!(o, "<p class=\"bad\">INVALID run: the figures describe the simulator, not the server</p><ul>");
+        for r in &v.invalid_reasons {
             let _ = writeln!(o, "<li>{}</li>", esc(r));
         }
         let _ = writeln!(o, "</ul>");
     }
+    if let Some(why) = &v.partial {
+        // Whatever the gates say, a partial run did not measure the whole plan.
+        let _ = writeln!(o, "<p class=\"bad\">⚠️ PARTIAL run: {}</p>", esc(why));
+    }
     if !m.thresholds.is_empty() {
-        let _ = writeln!(o, "<h2>Thresholds</h2>");
+        let _ = writeln!(o, "<h2>Gates</h2>");
         let rows: Vec<Vec<String>> = m
             .thresholds
             .iter()
             .map(|t| {
                 let actual = match &t.actual {
                     serde_json::Value::Null => "—".to_owned(),
-                    v => format!("{v} {}", t.unit),
+                    v => format!("{v} {}", t.unit).trim_end().to_owned(),
                 };
-                vec![t.expr.clone(), actual, t.expected.clone(), if t.passed { "pass" } else { "FAIL" }.to_owned()]
+                vec![
+                    t.expr.clone(),
+                    if t.default { "default" } else { "--threshold" }.to_owned(),
+                    actual,
+                    t.expected.clone(),
+                    if t.passed { "pass" } else { "FAIL" }.to_owned(),
+                ]
             })
             .collect();
-        table(o, &["threshold", "actual", "expected", "result"], &rows);
+        table(o, &["gate", "from", "actual", "expected", "result"], &rows);
     }
 }
 
@@ -151,52 +159,38 @@ fn key_tables(o: &mut String, m: &ReportModel, histograms: &[(String, Histogram<
         &[
             vec!["planned (warm-up included)".into(), f2(w.duration_s)],
             vec!["warm-up".into(), f2(w.warmup_s)],
-            vec!["traffic (first intended start → last response)".into(), f2(w.traffic_s)],
+            vec!["traffic (first intended start → last answer)".into(), f2(w.traffic_s)],
             vec![format!("drain{}", if w.drain_timed_out { " (TIMED OUT)" } else { "" }), f2(w.drain_s)],
         ],
     );
-    let q = &m.requests;
-    let errors = q.errors.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
-    table(
-        o,
-        &["requests", "scheduled", "sent", "responses", "created", "errors", "responses/s"],
-        &[vec![
-            "bookmark create".into(),
-            q.scheduled.to_string(),
-            q.sent.to_string(),
-            q.responses.to_string(),
-            q.created.to_string(),
-            if errors.is_empty() { q.error_count.to_string() } else { format!("{} ({errors})", q.error_count) },
-            f1(q.throughput_per_s),
-        ]],
-    );
-    if !m.actions.is_empty() {
-        let rows: Vec<Vec<String>> = m
-            .actions
-            .iter()
-            .map(|(k, a)| {
-                vec![
-                    k.clone(),
-                    a.scheduled.to_string(),
-                    a.sent.to_string(),
-                    a.ok.to_string(),
-                    a.error_count.to_string(),
-                    f1(a.throughput_per_s),
-                    f2(a.latency_corrected.p50_ms),
-                    f2(a.latency_corrected.p99_ms),
-                ]
-            })
-            .collect();
-        table(o, &["action", "scheduled", "sent", "ok", "errors", "per s", "p50 ms", "p99 ms"], &rows);
-    }
+    let rows: Vec<Vec<String>> = m
+        .actions
+        .iter()
+        .map(|(k, a)| {
+            let errors = a.errors.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ");
+            vec![
+                k.clone(),
+                a.scheduled.to_string(),
+                a.sent.to_string(),
+                a.ok.to_string(),
+                if errors.is_empty() { a.error_count.to_string() } else { format!("{} ({errors})", a.error_count) },
+                a.late.to_string(),
+                f1(a.throughput_per_s),
+                f2(a.latency_corrected.p50_ms),
+                f2(a.latency_corrected.p99_ms),
+            ]
+        })
+        .collect();
+    table(o, &["action", "scheduled", "sent", "ok", "errors", "late", "per s", "p50 ms", "p99 ms"], &rows);
     let l = &m.listeners;
     table(
         o,
-        &["listeners", "requested", "joined", "failed to join", "closed during run", "connect p99 ms"],
+        &["listeners", "requested", "joined", "ramped", "failed to join", "closed by target", "connect p99 ms"],
         &[vec![
             "all groups".into(),
             l.requested.to_string(),
             l.joined.to_string(),
+            l.ramped.to_string(),
             l.failed_to_join.to_string(),
             l.closed_during_run.to_string(),
             f2(l.connect.p99_ms),
@@ -212,11 +206,13 @@ fn key_tables(o: &mut String, m: &ReportModel, histograms: &[(String, Histogram<
                 g.expected.to_string(),
                 g.received.to_string(),
                 g.lost.to_string(),
-                (g.duplicates + g.reordered).to_string(),
+                g.listeners_with_loss.to_string(),
+                g.duplicates.to_string(),
+                g.excess.to_string(),
+                g.private_leak.to_string(),
                 f1(g.deliveries_per_s),
                 f2(g.latency.p50_ms),
                 f2(g.latency.p99_ms),
-                f2(g.latency.max_ms),
             ]
         })
         .collect();
@@ -225,20 +221,23 @@ fn key_tables(o: &mut String, m: &ReportModel, histograms: &[(String, Histogram<
         &[
             "delivery group",
             "listeners",
-            "expected",
+            "owed",
             "received",
             "lost",
-            "dup+reord",
+            "w/ loss",
+            "dup",
+            "excess",
+            "leaks",
             "per s",
             "p50 ms",
             "p99 ms",
-            "max ms",
         ],
         &rows,
     );
     let _ = writeln!(o, "<h2>Histograms</h2>");
     let rows: Vec<Vec<String>> = histograms
         .iter()
+        .filter(|(_, h)| !h.is_empty())
         .map(|(name, h)| {
             let s = Summary::of(h);
             vec![
@@ -257,7 +256,7 @@ fn key_tables(o: &mut String, m: &ReportModel, histograms: &[(String, Histogram<
     table(o, &["histogram (ms)", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean"], &rows);
 }
 
-fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
+pub(crate) fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
     o.push_str("<table><tr>");
     for h in head {
         let _ = write!(o, "<th>{}</th>", esc(h));
@@ -273,27 +272,50 @@ fn table(o: &mut String, head: &[&str], rows: &[Vec<String>]) {
     o.push_str("</table>\n");
 }
 
-fn f1(v: f64) -> String {
+pub(crate) fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
-fn f2(v: f64) -> String {
+pub(crate) fn f2(v: f64) -> String {
     format!("{v:.2}")
 }
 fn f3(v: f64) -> String {
     format!("{v:.3}")
 }
 
-/// Appends a drawn plot, or a note saying why there is none.
-fn figure(o: &mut String, svg: Result<String, String>) {
-    match svg {
-        Ok(svg) => {
-            let _ = writeln!(o, "<figure>{svg}</figure>");
+/// Appends a drawn plot with its legend beside it, or a note saying why there is none.
+fn figure(o: &mut String, plot: Result<Plot, String>) {
+    match plot {
+        Ok((svg, legend)) => {
+            let _ = write!(o, "<figure>{svg}");
+            if !legend.is_empty() {
+                o.push_str("<figcaption class=\"legend\">");
+                for (name, color, faint) in legend {
+                    let c = COLORS[color % COLORS.len()];
+                    let opacity = if faint { 0.45 } else { 1.0 };
+                    let _ = write!(
+                        o,
+                        "<span><i style=\"background:rgb({},{},{});opacity:{opacity}\"></i>{}</span>",
+                        c.0,
+                        c.1,
+                        c.2,
+                        esc(&name)
+                    );
+                }
+                o.push_str("</figcaption>");
+            }
+            o.push_str("</figure>\n");
         }
         Err(e) => {
             let _ = writeln!(o, "<p class=\"note\">plot unavailable: {}</p>", esc(&e));
         }
     }
 }
+
+/// A legend entry: the series' name, colour index, and whether it is drawn faint.
+type LegendEntry = (String, usize, bool);
+
+/// A drawn plot: the SVG and its legend.
+type Plot = (String, Vec<LegendEntry>);
 
 /// One line on a plot.
 struct Series {
@@ -304,45 +326,86 @@ struct Series {
     color: usize,
 }
 
-fn over_time(o: &mut String, t: &Timeline) {
+/// The time plots, every one on the same time axis (0 → the end of the last row).
+pub(crate) fn over_time(o: &mut String, t: &Timeline) {
+    use crate::report::timeline::{IntervalLatency, TimelineRow};
     // Each row's figures are plotted at the middle of its interval.
-    let mid = |r: &crate::report::timeline::TimelineRow| (r.start_s + r.end_s) / 2.0;
-    // Latency: p99 and p50 of the request and delivery histograms, intervals that recorded.
-    let mut names: Vec<&String> = t.rows.iter().flat_map(|r| r.latency.keys()).collect();
-    names.sort();
-    names.dedup();
-    let shown: Vec<&String> = names
-        .into_iter()
-        .filter(|n| n.starts_with("delivery_") || n.starts_with("request_") || n.starts_with("action_"))
-        .collect();
-    let mut latency = Vec::new();
-    for (k, name) in shown.iter().enumerate() {
-        let of = |p: fn(&crate::report::timeline::IntervalLatency) -> f64| -> Vec<(f64, f64)> {
-            t.rows.iter().filter_map(|r| r.latency.get(*name).filter(|l| l.count > 0).map(|l| (mid(r), p(l)))).collect()
+    let mid = |r: &TimelineRow| (r.start_s + r.end_s) / 2.0;
+    let x_max = t.rows.last().map_or(1.0, |r| r.end_s).max(1.0);
+    // Kinds that did something and groups that received something: no empty curves.
+    let kinds: Vec<&String> = {
+        let mut k: Vec<&String> = t
+            .rows
+            .iter()
+            .flat_map(|r| r.actions.iter().filter(|(_, a)| a.sent + a.ok + a.errors > 0))
+            .map(|(n, _)| n)
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let groups: Vec<&String> = {
+        let mut g: Vec<&String> =
+            t.rows.iter().flat_map(|r| r.groups.iter().filter(|(_, g)| g.deliveries > 0)).map(|(n, _)| n).collect();
+        g.sort();
+        g.dedup();
+        g
+    };
+    let latency = |pick: &dyn Fn(&TimelineRow) -> Option<IntervalLatency>, name: &str, k: usize| -> [Series; 2] {
+        let of = |p: fn(&IntervalLatency) -> f64| -> Vec<(f64, f64)> {
+            t.rows.iter().filter_map(|r| pick(r).filter(|l| l.count > 0).map(|l| (mid(r), p(&l)))).collect()
         };
-        latency.push(Series { name: format!("{name} p99"), points: of(|l| l.p99_ms), faint: false, color: k });
-        latency.push(Series { name: format!("{name} p50"), points: of(|l| l.p50_ms), faint: true, color: k });
+        [
+            Series { name: format!("{name} p99"), points: of(|l| l.p99_ms), faint: false, color: k },
+            Series { name: format!("{name} p50"), points: of(|l| l.p50_ms), faint: true, color: k },
+        ]
+    };
+    if !kinds.is_empty() {
+        let series: Vec<Series> = kinds
+            .iter()
+            .enumerate()
+            .flat_map(|(k, name)| latency(&|r| r.actions.get(*name).map(|a| a.latency), name, k))
+            .collect();
+        figure(o, line_chart("Action latency per second (from intended start)", x_max, "ms", &series));
+        let series: Vec<Series> = kinds
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Series {
+                name: (*name).clone(),
+                points: t
+                    .rows
+                    .iter()
+                    .map(|r| (mid(r), r.actions.get(*name).map_or(0.0, |a| a.completed_per_s)))
+                    .collect(),
+                faint: false,
+                color: k,
+            })
+            .collect();
+        figure(o, line_chart("Actions completed per second", x_max, "per second", &series));
     }
-    figure(o, line_chart("Latency per second (p99 bold, p50 faint)", "seconds from t0", "ms", &latency));
-
-    let mut throughput = vec![Series {
-        name: "requests/s".into(),
-        points: t.rows.iter().map(|r| (mid(r), r.requests_per_s)).collect(),
-        faint: false,
-        color: 0,
-    }];
-    let groups: BTreeMap<&String, ()> =
-        t.rows.iter().flat_map(|r| r.deliveries_per_s.keys()).map(|g| (g, ())).collect();
-    for (k, g) in groups.keys().enumerate() {
-        throughput.push(Series {
-            name: format!("{g} deliveries/s"),
-            points: t.rows.iter().map(|r| (mid(r), r.deliveries_per_s.get(*g).copied().unwrap_or(0.0))).collect(),
-            faint: false,
-            color: k + 1,
-        });
+    if !groups.is_empty() {
+        let series: Vec<Series> = groups
+            .iter()
+            .enumerate()
+            .flat_map(|(k, name)| latency(&|r| r.groups.get(*name).map(|g| g.latency), name, k))
+            .collect();
+        figure(o, line_chart("Delivery latency per second", x_max, "ms", &series));
+        let series: Vec<Series> = groups
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Series {
+                name: (*name).clone(),
+                points: t
+                    .rows
+                    .iter()
+                    .map(|r| (mid(r), r.groups.get(*name).map_or(0.0, |g| g.deliveries_per_s)))
+                    .collect(),
+                faint: false,
+                color: k,
+            })
+            .collect();
+        figure(o, line_chart("Deliveries per second (owed, once)", x_max, "per second", &series));
     }
-    figure(o, line_chart("Throughput per second", "seconds from t0", "per second", &throughput));
-
     let connections = vec![
         Series {
             name: "open listener sockets".into(),
@@ -351,39 +414,73 @@ fn over_time(o: &mut String, t: &Timeline) {
             color: 2,
         },
         Series {
-            name: "closed by the server (per interval)".into(),
+            name: "closed by the target (per interval)".into(),
             points: t.rows.iter().map(|r| (mid(r), r.closed_connections as f64)).collect(),
             faint: false,
             color: 1,
         },
     ];
-    figure(o, line_chart("Connections", "seconds from t0", "sockets", &connections));
-
-    let errors: u64 = t.rows.iter().map(|r| r.errors).sum();
-    if errors > 0 {
-        let series = vec![Series {
-            name: "request errors".into(),
-            points: t.rows.iter().map(|r| (mid(r), r.errors as f64)).collect(),
-            faint: false,
-            color: 1,
-        }];
-        figure(o, line_chart("Errors per interval", "seconds from t0", "errors", &series));
+    figure(o, line_chart("Connections", x_max, "sockets", &connections));
+    if !kinds.is_empty() {
+        let series: Vec<Series> = kinds
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Series {
+                name: (*name).clone(),
+                points: t.rows.iter().map(|r| (mid(r), r.actions.get(*name).map_or(0.0, |a| a.max_lag_ms))).collect(),
+                faint: false,
+                color: k,
+            })
+            .collect();
+        figure(o, line_chart("Generator lag (largest per second: intended start → sent)", x_max, "ms", &series));
+    }
+    // Errors by action and error kind (`like: http_503`), each its own curve.
+    let mut error_kinds: Vec<(&String, &String)> = t
+        .rows
+        .iter()
+        .flat_map(|r| r.actions.iter().flat_map(|(k, a)| a.errors_by.keys().map(move |e| (k, e))))
+        .collect();
+    error_kinds.sort();
+    error_kinds.dedup();
+    if !error_kinds.is_empty() {
+        let series: Vec<Series> = error_kinds
+            .iter()
+            .enumerate()
+            .map(|(c, (kind, error))| Series {
+                name: format!("{kind}: {error}"),
+                points: t
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        let n = r.actions.get(*kind).and_then(|a| a.errors_by.get(*error)).copied().unwrap_or(0);
+                        (mid(r), n as f64)
+                    })
+                    .collect(),
+                faint: false,
+                color: c,
+            })
+            .collect();
+        figure(o, line_chart("Errors per interval, by kind", x_max, "errors", &series));
     }
 }
 
-/// A line chart of `series` over a shared x range (0 → the last x) and y range (0 → max).
-fn line_chart(title: &str, x_desc: &str, y_desc: &str, series: &[Series]) -> Result<String, String> {
-    let x_max = series.iter().flat_map(|s| &s.points).map(|p| p.0).fold(0.0, f64::max).max(1.0);
+/// A line chart of `series` on the time axis 0 → `x_max` and y from 0 to its maximum,
+/// with its legend entries.
+fn line_chart(title: &str, x_max: f64, y_desc: &str, series: &[Series]) -> Result<Plot, String> {
     let y_max = series.iter().flat_map(|s| &s.points).map(|p| p.1).fold(0.0, f64::max);
     let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
     let mut buf = String::new();
     {
         let root = SVGBackend::with_string(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        draw_lines(&root, title, x_desc, y_desc, (0.0..x_max, 0.0..y_max), series, &seconds_label)
+        draw_lines(&root, title, "seconds from t0", y_desc, (0.0..x_max, 0.0..y_max), series, &seconds_label)
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
-    Ok(buf)
+    Ok((buf, legend(series)))
+}
+
+fn legend(series: &[Series]) -> Vec<LegendEntry> {
+    series.iter().filter(|s| !s.points.is_empty()).map(|s| (s.name.clone(), s.color, s.faint)).collect()
 }
 
 type Ranges = (std::ops::Range<f64>, std::ops::Range<f64>);
@@ -413,23 +510,14 @@ fn draw_lines(
         .x_label_formatter(x_format)
         .light_line_style(RGBColor(240, 240, 240))
         .draw()?;
-    let mut labelled = false;
     for s in series.iter().filter(|s| !s.points.is_empty()) {
         let color = COLORS[s.color % COLORS.len()];
         let style = if s.faint { color.mix(0.45).stroke_width(1) } else { color.stroke_width(2) };
-        chart
-            .draw_series(LineSeries::new(s.points.iter().copied(), style))?
-            .label(s.name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-        labelled = true;
-    }
-    if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .draw()?;
+        chart.draw_series(LineSeries::new(s.points.iter().copied(), style))?;
+        if let [only] = s.points[..] {
+            // A line of one point draws nothing: a dot says where it is.
+            chart.draw_series(std::iter::once(Circle::new(only, 3, color.filled())))?;
+        }
     }
     Ok(())
 }
@@ -457,7 +545,7 @@ fn families(histograms: &[(String, Histogram<u64>)]) -> BTreeMap<String, Vec<(St
 }
 
 /// HdrHistogram's percentile spectrum of `members`: x = log10(1/(1−q)), 0 → 99.999 %.
-fn spectrum(family: &str, members: &[(String, &Histogram<u64>)]) -> Result<String, String> {
+fn spectrum(family: &str, members: &[(String, &Histogram<u64>)]) -> Result<Plot, String> {
     let series: Vec<Series> = members
         .iter()
         .enumerate()
@@ -473,7 +561,7 @@ fn spectrum(family: &str, members: &[(String, &Histogram<u64>)]) -> Result<Strin
             .map_err(|e| e.to_string())?;
         root.present().map_err(|e| e.to_string())?;
     }
-    Ok(buf)
+    Ok((buf, legend(&series)))
 }
 
 /// (log10(1/(1−q)), value in ms) at HdrHistogram's percentile ticks, up to 99.999 %.
@@ -538,15 +626,15 @@ mod tests {
     fn families_pair_corrected_with_uncorrected() {
         let h = new_histogram;
         let hs = vec![
-            ("request_corrected".to_owned(), h()),
-            ("request_uncorrected".to_owned(), h()),
+            ("action_like_corrected".to_owned(), h()),
+            ("action_like_uncorrected".to_owned(), h()),
             ("reach_tag_50".to_owned(), h()),
             ("reach_tag_100".to_owned(), h()),
             ("delivery_firehose".to_owned(), h()),
         ];
         let f = families(&hs);
-        assert_eq!(f.keys().collect::<Vec<_>>(), ["delivery_firehose", "reach_tag", "request"]);
-        assert_eq!(f["request"].len(), 2);
+        assert_eq!(f.keys().collect::<Vec<_>>(), ["action_like", "delivery_firehose", "reach_tag"]);
+        assert_eq!(f["action_like"].len(), 2);
         assert_eq!(f["reach_tag"].len(), 2);
     }
 }

@@ -1,18 +1,27 @@
-//! What a run produces: the serialisable report model, the histograms behind its
-//! figures, a terminal summary and the files written to disk.
+//! What a run produces and everything that reads it: the names every figure goes by
+//! (`names`), the serialisable model (`model`) and its histograms (`histo`), the
+//! timeline (`timeline`), gates and the verdict (`gate`, `verdict`, `exit`), the
+//! outputs (`terminal`, `files`, `html`, `ci`), what a run shows while it goes
+//! (`live`, shown by `progress` on stderr and `dashboard` in a browser), and reading reports back
+//! (`compare`, `merge`). Nothing here knows a workload: workloads reach a report only
+//! through the entries the engine makes of their meters.
 
 pub mod ci;
 pub mod compare;
+pub mod dashboard;
 pub mod exit;
 pub mod files;
 pub mod gate;
 pub mod histo;
 pub mod html;
+pub mod live;
 pub mod merge;
 pub mod model;
+pub mod names;
 pub mod progress;
 pub mod terminal;
 pub mod timeline;
+pub mod verdict;
 
 use hdrhistogram::Histogram;
 
@@ -26,37 +35,27 @@ pub struct Report {
     pub histograms: Vec<(String, Histogram<u64>)>,
     /// The interval log of each histogram, written as `<name>.hlog` (a histogram with
     /// none gets one interval spanning the run).
-    pub intervals: crate::report::timeline::IntervalLogs,
+    pub intervals: timeline::IntervalLogs,
 }
 
 impl Report {
+    /// Judges this report (validity, completeness, the default gates and
+    /// `thresholds`) and stores the verdict in it.
+    pub fn judge(&mut self, thresholds: &[gate::Threshold], interrupted: bool) {
+        verdict::judge(&mut self.model, thresholds, interrupted);
+    }
+
     pub fn is_valid(&self) -> bool {
-        self.model.valid
+        self.model.verdict.valid
     }
 
-    /// Judges `thresholds` on this report and stores the outcomes in it.
-    pub fn judge(&mut self, thresholds: &[crate::report::gate::Threshold]) {
-        self.model.thresholds = crate::report::gate::evaluate_all(thresholds, &self.model);
-    }
-
-    /// The exit code of a finished run, in this order: invalid run (3), a failed
-    /// threshold (5), the target dropped listener connections during the run (8),
-    /// else 0. Validity and gates come first because they are what CI asks; a run that
-    /// passed them on a target that dropped sockets is still not a clean pass.
+    /// The exit code of a finished run: interrupted (9), invalid (3), a failed gate (5),
+    /// partial (8), else 0.
     pub fn exit_code(&self) -> u8 {
-        use crate::report::exit;
-        if !self.is_valid() {
-            exit::INVALID_RUN
-        } else if !self.thresholds_passed() {
-            exit::THRESHOLD
-        } else if self.model.listeners.closed_during_run > 0 || self.model.listeners.failed_to_join > 0 {
-            exit::DROPPED
-        } else {
-            exit::OK
-        }
+        self.model.verdict.exit_code
     }
 
-    /// Whether every judged threshold passed (true when there are none).
+    /// Whether every judged gate passed.
     pub fn thresholds_passed(&self) -> bool {
         self.model.thresholds.iter().all(|t| t.passed)
     }

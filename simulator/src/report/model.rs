@@ -10,14 +10,15 @@ use serde::{Deserialize, Serialize};
 use crate::report::histo::Summary;
 
 /// Schema name and major version of `report.json`.
-pub const SCHEMA: &str = "firehose-sim/report/v1";
+pub const SCHEMA: &str = "firehose-sim/report/v2";
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReportModel {
     pub schema: String,
     pub simulator_version: String,
-    /// Random per run; also in every measured bookmark URL (`#sim-<run_id>-<i>`).
+    /// Random per run (shared by every agent of it); also in every measured bookmark URL
+    /// (`#sim-<run_id>-<i>`) and chat message.
     pub run_id: String,
     /// RFC 3339, UTC.
     pub started_at: String,
@@ -25,31 +26,29 @@ pub struct ReportModel {
     /// The resolved plan, as `firehose-sim run` printed it.
     pub plan: serde_json::Value,
     pub target: TargetInfo,
-    /// False when the generator fell behind its schedule: then the figures describe
-    /// the simulator, not the server.
-    pub valid: bool,
-    pub invalid_reasons: Vec<String>,
+    /// The target profile the run used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<ProfileSummary>,
+    /// Pass or fail, and why; the exit code.
+    pub verdict: Verdict,
     pub window: Window,
-    pub requests: Requests,
-    pub generator: GeneratorReport,
-    pub listeners: ListenersReport,
-    /// Per listener group: `firehose`, `tag`.
+    /// Per traffic kind driven (`create_bookmark`, `like`, …, see `report::names::Kind`).
+    pub actions: BTreeMap<String, ActionReport>,
+    /// Per listener group with listeners (`firehose`, `tag`, `room`, …).
     pub groups: BTreeMap<String, GroupReport>,
-    pub deliveries: DeliveriesReport,
+    /// Every listener socket of every group.
+    pub listeners: ListenersReport,
+    /// Sums over every kind and group.
+    pub totals: Totals,
+    pub scheduler: SchedulerReport,
     pub simulator: SimulatorResources,
     /// Absent when the target does not expose `process_resident_memory_bytes`.
     pub server: Option<ServerMemory>,
-    /// Histogram name → `.hgrm` file name beside `report.json`.
-    pub histograms: BTreeMap<String, String>,
-    /// The `--threshold` gates judged on this run, in the order given (empty without
-    /// any; absent in reports written before gates existed).
+    /// Every gate judged on this run: the default ones and the `--threshold`s, in order.
     #[serde(default)]
     pub thresholds: Vec<ThresholdOutcome>,
-    /// Per traffic kind other than bookmark creation (which is `requests`): `like`,
-    /// `unlike`, `delete_bookmark`, `chat_message`, `typing`, `presence_churn`,
-    /// `reconnect_storm`, `page_readers`. Only the kinds the plan drives appear.
-    #[serde(default)]
-    pub actions: BTreeMap<String, ActionReport>,
+    /// Histogram name → `.hgrm` file name beside `report.json`.
+    pub histograms: BTreeMap<String, String>,
     /// Histogram name → JSON pointer of the `Summary` in this report computed from it
     /// (e.g. `delivery_firehose` → `/groups/firehose/latency`): what `merge` recomputes
     /// from the merged histograms.
@@ -59,22 +58,78 @@ pub struct ReportModel {
     /// intervals of each add up exactly to the histogram.
     #[serde(default)]
     pub histogram_logs: BTreeMap<String, String>,
-    /// The run second by second: rates, per-interval p50/p99, open connections, errors
-    /// (absent in reports written before it existed or by runs that do not sample).
+    /// The run second by second: per kind and per group rates and latencies, open
+    /// connections.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<crate::report::timeline::Timeline>,
     /// A merged report (`run --agents K`, `firehose-sim merge`): the report each agent
     /// wrote, kept under `agents/<label>/`. Empty for a single process's run.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<AgentEntry>,
-    /// Set when the report is partial, saying why: the target closed listener sockets
-    /// or channels during the run (deliveries owed to them afterwards count as lost),
-    /// or the run failed after listeners connected. Absent for a complete run.
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    /// Valid, complete and every gate passed.
+    pub passed: bool,
+    /// False when an action went out later than `--max-lag` after its intended start:
+    /// then the figures describe the simulator, not the server (exit 3).
+    pub valid: bool,
+    pub invalid_reasons: Vec<String>,
+    /// Set when the run is partial, saying why: the target closed listener sockets or
+    /// channels, listeners could not join, the run failed after listeners connected or
+    /// was interrupted. Listeners a ramp holds back on purpose are never a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
-    /// The target profile the run used (absent in reports written before profiles).
+    /// The gates that failed (their expressions).
+    pub failed_gates: Vec<String>,
+    /// `firehose-sim run`'s exit code for this report.
+    pub exit_code: u8,
+    /// One line: `PASS` or `FAIL: …` with the reason.
+    pub line: String,
+}
+
+/// Sums over every kind and every group.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Actions sent, every kind.
+    pub sent: u64,
+    pub ok: u64,
+    /// Actions that failed, every kind.
+    pub errors: u64,
+    /// Actions sent later than `--max-lag`.
+    pub late: u64,
+    /// Deliveries owed, per (listener, event), every group.
+    pub expected: u64,
+    /// Owed deliveries received (once each).
+    pub received: u64,
+    /// Owed deliveries never received.
+    pub lost: u64,
+    pub duplicates: u64,
+    /// Deliveries nobody was owed (duplicates, strays, private leaks).
+    pub excess: u64,
+    pub private_leak: u64,
+    pub reordered: u64,
+    pub decode_errors: u64,
+    /// Owed deliveries of measured events received once, per second, every group.
+    pub deliveries_per_s: f64,
+}
+
+/// The dispatcher: lag over every kind and the in-flight cap.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SchedulerReport {
+    pub max_lag_allowed_ms: f64,
+    /// The largest send lag of any action.
+    pub max_lag_ms: f64,
+    pub in_flight_cap: u32,
+    /// Actions that found every in-flight slot taken and had to wait.
+    pub in_flight_cap_hits: u64,
+    pub max_in_flight: u64,
+    /// The 1-minute load average at the end of the traffic phase (Linux), for reading
+    /// an invalid run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<ProfileSummary>,
+    pub load_average: Option<f64>,
 }
 
 /// What a run's target profile means for reading its report.
@@ -86,25 +141,13 @@ pub struct ProfileSummary {
     /// The profile file; absent for the built-in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    /// False when the profile's events carry no sequence number: then `duplicates`,
-    /// `reordered` and `gaps` are not measured (always 0), only loss and excess are.
+    /// False when the profile's events carry no sequence number: then `reordered` and
+    /// `gaps` are not measured (always 0).
     pub seq_checks: bool,
     /// Whether public/private and the stored tags were read from the create response
     /// (true) or assumed as requested (false).
     pub public_from_response: bool,
     pub tags_from_response: bool,
-}
-
-impl ProfileSummary {
-    pub fn of(p: &crate::plan::profile::Profile) -> Self {
-        Self {
-            name: p.name.clone(),
-            source: p.source.as_ref().map(|s| s.display().to_string()),
-            seq_checks: p.checks_seq(),
-            public_from_response: p.create.public.is_some(),
-            tags_from_response: p.create.tags.is_some(),
-        }
-    }
 }
 
 /// One input of a merged report.
@@ -121,24 +164,31 @@ pub struct AgentEntry {
     pub source_dir: String,
     pub run_id: String,
     pub valid: bool,
+    pub passed: bool,
     /// Listeners it held (joined) and was asked to open.
     pub listeners: u64,
     pub listeners_requested: u64,
-    pub requests_sent: u64,
+    /// Actions it sent.
+    pub sent: u64,
     /// Its share of the plan.
     pub plan: serde_json::Value,
 }
 
 /// One traffic kind's actions (`actions.<kind>`), open model: every action has an
 /// intended start; the corrected latency counts from it, the uncorrected from the send.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ActionReport {
     /// Mean planned rate over the traffic phase (stages included).
     pub rate_per_s: f64,
     pub scheduled: u64,
     pub sent: u64,
-    /// Actions that succeeded (2xx, or an `ok` reply to a push).
+    /// Actions that succeeded (2xx, an `ok` reply, a rejoin).
     pub ok: u64,
+    /// Actions that had nothing to act on (no quiet typist, no like to undo yet).
+    pub skipped: u64,
+    /// Actions sent later than `--max-lag` after their intended start.
+    pub late: u64,
+    pub max_lag_ms: f64,
     /// Kind → count: `http_<status>`, `timeout`, `rate_limited`, `join_error:<reason>`, …
     pub errors: BTreeMap<String, u64>,
     pub error_count: u64,
@@ -150,9 +200,9 @@ pub struct ActionReport {
     pub latency_uncorrected: Summary,
     /// Actual send − intended start, every action.
     pub lag: Summary,
-    /// Kind-specific counts: `replayed` (events the server replayed in rejoin replies;
-    /// `presence_churn`, `reconnect_storm`), `storms`, `attempts` (connection tries over
-    /// all reconnects) and `max_attempts` (most tries of one socket) for `reconnect_storm`.
+    /// Kind-specific counts: `replayed` (events replayed in rejoin replies), `storms`,
+    /// `attempts`, `max_attempts` (reconnect storms), `created_public`,
+    /// `created_private` (bookmarks), `merged_away` (page readers), …
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub detail: BTreeMap<String, u64>,
 }
@@ -163,7 +213,7 @@ pub struct ThresholdOutcome {
     /// The expression as given, e.g. `delivery.firehose.p99 < 100ms`.
     pub expr: String,
     pub metric: String,
-    /// The figure in `unit` (a number, or a bool for `valid`); null when the report
+    /// The figure in `unit` (a number, or a bool for flags); null when the report
     /// lacks it (then the gate fails).
     pub actual: serde_json::Value,
     /// `ms`, `/s`, `fraction` (0–1) or empty for counts and flags.
@@ -171,12 +221,16 @@ pub struct ThresholdOutcome {
     /// Operator and bound in `unit`, e.g. `< 100 ms`.
     pub expected: String,
     pub passed: bool,
+    /// A default gate (errors, loss, private leaks) rather than a `--threshold`.
+    #[serde(default)]
+    pub default: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetInfo {
     /// `embedded` or `external`.
     pub kind: String,
+    /// The base URL (for an embedded target, the ephemeral address it ran on).
     pub url: String,
 }
 
@@ -186,23 +240,21 @@ impl TargetInfo {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Window {
     /// Planned traffic phase, warm-up included.
     pub duration_s: f64,
     pub warmup_s: f64,
     /// `duration_s − warmup_s`: the window rates are computed over.
     pub measured_s: f64,
-    /// From the first intended start to the last response.
+    /// From the first intended start to the last answer.
     pub traffic_s: f64,
-    /// From the last response until every owed delivery arrived (or the timeout).
+    /// From the last answer until every owed delivery arrived (or the timeout).
     pub drain_s: f64,
     pub drain_timed_out: bool,
 }
 
 impl Window {
-    /// The phases of a run whose planned traffic phase is `duration` long, the first
-    /// `warmup` of it left out of measurement.
     pub fn new(
         duration: Duration,
         warmup: Duration,
@@ -213,7 +265,7 @@ impl Window {
         Self {
             duration_s: duration.as_secs_f64(),
             warmup_s: warmup.as_secs_f64(),
-            measured_s: (duration - warmup).as_secs_f64(),
+            measured_s: duration.saturating_sub(warmup).as_secs_f64(),
             traffic_s: traffic.as_secs_f64(),
             drain_s: drain.as_secs_f64(),
             drain_timed_out,
@@ -221,113 +273,108 @@ impl Window {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Requests {
-    pub scheduled: u64,
-    pub warmup: u64,
-    pub sent: u64,
-    /// Requests that got an HTTP response (any status).
-    pub responses: u64,
-    /// Responses to requests past the warm-up: the latency figures' population.
-    pub measured: u64,
-    /// 201 responses, public and private.
-    pub created: u64,
-    pub created_public: u64,
-    pub created_private: u64,
-    /// Kind → count: `http_<status>`, `timeout`, `connect`, `body`, `transport`, …
-    pub errors: BTreeMap<String, u64>,
-    pub error_count: u64,
-    /// Responses per second over `traffic_s`.
-    pub throughput_per_s: f64,
-    /// Response − intended start (coordinated omission corrected).
-    pub latency_corrected: Summary,
-    /// Response − actual send.
-    pub latency_uncorrected: Summary,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GeneratorReport {
-    /// Actual send − intended start, every request.
-    pub lag: Summary,
-    pub max_lag_ms: f64,
-    pub max_lag_allowed_ms: f64,
-    pub in_flight_cap: u32,
-    /// Requests that found the in-flight cap reached and had to wait.
-    pub in_flight_cap_hits: u64,
-    pub max_in_flight: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ListenersReport {
+    /// Listener (and actor) sockets the plan opens before traffic, every group; the
+    /// listeners a ramp opens during traffic are in `ramped`, not here.
     pub requested: u64,
     pub joined: u64,
+    /// Listeners that tried and never joined (a real failure: the run is partial).
     pub failed_to_join: u64,
-    /// Kind → count. Join failures (`connect_refused`, `upgrade_http_429`,
-    /// `join_error:<reason>`, `join_timeout`, …) and, prefixed `during_run:`, sockets
-    /// or channels closed after joining.
+    /// Listeners a listener ramp connects only during the traffic phase (accounted by
+    /// `seq` in their group's `late`); never failures.
+    pub ramped: u64,
+    /// Failure name → count (see `phoenix::Failure`): join failures and, for sockets
+    /// the target closed after joining, `closed_during_run` ones.
     pub failures: BTreeMap<String, u64>,
     pub closed_during_run: u64,
-    /// Tag → joined listeners on `bookmarks:tag:<tag>`.
-    pub tag_topics: BTreeMap<String, u64>,
     pub connect_rate_per_s: f64,
     /// Connect + WebSocket upgrade + join reply, per joined listener.
     pub connect: Summary,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GroupReport {
     /// Joined listeners of the group.
     pub listeners: u64,
     /// Distinct topics the group's listeners joined.
     pub topics: u64,
-    /// Deliveries owed: Σ over public 201 events of the joined listeners subscribed.
+    /// Deliveries owed, per (listener, event): Σ over events of the joined listeners
+    /// whose topic the event was broadcast on.
     pub expected: u64,
-    /// Deliveries of this run's events received.
+    /// Owed deliveries received, each (listener, event) once.
     pub received: u64,
-    /// Σ max(0, expected − received) per event.
+    /// `expected − received`: owed deliveries never received.
     pub lost: u64,
-    /// Σ max(0, received − expected) per event.
-    pub excess: u64,
-    /// Per listener: an event with the same `seq` as the previous one.
+    /// Listeners that missed at least one owed event.
+    pub listeners_with_loss: u64,
+    /// Deliveries of an event a listener already had.
     pub duplicates: u64,
+    /// Deliveries nobody was owed: `duplicates + unowed + private_leak`. Never offsets
+    /// `lost`.
+    pub excess: u64,
+    /// Deliveries of this run's events whose action failed or was not settled, or at a
+    /// listener outside the event's audience.
+    pub unowed: u64,
+    pub private_leak: u64,
     /// Per listener: an event with a lower `seq` than the previous one.
     pub reordered: u64,
     /// Per listener: `seq` values skipped between consecutive events.
     pub gaps: u64,
-    /// `bookmark_created` events not from this run (seeding, other clients).
+    /// Events not from this run (seeding, other clients).
     pub foreign: u64,
-    pub private_leak: u64,
+    pub decode_errors: u64,
     /// From the first post-warm-up intended start to the last post-warm-up delivery.
     pub delivery_span_s: f64,
-    /// Deliveries of post-warm-up events per second of the longer of `measured_s` and
-    /// `delivery_span_s` (a server that falls behind delivers over a longer span).
+    /// Owed deliveries of post-warm-up events received once, per second of the longer
+    /// of `measured_s` and `delivery_span_s`; excess deliveries never count here.
     pub deliveries_per_s: f64,
-    /// Receipt − the request's intended start, measured events.
+    /// Receipt − the event's intended start, measured events.
     pub latency: Summary,
     /// Time from intended start until 50 %, 99 % and 100 % of each measured event's
-    /// audience in this group had it (absent for groups that do not measure it).
+    /// audience in this group had it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reach: Option<crate::workloads::bookmarks::reach::ReachReport>,
+    pub reach: Option<ReachReport>,
     /// Listeners connected only part of the traffic phase by a listener ramp, accounted
-    /// by `seq` continuity (see `crate::ramp`); `expected`, `received`, `lost`,
-    /// `duplicates` and `reordered` above include theirs.
+    /// by `seq` continuity; `expected`, `received` and `lost` above include theirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub late: Option<crate::workloads::bookmarks::ramp::LateReport>,
+    pub late: Option<LateReport>,
+    /// Joined listeners per topic (the `tag` group: tag → listeners).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topic_listeners: BTreeMap<String, u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeliveriesReport {
-    /// Deliveries of bookmarks created private: must be 0.
-    pub private_leak: u64,
-    /// `bookmark_created` events of other origin, all groups.
-    pub foreign: u64,
-    /// Deliveries of this run's events whose request failed or never settled.
-    pub unowed: u64,
-    /// Frames a listener could not decode.
-    pub decode_errors: u64,
+/// Time from intended start until 50 %, 99 % and 100 % of an event's audience had it,
+/// over the measured events (an event that never reached everyone has no `pct_100`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReachReport {
+    pub pct_50: Summary,
+    pub pct_99: Summary,
+    pub pct_100: Summary,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Ramped listeners of one group, in `groups.<group>.late`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LateReport {
+    /// Ramped listeners (connected only part of the traffic phase).
+    pub listeners: u64,
+    /// Their connected windows (a listener ramped down and up again has several).
+    pub windows: u64,
+    /// Events owed by `seq` continuity: every `seq` after each window's join position,
+    /// up to the last one it saw before a ramp-down, or the topic's final `seq` for a
+    /// window open at the end.
+    pub expected: u64,
+    pub received: u64,
+    /// `expected − received`, per window.
+    pub lost: u64,
+    pub duplicates: u64,
+    pub reordered: u64,
+    /// Joins that failed, by kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SimulatorResources {
     /// VmRSS before opening listeners and after all joined.
     pub rss_before_bytes: Option<u64>,
@@ -336,12 +383,14 @@ pub struct SimulatorResources {
     /// True for an embedded target: the server's sockets (and, for CPU, its work)
     /// live in the same process and are included.
     pub includes_embedded_server: bool,
-    /// User + system CPU seconds this process used from the first intended start to
-    /// the last response; near the machine's core count, the simulator itself was a
-    /// bottleneck and its latencies are suspect.
+    /// User + system CPU seconds this process used during the traffic phase; near the
+    /// machine's core count, the simulator itself was a bottleneck.
     pub cpu_s_during_traffic: Option<f64>,
     /// `cpu_s_during_traffic / window.traffic_s`: cores busy on average.
     pub cpu_cores_during_traffic: Option<f64>,
+    /// Simulator CPU microseconds per owed delivery received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_delivery: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

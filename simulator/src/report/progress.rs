@@ -6,6 +6,8 @@
 //! On a terminal it is an `indicatif` bar; when stderr is not a terminal (CI logs) a
 //! plain status line at each new phase and every [`PLAIN_EVERY`] within one instead;
 //! nothing at all when switched off.
+//! Every phase and interval is also published to [`live`] (the dashboard, an agent's
+//! parent), shown or not.
 //! The library starts switched off (tests, embedders); the `firehose-sim` binary turns
 //! it on unless `--quiet` (see [`set_enabled`]).
 
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use parking_lot::Mutex;
 
+use crate::report::live::{self, LiveEvent};
 use crate::report::timeline::TimelineRow;
 
 /// How often a plain status line is printed when stderr is not a terminal.
@@ -76,19 +79,19 @@ impl Progress {
         self.show("connecting", format!("listeners {joined}/{total} joined"));
     }
 
-    /// Shows `connecting` with `joined()` of `total` every 200 ms until the returned guard
-    /// is dropped.
+    /// Shows `connecting` with `counts()` (joined, planned) every 200 ms until the
+    /// returned guard is dropped.
     pub fn watch_connecting(
         self: &Arc<Self>,
-        total: u64,
-        joined: impl Fn() -> u64 + Send + 'static,
+        counts: impl Fn() -> (u64, u64) + Send + 'static,
     ) -> tokio_util::sync::DropGuard {
         let stop = tokio_util::sync::CancellationToken::new();
-        if !matches!(self.out, Output::Off) {
+        if !matches!(self.out, Output::Off) || live::watched() {
             let (me, token) = (Arc::clone(self), stop.clone());
             tokio::spawn(async move {
                 loop {
-                    me.connecting(joined(), total);
+                    let (joined, total) = counts();
+                    me.connecting(joined, total);
                     tokio::select! {
                         () = tokio::time::sleep(Duration::from_millis(200)) => {}
                         () = token.cancelled() => break,
@@ -101,24 +104,25 @@ impl Progress {
 
     /// One sampled interval of the traffic phase (or of the drain, once past `planned`).
     pub fn traffic(&self, elapsed: Duration, planned: Duration, row: &TimelineRow) {
+        if live::watched() {
+            let (elapsed_s, planned_s) = (elapsed.as_secs_f64(), planned.as_secs_f64());
+            live::publish(&LiveEvent::Row { elapsed_s, planned_s, row: row.clone() });
+        }
         let errors = {
             let mut e = self.errors.lock();
-            *e += row.errors;
+            *e += row.errors();
             *e
         };
         let phase = if elapsed > planned { "draining" } else { "traffic" };
-        let deliveries: f64 = row.deliveries_per_s.values().sum();
-        let p99 = row
-            .latency
-            .get("delivery_firehose")
-            .filter(|l| l.count > 0)
-            .map_or_else(|| "-".to_owned(), |l| format!("{:.1}ms", l.p99_ms));
+        // The p99 of the group with the most deliveries in the interval.
+        let busiest = row.groups.iter().filter(|(_, g)| g.latency.count > 0).max_by_key(|(_, g)| g.deliveries);
+        let p99 = busiest.map_or_else(|| "-".to_owned(), |(name, g)| format!("{name} p99 {:.1}ms", g.latency.p99_ms));
         let detail = format!(
-            "{:.0}/{:.0}s · {:.0} req/s · {:.0} deliveries/s · {} open · firehose p99 {p99} · {errors} errors",
+            "{:.0}/{:.0}s · {:.0} actions/s · {:.0} deliveries/s · {} open · {p99} · {errors} errors",
             elapsed.as_secs_f64(),
             planned.as_secs_f64(),
-            row.requests_per_s,
-            deliveries,
+            row.actions_per_s(),
+            row.deliveries_per_s(),
             row.open_connections,
         );
         self.show(phase, detail);
@@ -134,6 +138,9 @@ impl Progress {
     /// Shows `phase` and `detail`: at once on the bar; as a plain line when the phase
     /// changed or [`PLAIN_EVERY`] passed since the last line.
     fn show(&self, phase: &str, detail: String) {
+        if live::watched() {
+            live::publish(&LiveEvent::Phase { phase: phase.to_owned(), detail: detail.clone() });
+        }
         match &self.out {
             Output::Off => {}
             Output::Bar(bar) => {

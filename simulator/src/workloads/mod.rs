@@ -1,6 +1,10 @@
-//! The traffic a run drives and the listener groups that receive it.
+//! The traffic a run drives and the listener groups that receive it, each a
+//! [`Workload`](crate::engine::workload::Workload): `bookmarks` (creation, firehose and
+//! tag listeners, ramps, churn, storms), `actions` (likes, unlikes, deletions, chat
+//! messages, typing, room presence; room, likes and user listeners), `pages` (page
+//! readers and page listeners), `reads` (list, tag feed, random, search).
 
 pub mod actions;
 pub mod bookmarks;
 pub mod pages;
-pub mod rooms;
+pub mod reads;

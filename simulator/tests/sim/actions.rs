@@ -5,14 +5,13 @@
 //! with one room and one like target, every successful message or typing push owes
 //! each room listener one delivery and every like/unlike owes each likes listener one.
 
-use firehose_sim::plan::args::RunArgs;
-use firehose_sim::{Plan, run};
+use firehose_sim::Plan;
 use serde_json::Value;
 
-use super::n;
+use super::{OwnServer, json_of, n, run_judged};
 
 fn plan(flags: &[&str]) -> Plan {
-    let base = [
+    const BASE: &[&str] = &[
         "--max-lag",
         "500ms",
         "--listeners",
@@ -28,17 +27,17 @@ fn plan(flags: &[&str]) -> Plan {
         "--connect-rate",
         "200",
     ];
-    let flags = std::iter::once("run").chain(base).chain(flags.iter().copied());
-    Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap()
+    super::plan_of(&[BASE, flags].concat())
 }
 
-/// Every action of `kind` answered ok, none failed.
+/// Every action of `kind` answered ok (or skipped: nothing to act on), none failed or
+/// went out late.
 fn all_ok(r: &Value, kind: &str) -> u64 {
     let a = &r["actions"][kind];
     assert!(a.is_object(), "no actions.{kind}: {}", r["actions"]);
-    assert_eq!(n(&a["error_count"]), 0, "{kind} errors: {}", a["errors"]);
-    let skipped = a["errors"].get("skipped").map_or(0, n);
-    assert_eq!(n(&a["ok"]) + skipped, n(&a["scheduled"]), "{kind}: {a}");
+    assert_eq!((n(&a["error_count"]), n(&a["late"])), (0, 0), "{kind}: {a}");
+    assert_eq!(n(&a["ok"]) + n(&a["skipped"]), n(&a["scheduled"]), "{kind}: {a}");
+    assert_eq!(n(&a["ok"]), n(&a["sent"]), "{kind}: {a}");
     assert!(n(&a["ok"]) > 0, "{kind}: nothing succeeded");
     assert!(
         n(&a["latency_corrected"]["count"]) > 0 && n(&a["latency_corrected"]["count"]) < n(&a["ok"]),
@@ -73,7 +72,7 @@ fn reached_all(r: &Value, histograms: &[(String, hdrhistogram::Histogram<u64>)],
 fn exact(r: &Value, group: &str) -> u64 {
     let g = &r["groups"][group];
     assert!(g.is_object(), "no groups.{group}");
-    for field in ["lost", "excess", "duplicates", "reordered", "foreign"] {
+    for field in ["lost", "listeners_with_loss", "excess", "duplicates", "unowed", "reordered", "foreign"] {
         assert_eq!(n(&g[field]), 0, "{group}.{field}: {g}");
     }
     assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
@@ -107,9 +106,9 @@ async fn every_action_kind_arrives_exactly_in_its_group() {
         "--mention-fraction",
         "1",
     ]);
-    let report = run(p).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
-    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    let report = run_judged(p).await;
+    let r = json_of(&report);
+    super::assert_passed(&r);
     let (likes, unlikes) = (all_ok(&r, "like"), all_ok(&r, "unlike"));
     all_ok(&r, "delete_bookmark");
     let (messages, typing) = (all_ok(&r, "chat_message"), all_ok(&r, "typing"));
@@ -170,9 +169,8 @@ async fn hot_rooms_and_bookmarks_spread_listeners_without_loss() {
         "--user-listeners",
         "3",
     ]);
-    let report = run(p).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
-    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    let r = json_of(&run_judged(p).await);
+    super::assert_passed(&r);
     all_ok(&r, "like");
     all_ok(&r, "chat_message");
     assert!(exact(&r, "room") > 0);
@@ -186,19 +184,10 @@ async fn hot_rooms_and_bookmarks_spread_listeners_without_loss() {
 /// error kind, and refused messages owe no deliveries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_is_counted_when_one_user_posts_too_fast() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = firehose_app::config::Config::for_data_dir(dir.path());
-    let server = firehose_app::server::start(listener, config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.addr);
+    let server = OwnServer::start(false).await;
     let p = plan(&[
         "--target",
-        &base,
+        &server.base,
         "--message-rate",
         "8",
         "--rooms",
@@ -209,15 +198,17 @@ async fn rate_limited_is_counted_when_one_user_posts_too_fast() {
         "1",
     ]);
     assert_eq!(p.actions.actor_users, 1);
-    let report = run(p).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
+    let r = json_of(&run_judged(p).await);
     let a = &r["actions"]["chat_message"];
     let limited = a["errors"]["rate_limited"].as_u64().unwrap_or(0);
     assert!(limited > 0, "{a}");
-    assert_eq!(n(&a["ok"]) + limited, n(&a["scheduled"]), "{a}");
+    assert_eq!(a["errors"].as_object().unwrap().len(), 1, "only rate_limited: {a}");
+    assert_eq!((n(&a["ok"]) + limited, n(&a["error_count"])), (n(&a["scheduled"]), limited), "{a}");
     // 24 messages in 3 s from one user: the bucket holds 10 and refills 1/s.
     assert!(n(&a["ok"]) <= 14, "{a}");
     assert_eq!(exact(&r, "room"), n(&a["ok"]) * 2);
-    let _ = stop.send(());
-    server.wait().await;
+    // Refused messages fail the run by default.
+    assert_eq!(r["verdict"]["failed_gates"], serde_json::json!(["errors == 0"]), "{}", r["verdict"]);
+    assert_eq!(n(&r["verdict"]["exit_code"]), 5);
+    server.stop().await;
 }

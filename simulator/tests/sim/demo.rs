@@ -9,22 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::sim;
-
-/// A server with the app's default config (per-user limits on) on a free port.
-async fn demo_server() -> (tempfile::TempDir, firehose_app::server::Running, tokio::sync::oneshot::Sender<()>, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let config = firehose_app::config::Config::for_data_dir(dir.path());
-    let server = firehose_app::server::start(listener, config, async move {
-        let _ = stopped.await;
-    })
-    .await
-    .unwrap();
-    let base = format!("http://{}", server.addr);
-    (dir, server, stop, base)
-}
+use super::{OwnServer, sim};
 
 /// (bookmarks, bookmarks with a like, chat messages) the server holds now.
 async fn what_the_server_has(http: &reqwest::Client, base: &str) -> (usize, usize, usize) {
@@ -48,7 +33,9 @@ async fn what_the_server_has(http: &reqwest::Client, base: &str) -> (usize, usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fills_a_running_server_and_stops_cleanly_on_sigint() {
-    let (_dir, server, stop, base) = demo_server().await;
+    // The app's default config (per-user limits on), as a demo server runs.
+    let server = OwnServer::start(false).await;
+    let base = server.base.clone();
     let mut child = sim()
         .args(["demo", "--target", &base, "--speed", "20", "--seed", "7"])
         .stdout(Stdio::piped())
@@ -94,8 +81,7 @@ async fn the_demo_fills_a_running_server_and_stops_cleanly_on_sigint() {
     assert_eq!(printed, lines.iter().filter(|l| l.contains(" bookmarked #")).count());
     assert!(what_the_server_has(&http, &base).await.0 >= printed.min(100));
 
-    let _ = stop.send(());
-    server.wait().await;
+    server.stop().await;
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::{only_subdir, sim};
 
@@ -26,7 +26,7 @@ fn a_rate_knee_stops_at_the_first_level_that_breaks_its_slo() {
     let out = tempfile::tempdir().unwrap();
     let output = sim()
         .args(["knee", "--vary", "rate", "--start", "10", "--factor", "2", "--max", "80"])
-        .args(["--slo", "requests.create_bookmark.throughput < 30", "--slo", "loss == 0"])
+        .args(["--slo", "actions.create_bookmark.throughput < 30", "--slo", "loss == 0"])
         .args(QUICK)
         .arg("--out")
         .arg(out.path())
@@ -45,7 +45,7 @@ fn a_rate_knee_stops_at_the_first_level_that_breaks_its_slo() {
     assert_eq!(k["reached_max"], false);
     let because = k["broken_because"].as_array().unwrap();
     assert_eq!(because.len(), 1, "{because:?}");
-    assert!(because[0].as_str().unwrap().starts_with("requests.create_bookmark.throughput = "), "{because:?}");
+    assert!(because[0].as_str().unwrap().starts_with("actions.create_bookmark.throughput = "), "{because:?}");
 
     let runs = k["runs"].as_array().unwrap();
     let levels: Vec<f64> = runs.iter().map(|r| r["level"].as_f64().unwrap()).collect();
@@ -54,23 +54,29 @@ fn a_rate_knee_stops_at_the_first_level_that_breaks_its_slo() {
         assert_eq!(run["held"], held, "{run}");
         assert_eq!(run["valid"], true, "{run}");
         assert_eq!(run["loss"], 0, "{run}");
+        // Only the SLOs, in the order given (the default gates are not SLOs).
         let slos = run["slos"].as_array().unwrap();
-        assert_eq!(slos.len(), 2);
+        let exprs: Vec<&str> = slos.iter().map(|s| s["expr"].as_str().unwrap()).collect();
+        assert_eq!(exprs, ["actions.create_bookmark.throughput < 30", "loss == 0"]);
         let throughput = slos[0]["actual"].as_f64().unwrap();
         let level = run["level"].as_f64().unwrap();
         assert!((throughput - level).abs() < level * 0.5, "throughput {throughput} at {level}/s");
         // Each level's own report, with the SLOs judged in it.
         let folder = dir.join(run["report"].as_str().unwrap());
-        let report: Value =
-            serde_json::from_str(&std::fs::read_to_string(folder.join("report.json")).unwrap()).unwrap();
-        assert_eq!(report["plan"]["rate_per_s"].as_f64(), Some(level));
-        assert_eq!(report["thresholds"][0]["passed"], held);
+        let report = super::report_json(&folder);
+        assert_eq!(report["plan"]["bookmarks"]["rate_per_s"].as_f64(), Some(level));
+        let gate =
+            |expr: &str| report["thresholds"].as_array().unwrap().iter().find(|t| t["expr"] == expr).cloned().unwrap();
+        assert_eq!(gate("actions.create_bookmark.throughput < 30")["passed"], held);
+        // The default gates judge every level too (`loss == 0` is an SLO here, replacing its default).
+        assert_eq!((&gate("errors == 0")["default"], &gate("loss == 0")["default"]), (&json!(true), &json!(false)));
+        assert_eq!(report["verdict"]["passed"], held);
     }
 
     let md = std::fs::read_to_string(dir.join("knee.md")).unwrap();
     assert!(
         md.contains(
-            "| rate (/s) | `requests.create_bookmark.throughput < 30` | `loss == 0` | run valid | loss | verdict | report |"
+            "| rate (/s) | `actions.create_bookmark.throughput < 30` | `loss == 0` | run valid | loss | verdict | report |"
         ),
         "{md}"
     );
@@ -79,6 +85,14 @@ fn a_rate_knee_stops_at_the_first_level_that_breaks_its_slo() {
         3
     );
     assert!(md.contains("**broke**"), "{md}");
+    // Each SLO's column holds that SLO's figure: the loss column reads 0 on every row.
+    for row in md.lines().filter(|l| l.starts_with("| 10 ") || l.starts_with("| 20 ") || l.starts_with("| 40 ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert_eq!(cells[3], "0", "the `loss == 0` column: {row}");
+        let throughput: f64 =
+            cells[2].trim_end_matches("/s").parse().unwrap_or_else(|_| panic!("the throughput column: {row}"));
+        assert!(throughput > 5.0, "{row}");
+    }
 }
 
 #[test]

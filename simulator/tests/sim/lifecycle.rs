@@ -2,11 +2,10 @@
 //! schedule's counts per stage, and churned or dropped listeners rejoining with `since`
 //! so that the ledger still balances exactly.
 
-use firehose_sim::plan::args::RunArgs;
-use firehose_sim::{Plan, run};
+use firehose_sim::Plan;
 use serde_json::Value;
 
-use super::{n, sim};
+use super::{json_of, n, run_judged, sim};
 
 /// A small run without `--duration` (stages set it when given).
 const BASE: &[&str] = &[
@@ -27,29 +26,23 @@ const BASE: &[&str] = &[
 ];
 
 fn plan(extra: &[&str]) -> Plan {
-    let flags = std::iter::once("run").chain(BASE.iter().copied()).chain(extra.iter().copied());
-    Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap()
+    super::plan_of(&[BASE, extra].concat())
 }
 
 async fn report(extra: &[&str]) -> Value {
-    let report = run(plan(extra)).await.expect("run");
-    serde_json::to_value(&report.model).unwrap()
+    json_of(&run_judged(plan(extra)).await)
 }
 
-/// Nothing lost, nothing extra, nothing closed by the server, in every group.
+/// A passing run: nothing lost, nothing extra, nothing closed by the server, in every
+/// group.
 fn assert_no_loss(r: &Value) {
-    assert_eq!(r["valid"], true, "invalid: {}", r["invalid_reasons"]);
+    super::assert_passed(r);
     let l = &r["listeners"];
     assert_eq!(n(&l["joined"]), 30, "failures: {}", l["failures"]);
     assert_eq!(n(&l["closed_during_run"]), 0, "failures: {}", l["failures"]);
     for group in ["firehose", "tag"] {
-        let g = &r["groups"][group];
-        assert!(n(&g["expected"]) > 0, "{group}: {g}\nrequests: {}", r["requests"]);
-        assert_eq!(n(&g["lost"]), 0, "{group}: {g}");
-        assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
-        assert_eq!(n(&g["excess"]), 0, "{group}: {g}");
-        assert_eq!(n(&g["duplicates"]), 0, "{group}: {g}");
-        assert_eq!(n(&g["gaps"]), 0, "{group}: {g}");
+        assert!(super::assert_group_exact(r, group) > 0, "{group}: {}\nactions: {}", r["groups"][group], r["actions"]);
+        assert_eq!(n(&r["groups"][group]["gaps"]), 0, "{group}");
     }
     assert_eq!(r["window"]["drain_timed_out"], false);
 }
@@ -58,14 +51,16 @@ fn assert_no_loss(r: &Value) {
 async fn a_staged_run_sends_what_each_stage_asks_for() {
     // 20/s for 1 s, a ramp to 60/s over 1 s, 60/s for 1 s: 20 + 40 + 60 requests.
     let r = report(&["--stage", "1s:1", "--stage", "1s:3", "--stage", "1s:3"]).await;
-    assert_eq!(r["plan"]["duration_s"], 3.0);
-    assert_eq!(r["plan"]["stages"].as_array().unwrap().len(), 3);
-    assert_eq!(n(&r["requests"]["scheduled"]), 120);
-    assert_eq!(n(&r["requests"]["responses"]), 120, "{}", r["requests"]["errors"]);
+    super::assert_passed(&r);
+    assert_eq!(r["plan"]["traffic"]["duration_s"], 3.0);
+    assert_eq!(r["plan"]["traffic"]["stages"].as_array().unwrap().len(), 3);
+    let a = &r["actions"]["create_bookmark"];
+    assert_eq!((n(&a["scheduled"]), n(&a["sent"])), (120, 120), "{a}");
+    assert_eq!(n(&a["ok"]), 120, "{}", a["errors"]);
     // Requests with intended starts in the warm-up (the first 0.5 s: 10) are unmeasured.
-    assert_eq!(n(&r["requests"]["latency_corrected"]["count"]), 110);
+    assert_eq!(n(&a["latency_corrected"]["count"]), 110);
     let rows = r["timeline"]["rows"].as_array().expect("a sampled timeline");
-    let sent: Vec<u64> = rows.iter().take(3).map(|row| n(&row["requests_sent"])).collect();
+    let sent: Vec<u64> = rows.iter().take(3).map(|row| n(&row["actions"]["create_bookmark"]["sent"])).collect();
     for (got, want) in sent.iter().zip([20u64, 40, 60]) {
         assert!(got.abs_diff(want) <= 3, "requests sent per second {sent:?}, stages ask for [20, 40, 60]");
     }
@@ -78,6 +73,7 @@ async fn a_storm_dropping_half_the_listeners_loses_nothing_and_all_rejoin() {
     let s = &r["actions"]["reconnect_storm"];
     let dropped = n(&s["sent"]);
     assert!((5..=25).contains(&dropped), "about half of 30 sockets dropped: {s}");
+    assert_eq!((n(&s["scheduled"]), n(&s["late"])), (dropped, 0), "{s}");
     assert_eq!(n(&s["ok"]), dropped, "every dropped listener rejoined: {s}");
     assert_eq!(n(&s["error_count"]), 0, "{s}");
     assert_eq!(n(&s["latency_corrected"]["count"]), dropped);
@@ -100,7 +96,7 @@ async fn churned_listeners_are_replayed_what_they_missed() {
     assert_eq!(n(&c["scheduled"]), 30, "{c}");
     assert_eq!(n(&c["sent"]), 30, "{c}");
     assert_eq!(n(&c["ok"]), 30, "{c}");
-    assert_eq!(n(&c["error_count"]), 0, "{c}");
+    assert_eq!((n(&c["error_count"]), n(&c["late"])), (0, 0), "{c}");
     // 300 ms away at 20/s: a few events each, replayed on rejoin.
     assert!(n(&c["detail"]["replayed"]) > 0, "{c}");
     assert_eq!(n(&c["latency_corrected"]["count"]), 25, "churns intended in the warm-up are unmeasured: {c}");

@@ -3,14 +3,13 @@
 //! listener of its page exactly once, the final presence counts true, and bad values
 //! refused as usage errors that name the key.
 
-use firehose_sim::plan::args::RunArgs;
-use firehose_sim::{Plan, run};
+use firehose_sim::Plan;
+use firehose_sim::report::{gate, names};
 
-use super::{n, sim};
+use super::{json_of, n, run_judged, sim};
 
 fn plan(extra: &[&str]) -> Plan {
-    let base = [
-        "run",
+    const BASE: &[&str] = &[
         "--listeners",
         "4",
         "--tag-listeners",
@@ -24,8 +23,7 @@ fn plan(extra: &[&str]) -> Plan {
         "--max-lag",
         "500ms",
     ];
-    let flags = base.iter().copied().chain(extra.iter().copied());
-    Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap()
+    super::plan_of(&[BASE, extra].concat())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,13 +40,14 @@ async fn page_readers_are_seen_by_every_page_listener_of_their_page() {
         "--page-dwell",
         "1500ms",
     ]);
-    let report = run(p).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
+    let report = run_judged(p).await;
+    let r = json_of(&report);
+    super::assert_passed(&r);
     assert_eq!(r["window"]["drain_timed_out"], false);
     let a = &r["actions"]["page_readers"];
     let scheduled = n(&a["scheduled"]);
     assert_eq!(scheduled, 15, "{a}");
-    assert_eq!((n(&a["sent"]), n(&a["ok"]), n(&a["error_count"])), (scheduled, scheduled, 0), "{a}");
+    assert_eq!((n(&a["sent"]), n(&a["ok"]), n(&a["error_count"]), n(&a["late"])), (scheduled, scheduled, 0, 0), "{a}");
     let d = &a["detail"];
     assert_eq!(n(&d["left"]), scheduled, "{a}");
     // 6 listeners over 4 paths: every join and leave owed to the listeners of its path.
@@ -60,8 +59,7 @@ async fn page_readers_are_seen_by_every_page_listener_of_their_page() {
     let g = &r["groups"]["page"];
     assert_eq!((n(&g["listeners"]), n(&g["topics"])), (6, 4), "{g}");
     assert_eq!(n(&g["expected"]), n(&d["joins_owed"]) + n(&d["leaves_owed"]), "{g}");
-    assert_eq!((n(&g["lost"]), n(&g["excess"])), (0, 0), "{g}");
-    assert_eq!(n(&g["received"]), n(&g["expected"]), "{g}");
+    super::assert_group_exact(&r, "page");
     // Latency counts each reader join seen past the warm-up (the app merges diffs, so
     // at most one throttle interval and a bit).
     assert!(n(&g["latency"]["count"]) > 0 && n(&g["latency"]["count"]) <= n(&d["joins_seen"]), "{g}");
@@ -83,11 +81,10 @@ async fn page_readers_are_seen_by_every_page_listener_of_their_page() {
     let ms = |pct: &str, stat: &str| reach[format!("pct_{pct}")][stat].as_f64().unwrap();
     assert!(ms("50", "p50_ms") <= ms("100", "p50_ms") && ms("50", "max_ms") <= ms("100", "max_ms"), "{reach}");
     // The gate metrics read the new entries.
-    let m = |name: &str| firehose_sim::report::gate::metric(name).unwrap_or_else(|| panic!("{name}"));
-    assert!(m("loss.page").read(&report.model).is_some());
-    assert!(m("actions.page_readers.p99").read(&report.model).is_some());
-    assert!(m("delivery.page.p50").read(&report.model).is_some());
-    assert!(m("reach.page.100.p99").read(&report.model).is_some());
+    for name in ["loss.page", "actions.page_readers.p99", "delivery.page.p50", "reach.page.100.p99"] {
+        let m = names::metric(name).unwrap_or_else(|| panic!("{name}"));
+        assert!(gate::read(&report.model, m.figure).is_some(), "{name}");
+    }
 }
 
 #[test]

@@ -4,11 +4,14 @@
 //! socket at `/live/websocket`, topics `feed:all` / `feed:tag:<t>`, event `post:new`
 //! with `{"data": {"link", …}, "meta": {"n": <seq>}}`. Its frames come from
 //! `firehose_app::wire`. Knobs: a fixed response delay, a stall window, closing every
-//! socket mid-run, and not speaking Phoenix at all.
+//! socket mid-run, not speaking Phoenix at all, answering some creates with HTTP 500,
+//! and dropping or duplicating chosen `feed:all` frames at chosen listeners — what it
+//! did is counted here, independently of the simulator's accounting.
 //!
 //! With it: a profile run with exact counts, the proof of the latency numbers (a stall
 //! that shows in the corrected p99 and not the uncorrected; a fixed delay read back
-//! within 1 ms), and bad targets with their exit codes and partial reports.
+//! within 1 ms), and bad targets with their exit codes and partial reports. The
+//! verdict tests (`verdicts.rs`) use it too.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -24,21 +27,20 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
 use axum::routing::get;
 use firehose_app::wire::{self, ReplyStatus, Vsn, events};
-use firehose_sim::plan::args::RunArgs;
-use firehose_sim::{Plan, run};
+use firehose_sim::Plan;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
-use super::{n, only_subdir, sim};
+use super::{n, only_subdir, sim, stderr};
 
 const TOKEN: &str = "feed-test-token";
 const EVENT: &str = "post:new";
 
 /// How the socket path answers.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Speak {
+pub(super) enum Speak {
     Phoenix,
     /// No route there: HTTP 404.
     NotFound,
@@ -48,24 +50,48 @@ enum Speak {
     Chatter,
 }
 
+/// What the target does to one listener's copy of one `feed:all` frame: the frame of
+/// the `post`-th public post (1-based, in the order the target broadcast them) at the
+/// `listener`-th subscriber of `feed:all` (0-based, in the order they joined).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct At {
+    pub post: u64,
+    pub listener: usize,
+}
+
 #[derive(Debug, Clone)]
-struct Knobs {
+pub(super) struct Knobs {
     /// Every create is answered (and broadcast) exactly this long after it arrived.
-    delay: Duration,
+    pub delay: Duration,
     /// `(start, length)` after the first create: requests arriving inside the window
     /// are held until it ends.
-    stall: Option<(Duration, Duration)>,
+    pub stall: Option<(Duration, Duration)>,
     /// After the first create, every socket is closed by the server (close frame 1011).
-    close_sockets_after: Option<Duration>,
+    pub close_sockets_after: Option<Duration>,
     /// With `close_sockets_after`: the whole server goes away then, HTTP included (open
     /// connections dropped, new ones refused).
-    die: bool,
-    speak: Speak,
+    pub die: bool,
+    pub speak: Speak,
+    /// Every this-many-th create (by arrival) is answered HTTP 500 and creates nothing.
+    pub fail_every: Option<u64>,
+    /// `feed:all` frames never sent to a listener.
+    pub drops: Vec<At>,
+    /// `feed:all` frames sent twice to a listener.
+    pub dups: Vec<At>,
 }
 
 impl Default for Knobs {
     fn default() -> Self {
-        Self { delay: Duration::ZERO, stall: None, close_sockets_after: None, die: false, speak: Speak::Phoenix }
+        Self {
+            delay: Duration::ZERO,
+            stall: None,
+            close_sockets_after: None,
+            die: false,
+            speak: Speak::Phoenix,
+            fail_every: None,
+            drops: Vec::new(),
+            dups: Vec::new(),
+        }
     }
 }
 
@@ -76,23 +102,31 @@ struct Hub {
     seqs: HashMap<String, u64>,
 }
 
-struct Feed {
+pub(super) struct Feed {
     knobs: Knobs,
     hub: Mutex<Hub>,
     first_post: OnceLock<Instant>,
-    posts: AtomicU64,
-    public_posts: AtomicU64,
+    /// Creates that arrived with the token (answered 201 or 500).
+    pub creates: AtomicU64,
+    /// Creates answered HTTP 500 (nothing created).
+    pub failed: AtomicU64,
+    pub posts: AtomicU64,
+    pub public_posts: AtomicU64,
     /// Frames handed to subscribers' outboxes: what a perfect client would receive.
-    pushed: AtomicU64,
+    pub pushed: AtomicU64,
+    /// `feed:all` frames the `drops` knob kept from a listener, and extra copies the
+    /// `dups` knob sent.
+    pub dropped: AtomicU64,
+    pub duplicated: AtomicU64,
     next_socket: AtomicU64,
     kill: watch::Sender<bool>,
 }
 
 /// The server runs on a thread and runtime of its own, so that the simulator's tasks
 /// in the test's runtime do not delay its answers (and the other way round).
-struct PhoenixTarget {
-    base: String,
-    feed: Arc<Feed>,
+pub(super) struct PhoenixTarget {
+    pub base: String,
+    pub feed: Arc<Feed>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -106,7 +140,7 @@ impl Drop for PhoenixTarget {
     }
 }
 
-async fn start(knobs: Knobs) -> PhoenixTarget {
+pub(super) async fn start(knobs: Knobs) -> PhoenixTarget {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -114,9 +148,13 @@ async fn start(knobs: Knobs) -> PhoenixTarget {
         knobs: knobs.clone(),
         hub: Mutex::default(),
         first_post: OnceLock::new(),
+        creates: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
         posts: AtomicU64::new(0),
         public_posts: AtomicU64::new(0),
         pushed: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        duplicated: AtomicU64::new(0),
         next_socket: AtomicU64::new(0),
         kill: watch::channel(false).0,
     });
@@ -187,6 +225,7 @@ async fn serve_posts(feed: Arc<Feed>, mut stream: TcpStream) {
         let reason = match status {
             201 => "Created",
             401 => "Unauthorized",
+            500 => "Internal Server Error",
             _ => "Unprocessable Entity",
         };
         let response = format!(
@@ -208,6 +247,11 @@ async fn create(feed: &Feed, auth: Option<&str>, body: &[u8], arrived: Instant) 
     let (Some(link), Some(labels)) = (post["link"].as_str(), post["labels"].as_array()) else {
         return (422, json!({"error": "link and labels"}).to_string());
     };
+    let arrival = feed.creates.fetch_add(1, Ordering::Relaxed) + 1;
+    if feed.knobs.fail_every.is_some_and(|every| arrival.is_multiple_of(every)) {
+        feed.failed.fetch_add(1, Ordering::Relaxed);
+        return (500, json!({"error": "internal"}).to_string());
+    }
     let hidden = post["hidden"].as_bool().unwrap_or(false);
     let labels: BTreeSet<String> = labels.iter().filter_map(|l| l.as_str()).map(|l| l.trim().to_lowercase()).collect();
     let first = *feed.first_post.get_or_init(|| {
@@ -230,8 +274,9 @@ async fn create(feed: &Feed, auth: Option<&str>, body: &[u8], arrived: Instant) 
 
     let id = feed.posts.fetch_add(1, Ordering::Relaxed) + 1;
     if !hidden {
-        feed.public_posts.fetch_add(1, Ordering::Relaxed);
+        // Counted under the hub's lock: the ordinal is the broadcast order.
         let mut hub = feed.hub.lock().unwrap();
+        let ordinal = feed.public_posts.fetch_add(1, Ordering::Relaxed) + 1;
         let topics = std::iter::once("feed:all".to_owned()).chain(labels.iter().map(|l| format!("feed:tag:{l}")));
         for topic in topics {
             let seq = {
@@ -241,9 +286,23 @@ async fn create(feed: &Feed, auth: Option<&str>, body: &[u8], arrived: Instant) 
             };
             let payload = json!({"data": {"id": id, "link": link, "headline": post["headline"]}, "meta": {"n": seq}});
             let frame = wire::encode_broadcast(Vsn::V2, &topic, EVENT, &payload);
-            for (_, outbox) in hub.subs.get(&topic).into_iter().flatten() {
-                if outbox.send(frame.clone()).is_ok() {
-                    feed.pushed.fetch_add(1, Ordering::Relaxed);
+            for (listener, (_, outbox)) in hub.subs.get(&topic).into_iter().flatten().enumerate() {
+                let at = At { post: ordinal, listener };
+                let copies = if topic != "feed:all" {
+                    1
+                } else if feed.knobs.drops.contains(&at) {
+                    feed.dropped.fetch_add(1, Ordering::Relaxed);
+                    0
+                } else if feed.knobs.dups.contains(&at) {
+                    feed.duplicated.fetch_add(1, Ordering::Relaxed);
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    if outbox.send(frame.clone()).is_ok() {
+                        feed.pushed.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
         }
@@ -388,15 +447,17 @@ async fn serve_socket(feed: Arc<Feed>, mut socket: WebSocket) {
 
 // ---------------------------------------------------------------------------------
 
-fn profile_path() -> PathBuf {
+pub(super) fn profile_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/profiles/phoenix-feed.toml")
 }
 
 fn feed_plan(base: &str, flags: &[&str]) -> Plan {
     let profile = profile_path();
-    let args = ["run", "--target", base, "--profile", profile.to_str().unwrap()];
-    let args = RunArgs::try_parse_from(args.iter().copied().chain(flags.iter().copied())).unwrap();
-    Plan::from_args(&args).unwrap()
+    super::plan_of(&[&["--target", base, "--profile", profile.to_str().unwrap()], flags].concat())
+}
+
+async fn judged(plan: Plan) -> Value {
+    super::json_of(&super::run_judged(plan).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -423,35 +484,30 @@ async fn an_app_with_other_paths_and_names_gets_every_delivery_exactly_once_thro
             "5",
         ],
     );
-    assert_eq!(plan.profile.name, "phoenix-feed");
+    assert_eq!(plan.target.profile.name, "phoenix-feed");
     assert!(plan.to_string().contains("create POST /v1/posts"), "the plan prints the profile:\n{plan}");
-    let report = run(plan).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
-    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    let r = judged(plan).await;
+    super::assert_passed(&r);
     assert_eq!(r["profile"]["name"], "phoenix-feed");
     assert_eq!(r["profile"]["seq_checks"], true);
-    assert_eq!(r["plan"]["profile"]["create"]["path"], "/v1/posts");
-    let q = &r["requests"];
-    assert_eq!((n(&q["scheduled"]), n(&q["created"]), n(&q["error_count"])), (60, 60, 0), "{q}");
+    assert_eq!(r["plan"]["target"]["profile"]["create"]["path"], "/v1/posts");
+    let a = &r["actions"]["create_bookmark"];
+    assert_eq!((n(&a["scheduled"]), n(&a["ok"]), n(&a["error_count"])), (60, 60, 0), "{a}");
     // Seeding went through the same create call; only the run's 60 are measured.
     assert_eq!(target.feed.posts.load(Ordering::Relaxed), 65);
     let l = &r["listeners"];
     assert_eq!((n(&l["joined"]), n(&l["closed_during_run"])), (30, 0), "{l}");
     let mut received = 0;
     for group in ["firehose", "tag"] {
-        let g = &r["groups"][group];
-        assert_eq!(n(&g["lost"]), 0, "{group}: {g}");
-        assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
-        for zero in ["excess", "duplicates", "reordered", "gaps", "private_leak"] {
-            assert_eq!(n(&g[zero]), 0, "{group}.{zero}: {g}");
-        }
-        received += n(&g["received"]) + n(&g["foreign"]);
+        super::assert_group_exact(&r, group);
+        assert_eq!(n(&r["groups"][group]["gaps"]), 0, "{group}");
+        received += n(&r["groups"][group]["received"]) + n(&r["groups"][group]["foreign"]);
     }
-    assert_eq!(n(&r["groups"]["firehose"]["expected"]), n(&q["created_public"]) * 20);
+    assert_eq!(n(&r["groups"]["firehose"]["expected"]), n(&a["detail"]["created_public"]) * 20);
     assert!(n(&r["groups"]["tag"]["expected"]) > 0, "tag topics were owed something");
     // Every frame the server pushed (run and seeding) arrived, and nothing else.
     assert_eq!(received, target.feed.pushed.load(Ordering::Relaxed));
-    assert_eq!(n(&r["deliveries"]["decode_errors"]), 0);
+    assert_eq!(n(&r["totals"]["decode_errors"]), 0);
 }
 
 /// The same app described without its sequence numbers: loss is still exact, and the
@@ -463,29 +519,43 @@ async fn a_profile_without_seq_turns_order_checks_off_and_says_so() {
     let profile = dir.path().join("no-seq.toml");
     let text = std::fs::read_to_string(profile_path()).unwrap().replace("seq = \"/meta/n\"\n", "");
     std::fs::write(&profile, text).unwrap();
-    let args = ["run", "--target", &target.base, "--profile", profile.to_str().unwrap(), "--listeners", "5"];
-    let more = ["--rate", "20", "--duration", "2s", "--warmup", "500ms", "--max-lag", "500ms", "--seed-bookmarks", "0"];
-    let plan = Plan::from_args(&RunArgs::try_parse_from(args.into_iter().chain(more)).unwrap()).unwrap();
+    let plan = super::plan_of(&[
+        "--target",
+        &target.base,
+        "--profile",
+        profile.to_str().unwrap(),
+        "--listeners",
+        "5",
+        "--rate",
+        "20",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+        "--max-lag",
+        "500ms",
+        "--seed-bookmarks",
+        "0",
+    ]);
     assert!(plan.to_string().contains("no seq: duplicate/reorder/gap checks off"), "{plan}");
-    let r = serde_json::to_value(&run(plan).await.expect("run").model).unwrap();
+    let r = judged(plan).await;
+    super::assert_passed(&r);
     assert_eq!(r["profile"]["seq_checks"], false, "{}", r["profile"]);
     let g = &r["groups"]["firehose"];
     assert!(n(&g["expected"]) > 0 && n(&g["lost"]) == 0 && n(&g["received"]) == n(&g["expected"]), "{g}");
-    assert_eq!(n(&r["deliveries"]["decode_errors"]), 0);
+    assert_eq!(n(&g["expected"]), n(&r["actions"]["create_bookmark"]["detail"]["created_public"]) * 5, "{g}");
+    assert_eq!(n(&r["totals"]["decode_errors"]), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_firehose_profile_runs_exactly_like_the_built_in_default() {
     let profile = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/profiles/firehose.toml");
-    let flags = std::iter::once("run").chain(super::SMALL.iter().copied());
-    let with = RunArgs::try_parse_from(flags.clone().chain(["--profile", profile.to_str().unwrap()])).unwrap();
-    let with = Plan::from_args(&with).unwrap();
-    let without = Plan::from_args(&RunArgs::try_parse_from(flags).unwrap()).unwrap();
-    let mut same = with.profile.clone();
+    let with = super::plan(&["--profile", profile.to_str().unwrap()]);
+    let without = super::plan(&[]);
+    let mut same = with.target.profile.clone();
     same.source = None;
-    assert_eq!(same, without.profile, "the file is the built-in profile");
-    let report = run(with).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
+    assert_eq!(same, without.target.profile, "the file is the built-in profile");
+    let r = judged(with).await;
     super::assert_exact_delivery(&r);
     assert_eq!(r["profile"]["name"], "firehose");
 }
@@ -502,9 +572,9 @@ async fn the_shipped_firehose_profile_runs_exactly_like_the_built_in_default() {
 ///   requests already in flight when the stall began (at most 2) took ~1 s; the queued
 ///   ones went out after it and were answered at once. 2 of 900 is below 1 %, so the
 ///   uncorrected p99 stays at the target's normal latency: the stall disappears.
-/// The wait for a slot is generator lag (up to ~1 s here): the run allows it
-/// (`--max-lag 5s`) because the stall, not the simulator, caused it, and the report
-/// counts it as in-flight cap hits.
+/// The wait for a slot is send lag (up to ~1 s here): the run allows it (`--max-lag
+/// 5s`) because the stall, not the simulator, caused it, and the report counts it as
+/// in-flight cap hits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
     let stall = Duration::from_secs(1);
@@ -528,13 +598,13 @@ async fn a_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
             "0",
         ],
     );
-    let report = run(plan).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
+    let r = judged(plan).await;
     let ms = |v: &Value| v.as_f64().unwrap();
-    let (corrected, uncorrected) = (&r["requests"]["latency_corrected"], &r["requests"]["latency_uncorrected"]);
-    eprintln!("corrected {corrected}\nuncorrected {uncorrected}\ngenerator {}", r["generator"]);
-    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
-    assert_eq!(n(&r["requests"]["created"]), 1000, "{}", r["requests"]);
+    let a = &r["actions"]["create_bookmark"];
+    let (corrected, uncorrected) = (&a["latency_corrected"], &a["latency_uncorrected"]);
+    eprintln!("corrected {corrected}\nuncorrected {uncorrected}\nscheduler {}", r["scheduler"]);
+    super::assert_passed(&r);
+    assert_eq!(n(&a["ok"]), 1000, "{a}");
     assert_eq!(n(&corrected["count"]), 900);
     // The stall happened and was seen: someone waited the whole second, in both views.
     assert!(ms(&corrected["max_ms"]) >= 950.0, "{corrected}");
@@ -544,10 +614,12 @@ async fn a_stall_shows_in_the_corrected_p99_and_not_in_the_uncorrected_one() {
     assert!(ms(&uncorrected["p99_ms"]) < 100.0, "{uncorrected}");
     // Most requests never met the stall, in either view.
     assert!(ms(&corrected["p50_ms"]) < 50.0, "{corrected}");
-    // The requests held back by the slots are the generator's lag, and say so.
-    assert!(ms(&r["generator"]["max_lag_ms"]) >= 900.0, "{}", r["generator"]);
-    assert!(ms(&r["generator"]["lag"]["p99_ms"]) >= 500.0, "{}", r["generator"]);
-    assert!(n(&r["generator"]["in_flight_cap_hits"]) > 0, "{}", r["generator"]);
+    // The requests held back by the slots are send lag, and say so.
+    assert!(ms(&r["scheduler"]["max_lag_ms"]) >= 900.0, "{}", r["scheduler"]);
+    assert!(ms(&a["max_lag_ms"]) >= 900.0, "{a}");
+    assert!(ms(&a["lag"]["p99_ms"]) >= 500.0, "{a}");
+    assert!(n(&r["scheduler"]["in_flight_cap_hits"]) > 0, "{}", r["scheduler"]);
+    assert_eq!(n(&r["scheduler"]["max_in_flight"]), 2, "{}", r["scheduler"]);
     // Deliveries (timed from intended starts) carry the stall as well, and none is lost.
     let firehose = &r["groups"]["firehose"];
     assert_eq!(n(&firehose["lost"]), 0, "{firehose}");
@@ -608,11 +680,10 @@ async fn p50s_with_delay(delay: Duration) -> [f64; 2] {
             "0",
         ],
     );
-    let report = run(plan).await.expect("run");
-    let r = serde_json::to_value(&report.model).unwrap();
+    let r = judged(plan).await;
     let mut p50s = [0.0; 2];
     for (k, which) in ["latency_corrected", "latency_uncorrected"].into_iter().enumerate() {
-        let s = &r["requests"][which];
+        let s = &r["actions"]["create_bookmark"][which];
         assert_eq!(n(&s["count"]), 150, "{which}: {s}");
         assert!(ms(&s["min_ms"]) >= d, "{which}: nothing can be faster than the delay: {s}");
         p50s[k] = ms(&s["p50_ms"]);
@@ -632,23 +703,20 @@ async fn p50s_with_delay(delay: Duration) -> [f64; 2] {
 // ---------------------------------------------------------------------------------
 // Bad targets, through the binary.
 
-/// Runs the binary against `base` with the feed profile, off the test's runtime.
-async fn sim_against(base: &str, out: &Path, extra: &[&str]) -> Output {
+/// Runs the binary against `base` with the feed profile, off the test's runtime: 4
+/// listeners, 20 creates/s for 3 s (0.5 s warm-up), no seed posts, then `extra`.
+pub(super) async fn sim_against(base: &str, out: &Path, extra: &[&str]) -> Output {
     let mut cmd = sim();
     cmd.args(["run", "--target", base, "--profile"]).arg(profile_path()).arg("--out").arg(out);
     cmd.args(["--listeners", "4", "--rate", "20", "--duration", "3s", "--warmup", "500ms", "--max-lag", "500ms"]);
     cmd.args(["--seed-bookmarks", "0"]).args(extra);
-    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    super::output_of(cmd).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_does_not_speak_phoenix_exits_7_before_any_traffic() {
     for (speak, says) in [
-        (Speak::NotFound, "answered HTTP 404 Not Found instead of 101"),
+        (Speak::NotFound, "the upgrade was answered HTTP 404 instead of 101 Switching Protocols"),
         (Speak::Silent, "no phx_reply to a heartbeat within"),
         (Speak::Chatter, "answered \"hello there\", which is not a Phoenix V2 frame"),
     ] {
@@ -676,62 +744,91 @@ async fn an_unreachable_target_exits_4() {
     let dns = sim_against("http://no-such-host.invalid:4000", out.path(), &[]).await;
     assert_eq!(dns.status.code(), Some(4), "{}", stderr(&dns));
     assert!(stderr(&dns).contains("target unreachable: http://no-such-host.invalid:4000: resolve"), "{}", stderr(&dns));
+    assert!(std::fs::read_dir(out.path()).map_or(true, |mut d| d.next().is_none()), "no report for no run");
 }
 
-/// The target closes every socket a second into the run: the run goes on to its end,
-/// writes a partial report and exits 8; with a failing gate, the gate's 5 wins.
+/// The target closes every socket a second into the run: the run goes on to its end and
+/// writes a partial report. What was owed to the closed sockets afterwards is lost, so
+/// the default `loss == 0` gate fails (exit 5, which outranks partial); with the loss
+/// gate replaced by one that allows it, the run exits 8 for being partial.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_target_that_drops_sockets_mid_run_exits_8_with_a_partial_report() {
-    let target = start(Knobs { close_sockets_after: Some(Duration::from_secs(1)), ..Knobs::default() }).await;
+async fn a_target_that_drops_sockets_mid_run_writes_a_partial_report() {
+    let closing = || Knobs { close_sockets_after: Some(Duration::from_secs(1)), ..Knobs::default() };
+    let target = start(closing()).await;
     let out = tempfile::tempdir().unwrap();
     let o = sim_against(&target.base, out.path(), &[]).await;
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(8), "{err}\n{}", String::from_utf8_lossy(&o.stdout));
-    assert!(err.contains("partial report") && err.contains("the target closed 4 of 4 listener sockets"), "{err}");
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(only_subdir(out.path()).join("report.json")).unwrap()).unwrap();
-    assert_eq!(n(&r["listeners"]["closed_during_run"]), 4, "{}", r["listeners"]);
-    assert_eq!(n(&r["listeners"]["failures"]["during_run:closed_1011"]), 4, "{}", r["listeners"]);
-    assert!(r["partial"].as_str().unwrap().contains("closed 4 of 4"), "{}", r["partial"]);
-    // What was measured before and after is kept: every request, deliveries until the drop.
-    assert_eq!(n(&r["requests"]["created"]), 60, "{}", r["requests"]);
-    assert!(n(&r["groups"]["firehose"]["received"]) > 0);
-    assert!(n(&r["groups"]["firehose"]["lost"]) > 0, "deliveries owed after the drop count as lost");
-    // The CI outputs say partial, not pass.
     let dir = only_subdir(out.path());
+    let line = super::assert_footer(&super::stdout(&o), &dir);
+    assert_eq!(o.status.code(), Some(5), "{}\n{}", stderr(&o), super::stdout(&o));
+    assert!(line.starts_with("FAIL (exit 5): default gate `loss == 0` failed (actual "), "{line}");
+    assert!(line.contains("partial: the target closed 4 listener sockets or channels during the run"), "{line}");
+    let r = super::report_json(&dir);
+    let l = &r["listeners"];
+    assert_eq!((n(&l["closed_during_run"]), n(&l["joined"]), n(&l["failed_to_join"])), (4, 4, 0), "{l}");
+    assert_eq!(l["failures"], json!({"closed_1011": 4}), "{l}");
+    let v = &r["verdict"];
+    assert!(v["partial"].as_str().unwrap().contains("(closed_1011 ×4)"), "{v}");
+    assert_eq!(v["failed_gates"], json!(["loss == 0"]), "{v}");
+    // What was measured before and after is kept: every request, deliveries until the drop.
+    let a = &r["actions"]["create_bookmark"];
+    assert_eq!((n(&a["ok"]), n(&a["error_count"])), (60, 0), "{a}");
+    let g = &r["groups"]["firehose"];
+    assert!(n(&g["received"]) > 0, "{g}");
+    assert!(n(&g["lost"]) > 0, "deliveries owed after the drop count as lost: {g}");
+    assert_eq!(n(&g["listeners_with_loss"]), 4, "{g}");
+    assert_eq!(n(&g["received"]) + n(&g["lost"]), n(&g["expected"]), "{g}");
+    // The CI outputs say partial, not pass.
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     let heading = summary.lines().next().unwrap();
-    assert!(heading.contains("⚠️ partial: the target closed 4 of 4") && !heading.contains("✅"), "{heading}");
+    assert!(heading.contains("❌ FAIL (exit 5)") && !heading.contains("✅"), "{heading}");
+    assert!(summary.contains("**⚠️ Partial:** the target closed 4 listener sockets"), "{summary}");
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
-    assert!(junit.contains("failures=\"1\"") && junit.contains("<failure message=\"partial run\" type=\"partial\">"));
+    assert!(junit.contains("failures=\"2\"") && junit.contains("<failure message=\"partial run\" type=\"partial\">"));
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains("PARTIAL run: the target closed 4 of 4"), "report.html shows the partial verdict");
+    assert!(
+        html.contains("PARTIAL run: the target closed 4 listener sockets"),
+        "report.html shows the partial verdict"
+    );
+    assert!(html.contains("<p class=\"bad\">FAIL (exit 5): default gate `loss == 0` failed"), "the verdict line");
+    assert!(!html.contains("<p class=\"ok\">"), "nothing in report.html reads as a pass");
 
-    let target = start(Knobs { close_sockets_after: Some(Duration::from_secs(1)), ..Knobs::default() }).await;
+    let target = start(closing()).await;
     let out = tempfile::tempdir().unwrap();
-    let o = sim_against(&target.base, out.path(), &["--threshold", "loss == 0"]).await;
-    assert_eq!(o.status.code(), Some(5), "a failed gate comes first: {}", stderr(&o));
-    assert!(out.path().read_dir().unwrap().next().is_some(), "the report is written");
+    let o = sim_against(&target.base, out.path(), &["--threshold", "loss.rate <= 100%"]).await;
+    assert_eq!(o.status.code(), Some(8), "partial, no gate failed: {}", stderr(&o));
+    let dir = only_subdir(out.path());
+    let line = super::assert_footer(&super::stdout(&o), &dir);
+    assert!(line.starts_with("FAIL (exit 8): partial: the target closed 4 listener sockets"), "{line}");
+    let r = super::report_json(&dir);
+    assert_eq!((n(&r["verdict"]["exit_code"]), &r["verdict"]["failed_gates"]), (8, &json!([])));
+    let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    assert!(summary.lines().next().unwrap().contains("❌ FAIL (exit 8): partial"), "{summary}");
 }
 
 /// The whole target goes away a second into the run (sockets closed, HTTP refused): the
-/// run still ends, keeps what it measured, writes the partial report, says so, exits 8.
+/// run still ends, keeps what it measured and writes the partial report; the requests
+/// that could not connect fail the default `errors == 0` gate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_that_dies_mid_run_still_leaves_a_partial_report() {
     let knobs = Knobs { close_sockets_after: Some(Duration::from_secs(1)), die: true, ..Knobs::default() };
     let target = start(knobs).await;
     let out = tempfile::tempdir().unwrap();
     let o = sim_against(&target.base, out.path(), &[]).await;
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(8), "{err}");
-    assert!(err.contains("partial report") && err.contains(&out.path().display().to_string()), "{err}");
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(only_subdir(out.path()).join("report.json")).unwrap()).unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let dir = only_subdir(out.path());
+    let line = super::assert_footer(&super::stdout(&o), &dir);
+    assert!(line.contains("default gate `errors == 0` failed") && line.contains("partial: "), "{line}");
+    let r = super::report_json(&dir);
     assert_eq!(n(&r["listeners"]["closed_during_run"]), 4, "{}", r["listeners"]);
-    assert!(r["partial"].is_string());
-    let q = &r["requests"];
-    assert!(n(&q["created"]) > 0 && n(&q["created"]) < 60, "some were created before it died: {q}");
-    assert!(n(&q["errors"]["connect"]) > 0, "the rest could not connect: {q}");
+    assert!(r["verdict"]["partial"].is_string());
+    let a = &r["actions"]["create_bookmark"];
+    assert!(n(&a["ok"]) > 0 && n(&a["ok"]) < 60, "some were created before it died: {a}");
+    assert_eq!(n(&a["ok"]) + n(&a["error_count"]), n(&a["sent"]), "{a}");
+    assert!(
+        a["errors"].as_object().unwrap().keys().any(|k| k.starts_with("connect")),
+        "the rest could not connect: {a}"
+    );
+    assert_eq!(n(&a["ok"]), target.feed.posts.load(Ordering::Relaxed), "{a}");
     assert!(n(&r["groups"]["firehose"]["received"]) > 0, "deliveries before the death are kept");
 }
 

@@ -1,121 +1,140 @@
-//! `firehose-sim rooms` end to end against the embedded app: exact delivery counts for
-//! messages, typing and presence churn; the binary's report files and exit codes.
+//! Chat rooms under load: `run --scenario rooms` (what `firehose-sim rooms` was) against
+//! the embedded app, scaled down by flags: exact delivery counts for messages, typing
+//! and presence joins in the `room` group, and the binary's report files and exit codes.
 
-use std::process::Command;
+use firehose_sim::report::histo::{parse_hgrm, read_hlog};
+use serde_json::{Value, json};
 
-use firehose_sim::report::histo::parse_hgrm;
-use firehose_sim::workloads::rooms::{self, RoomsArgs, RoomsPlan};
-use serde_json::Value;
+use super::{assert_footer, json_of, n, only_subdir, report_json, run_judged, sim, stderr, stdout};
 
-use super::n;
+/// 3 rooms x 4 room listeners, 10 messages/s + 4 typing/s + 2 presence joins/s for 2 s
+/// (0.5 s warm-up); the scenario's trickle of bookmarks (0.5/s) goes to nobody. A debug
+/// build on a busy CI machine may be late: the lag allowed is generous.
+const TINY: &[&str] = &[
+    "--scenario",
+    "rooms",
+    "--rooms",
+    "3",
+    "--room-members",
+    "4",
+    "--message-rate",
+    "10",
+    "--typing-rate",
+    "4",
+    "--room-presence-rate",
+    "2",
+    "--duration",
+    "2s",
+    "--warmup",
+    "500ms",
+    "--max-lag",
+    "500ms",
+];
 
-fn plan(flags: &[&str]) -> RoomsPlan {
-    let args = <RoomsArgs as clap::Parser>::parse_from(std::iter::once("rooms").chain(flags.iter().copied()));
-    RoomsPlan::from_args(&args).unwrap()
+/// Every action of `kind`: scheduled, sent and answered ok, none late, `measured` of
+/// them past the warm-up.
+fn all_ok(r: &Value, kind: &str, scheduled: u64, measured: u64) {
+    let a = &r["actions"][kind];
+    assert_eq!((n(&a["scheduled"]), n(&a["sent"]), n(&a["ok"])), (scheduled, scheduled, scheduled), "{kind}: {a}");
+    assert_eq!((n(&a["skipped"]), n(&a["error_count"]), n(&a["late"])), (0, 0, 0), "{kind}: {a}");
+    assert_eq!(n(&a["latency_corrected"]["count"]), measured, "{kind}: warm-up actions are not timed: {a}");
+    assert_eq!(n(&a["latency_uncorrected"]["count"]), measured, "{kind}: {a}");
 }
 
-/// 3 rooms x 4 members, 10 msg/s + 4 typing/s + 2 presence joins/s for 2 s (0.5 s
-/// warm-up). A debug build on a busy CI machine may be late: lag allowed is generous.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tiny_rooms_run_delivers_every_message_typing_and_presence_diff_exactly() {
-    let plan = plan(&[
-        "--rooms",
-        "3",
-        "--members",
-        "4",
-        "--message-rate",
-        "10",
-        "--typing-rate",
-        "4",
-        "--presence-churn",
-        "2",
-        "--duration",
-        "2s",
-        "--warmup",
-        "500ms",
-        "--max-lag",
-        "500ms",
-    ]);
-    let report = rooms::run(plan).await.expect("rooms run");
-    let r = serde_json::to_value(&report.model).unwrap();
-    assert_eq!(r["schema"], "firehose-sim/rooms/v1");
-    assert_eq!(r["kind"], "rooms");
-    assert_eq!(r["valid"], true, "invalid: {}", r["invalid_reasons"]);
-    assert_eq!((n(&r["members"]["requested"]), n(&r["members"]["joined"])), (12, 12), "{}", r["members"]);
+    let plan = super::plan_of(TINY);
+    assert!(plan.scenario.as_ref().unwrap().ends_with("fixtures/scenarios/rooms.toml"));
+    assert_eq!((plan.actions.rooms, plan.actions.room_members, plan.actions.room_listeners), (3, Some(4), 12));
+    let report = run_judged(plan).await;
+    let r = json_of(&report);
+    super::assert_passed(&r);
+    let l = &r["listeners"];
+    // 12 room listeners, plus the actor sockets that push.
+    let actors = n(&r["plan"]["actions"]["actor_sockets"]);
+    assert!(actors >= 1, "{}", r["plan"]["actions"]);
+    assert_eq!((n(&l["requested"]), n(&l["joined"]), n(&l["failed_to_join"])), (12 + actors, 12 + actors, 0), "{l}");
 
-    // Every message owes one delivery to each of the room's 3 other members.
-    let m = &r["messages"];
-    assert_eq!((n(&m["scheduled"]), n(&m["sent"]), n(&m["skipped"])), (20, 20, 0), "{m}");
-    assert_eq!(n(&m["replies_ok"]), 20, "{m}");
-    assert_eq!(n(&m["expected"]), 20 * 3, "{m}");
-    assert_eq!(n(&m["received"]), 20 * 3, "{m}");
-    assert_eq!((n(&m["lost"]), n(&m["excess"])), (0, 0), "{m}");
-    assert_eq!(n(&m["delivery"]["count"]), 15 * 3, "warm-up messages are not timed");
-    assert_eq!(n(&m["reply_corrected"]["count"]), 15);
-    assert_eq!(n(&m["reply_uncorrected"]["count"]), 15);
-    assert!(m["errors"].as_object().unwrap().is_empty(), "{m}");
+    all_ok(&r, "chat_message", 20, 15);
+    all_ok(&r, "typing", 8, 6);
+    all_ok(&r, "room_presence", 4, 3);
 
-    let t = &r["typing"];
-    assert_eq!((n(&t["scheduled"]), n(&t["sent"]), n(&t["skipped"])), (8, 8, 0), "{t}");
-    assert_eq!(n(&t["expected"]), 8 * 3, "{t}");
-    assert_eq!(n(&t["received"]), n(&t["expected"]), "{t}");
-    assert_eq!(n(&t["lost"]), 0, "{t}");
-    assert!(n(&t["delivery"]["count"]) > 0, "{t}");
-
-    // Every churn join owes a presence_diff to each of the room's 4 members.
-    let p = &r["presence"];
-    assert_eq!((n(&p["scheduled"]), n(&p["joins_ok"])), (4, 4), "{p}");
-    assert_eq!(n(&p["expected"]), 4 * 4, "{p}");
-    assert_eq!(n(&p["received"]), 4 * 4, "{p}");
-    assert_eq!(n(&p["lost"]), 0, "{p}");
-    assert_eq!(n(&p["join_to_diff"]["count"]), 3 * 4, "{p}");
-    assert!(n(&p["join_reply"]["count"]) > 0, "{p}");
-
-    let h = &r["health"];
-    assert_eq!(h["healthy"], true, "{h}");
-    assert_eq!((n(&h["unanswered"]), n(&h["phx_errors"]), n(&h["closed_sockets"])), (0, 0, 0), "{h}");
-    assert_eq!(n(&r["members"]["join"]["count"]), 12);
-    assert_eq!((n(&h["duplicates"]), n(&h["reordered"]), n(&h["gaps"])), (0, 0, 0), "{h}");
-    assert_eq!(n(&h["own_echoes"]), 20, "each sender sees its own message once");
+    // Every message, typing push and presence join owes one delivery to each of its
+    // room's 4 listeners, and each arrived exactly once.
+    let room = &r["groups"]["room"];
+    assert_eq!((n(&room["listeners"]), n(&room["topics"])), (12, 3), "{room}");
+    assert_eq!(super::assert_group_exact(&r, "room"), (20 + 8 + 4) * 4, "{room}");
+    assert_eq!(n(&room["gaps"]), 0, "{room}");
+    // Measured (post-warm-up) actions are timed at each listener, and each reached all 4.
+    assert_eq!(n(&room["latency"]["count"]), (15 + 6 + 3) * 4, "{room}");
+    for mark in ["pct_50", "pct_99", "pct_100"] {
+        assert_eq!(n(&room["reach"][mark]["count"]), 15 + 6 + 3, "{mark}: {room}");
+    }
+    assert!(r["groups"].get("firehose").is_none_or(|g| n(&g["listeners"]) == 0), "{}", r["groups"]);
     assert_eq!(r["window"]["drain_timed_out"], false);
     assert_eq!(report.histograms.len(), r["histograms"].as_object().unwrap().len());
+    for name in ["delivery_room", "reach_room_100", "action_chat_message_corrected", "action_room_presence_lag"] {
+        assert!(r["histograms"][name].is_string(), "{name}: {}", r["histograms"]);
+    }
+    // Chat load has gates like any run: the room metrics read these figures.
+    for expr in
+        ["loss.room == 0", "actions.typing.errors == 0", "delivery.room.count == 96", "reach.room.100.count == 24"]
+    {
+        let gate = firehose_sim::report::gate::Threshold::parse(expr).unwrap();
+        assert!(gate.evaluate(&report.model).passed, "{expr}: {:?}", gate.evaluate(&report.model));
+    }
 }
 
 #[test]
-fn the_rooms_binary_writes_its_report_and_exits_2_on_a_bad_plan() {
+fn the_rooms_scenario_through_the_binary_writes_its_report_and_refuses_bad_values() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_firehose-sim"))
-        .args(["rooms", "--rooms", "2", "--members", "2", "--message-rate", "5", "--duration", "1s"])
-        .args(["--warmup", "200ms", "--max-lag", "500ms", "--out"])
+    let output = sim()
+        .args(["run", "--scenario", "rooms", "--rooms", "2", "--room-members", "2", "--message-rate", "5"])
+        .args(["--typing-rate", "2", "--room-presence-rate", "1", "--duration", "1s", "--warmup", "200ms"])
+        .args(["--max-lag", "500ms", "--threshold", "delivery.room.p99 < 10s", "--out"])
         .arg(out.path())
-        .status()
+        .output()
         .unwrap();
-    assert_eq!(status.code(), Some(0));
-    let dirs: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().path()).collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    assert!(dirs[0].file_name().unwrap().to_str().unwrap().contains("-rooms-"));
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dirs[0].join("report.json")).unwrap()).unwrap();
-    assert_eq!(r["schema"], "firehose-sim/rooms/v1");
-    assert_eq!(n(&r["messages"]["lost"]), 0);
+    assert_eq!(output.status.code(), Some(0), "{}\n{}", stdout(&output), stderr(&output));
+    let dir = only_subdir(out.path());
+    assert_eq!(assert_footer(&stdout(&output), &dir), "PASS: valid, complete, 4 gates passed");
+    let r = report_json(&dir);
+    assert_eq!(r["schema"], "firehose-sim/report/v2");
+    assert!(r["plan"]["scenario"].as_str().unwrap().ends_with("rooms.toml"));
+    super::assert_group_exact(&r, "room");
+    assert_eq!(n(&r["groups"]["room"]["listeners"]), 4);
+    assert_eq!(r["thresholds"][3]["expr"], json!("delivery.room.p99 < 10s"));
     for file in r["histograms"].as_object().unwrap().values() {
-        let text = std::fs::read_to_string(dirs[0].join(file.as_str().unwrap())).unwrap();
+        let text = std::fs::read_to_string(dir.join(file.as_str().unwrap())).unwrap();
         parse_hgrm(&text).unwrap();
     }
-    let hgrm = parse_hgrm(&std::fs::read_to_string(dirs[0].join("message_delivery.hgrm")).unwrap()).unwrap();
-    assert_eq!(hgrm.total_count, n(&r["messages"]["delivery"]["count"]));
-    assert!(dirs[0].join("summary.md").exists());
+    let hgrm = parse_hgrm(&std::fs::read_to_string(dir.join("delivery_room.hgrm")).unwrap()).unwrap();
+    assert_eq!(hgrm.total_count, n(&r["groups"]["room"]["latency"]["count"]));
+    assert!(hgrm.total_count > 0);
+    for file in ["summary.md", "junit.xml", "report.html"] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
     // Interval logs: one per histogram, adding up exactly to its `.hgrm`.
     let logs = r["histogram_logs"].as_object().unwrap();
     assert_eq!(logs.len(), r["histograms"].as_object().unwrap().len());
     for (name, file) in logs {
-        let log = firehose_sim::report::histo::read_hlog(&std::fs::read(dirs[0].join(file.as_str().unwrap())).unwrap())
-            .unwrap();
-        let hgrm = std::fs::read_to_string(dirs[0].join(r["histograms"][name].as_str().unwrap())).unwrap();
+        let log = read_hlog(&std::fs::read(dir.join(file.as_str().unwrap())).unwrap()).unwrap();
+        let hgrm = std::fs::read_to_string(dir.join(r["histograms"][name].as_str().unwrap())).unwrap();
         assert_eq!(log.sum().len(), parse_hgrm(&hgrm).unwrap().total_count, "{name}");
         assert!(!log.intervals.is_empty(), "{name}");
     }
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_firehose-sim")).args(["rooms", "--members", "1"]).output().unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--members"));
+    for (flags, says) in [
+        (&["--room-members", "0"][..], "--room-members must be at least 1"),
+        (&["--presence-hold", "0s"][..], "--presence-hold must be longer than zero"),
+        (&["--room-presence-rate=-1"][..], "--room-presence-rate must be a positive number"),
+    ] {
+        let bad = sim().args(["run", "--scenario", "rooms"]).args(flags).output().unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{flags:?}: {}", stderr(&bad));
+        assert!(stderr(&bad).contains(says), "{flags:?}: {}", stderr(&bad));
+        assert!(bad.stdout.is_empty(), "nothing ran");
+    }
+    // The old subcommand is gone; clap says so with its usage code.
+    let gone = sim().arg("rooms").output().unwrap();
+    assert_eq!(gone.status.code(), Some(2));
 }

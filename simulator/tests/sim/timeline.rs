@@ -42,12 +42,12 @@ fn a_run_writes_its_timeline_interval_logs_and_html_report() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{:?}\n{stderr}", output.status);
     // Progress: stderr is a pipe here, so plain status lines, the phases among them.
-    assert!(stderr.contains("firehose-sim: seeding"), "{stderr}");
+    assert!(stderr.contains("firehose-sim: setup"), "{stderr}");
     assert!(stderr.contains("firehose-sim: traffic") || stderr.contains("firehose-sim: connecting"), "{stderr}");
 
     let dir = only_subdir(out.path());
-    let r: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
-    assert_eq!(r["valid"], true, "{}", r["invalid_reasons"]);
+    let r = super::report_json(&dir);
+    super::assert_passed(&r);
     check_timeline(&r);
     check_interval_logs(&r, &dir);
     check_html(&std::fs::read_to_string(dir.join("report.html")).unwrap(), &r);
@@ -69,26 +69,28 @@ fn check_timeline(r: &Value) {
         assert!((0.9..1.5).contains(&length), "row {k} lasted {length} s");
     }
     let sum = |key: &dyn Fn(&Value) -> &Value| rows.iter().map(|row| n(key(row))).sum::<u64>();
-    assert_eq!(sum(&|row| &row["responses"]), n(&r["requests"]["responses"]));
-    assert_eq!(sum(&|row| &row["requests_sent"]), n(&r["requests"]["sent"]));
-    assert_eq!(sum(&|row| &row["errors"]), n(&r["requests"]["error_count"]));
+    let a = &r["actions"]["create_bookmark"];
+    let kind = |row: &Value, field: &str| row["actions"]["create_bookmark"][field].clone();
+    assert_eq!(sum(&|row| &row["actions"]["create_bookmark"]["sent"]), n(&a["sent"]));
+    assert_eq!(sum(&|row| &row["actions"]["create_bookmark"]["ok"]), n(&a["ok"]));
+    assert_eq!(sum(&|row| &row["actions"]["create_bookmark"]["errors"]), n(&a["error_count"]));
+    assert_eq!(sum(&|row| &row["actions"]["create_bookmark"]["latency"]["count"]), n(&a["latency_corrected"]["count"]));
     for group in ["firehose", "tag"] {
-        assert_eq!(sum(&|row| &row["deliveries"][group]), n(&r["groups"][group]["received"]), "{group}");
+        let g = &r["groups"][group];
+        assert_eq!(sum(&|row| &row["groups"][group]["deliveries"]), n(&g["received"]), "{group}");
+        assert_eq!(sum(&|row| &row["groups"][group]["latency"]["count"]), n(&g["latency"]["count"]), "{group}");
     }
-    for (name, pointer) in [
-        ("request_corrected", "/requests/latency_corrected"),
-        ("delivery_firehose", "/groups/firehose/latency"),
-        ("delivery_tag", "/groups/tag/latency"),
-        ("listener_connect", "/listeners/connect"),
-    ] {
-        assert_eq!(sum(&|row| &row["latency"][name]["count"]), n(&r.pointer(pointer).unwrap()["count"]), "{name}");
-    }
-    // Traffic at 20/s: a full second in the middle of the run carries about 20 responses.
+    // Traffic at 20/s: a full second in the middle of the run carries about 20 answers.
     let middle = &rows[1];
-    assert!((10.0..30.0).contains(&f(&middle["requests_per_s"])), "{middle}");
-    assert!(f(&middle["deliveries_per_s"]["firehose"]) > 0.0, "{middle}");
-    assert!(f(&middle["latency"]["delivery_firehose"]["p99_ms"]) > 0.0, "{middle}");
+    let completed = f(&kind(middle, "completed_per_s"));
+    assert!((10.0..30.0).contains(&completed), "{middle}");
+    let length = f(&middle["end_s"]) - f(&middle["start_s"]);
+    let answered = n(&kind(middle, "ok")) + n(&kind(middle, "errors"));
+    assert!((completed - answered as f64 / length).abs() < 1e-6, "{middle}");
+    assert!(f(&middle["groups"]["firehose"]["deliveries_per_s"]) > 0.0, "{middle}");
+    assert!(f(&middle["groups"]["firehose"]["latency"]["p99_ms"]) > 0.0, "{middle}");
     assert_eq!(n(&middle["open_connections"]), n(&r["listeners"]["joined"]));
+    assert!(rows.iter().all(|row| n(&row["closed_connections"]) == 0), "{t}");
 }
 
 /// Every histogram has an `.hlog` starting at t0 whose intervals add up exactly to it.
@@ -119,8 +121,9 @@ fn check_interval_logs(r: &Value, dir: &Path) {
                 assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{name}: {mine:?} vs {reported:?}");
             }
         }
-        // Histograms the timeline samples have its rows as intervals; others one interval.
-        let sampled = r["timeline"]["rows"][0]["latency"].get(name).is_some();
+        // Histograms the timeline samples (each kind's corrected latency, each group's
+        // delivery latency) have its rows as intervals; others one interval.
+        let sampled = name.starts_with("delivery_") || (name.starts_with("action_") && name.ends_with("_corrected"));
         if sampled {
             assert!(
                 log.intervals.len() == rows || log.intervals.len() == rows + 1,
@@ -154,14 +157,31 @@ fn check_html(html: &str, r: &Value) {
     }
     assert!(!html.contains("<link") && !html.contains("@import") && !html.contains("url("), "no external styles");
     assert!(html.contains(&format!("firehose-sim run {}", r["run_id"].as_str().unwrap())));
-    for title in ["Latency per second", "Throughput per second", "Connections", "Percentile spectrum"] {
+    // Requests and deliveries each on a plot (and axis) of their own.
+    for title in [
+        "Action latency per second",
+        "Actions completed per second",
+        "Delivery latency per second",
+        "Deliveries per second",
+        "Connections",
+        "Percentile spectrum",
+    ] {
         assert!(html.contains(title), "{title}");
     }
-    // Three plots over time plus one spectrum per histogram family.
+    // Five plots over time plus one spectrum per histogram family (create_bookmark's
+    // latencies, its lag, connect, each group's delivery and reach).
     let svgs = html.matches("<svg").count();
-    assert!(svgs >= 3 + 4, "{svgs} plots");
+    assert!(svgs >= 5 + 7, "{svgs} plots");
     assert!(html.contains("99.999%"), "the spectrum's axis reaches five nines");
-    assert!(html.contains("delivery_firehose p99"), "legend of the latency plot");
+    // Legends sit beside the plots (captions), one entry per curve; no group without
+    // listeners gets a curve.
+    let legends: Vec<&str> =
+        html.split("<figcaption class=\"legend\">").skip(1).map(|l| &l[..l.find("</figcaption>").unwrap()]).collect();
+    assert!(legends.iter().any(|l| l.contains("firehose p99") && l.contains("tag p99")), "{legends:?}");
+    assert!(legends.iter().any(|l| l.contains("create_bookmark p99")), "{legends:?}");
+    for absent in ["room", "likes", "page"] {
+        assert!(!legends.iter().any(|l| l.contains(&format!("</i>{absent}"))), "{absent}: {legends:?}");
+    }
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! `firehose-sim run --agents K`: one plan over K simulator processes on this machine,
 //! each with its own file-descriptor budget. The parent boots the embedded app when
 //! there is no `--target`, starts K copies of its own executable as agents
-//! (`run --agent I/K` plus the parent's flags), waits until every agent's listeners
-//! joined, sends all of them one wall-clock t0, collects their report folders and merges
-//! them exactly (`merge`) into one report judged on the `--threshold`s. The protocol is
+//! (`run --agent I/K` plus the parent's flags and one shared run id), waits until every
+//! agent's listeners joined, sends all of them one wall-clock t0, relays every agent's
+//! outcomes to all of them once they drained (so each accounts every agent's events),
+//! collects their report folders and merges them exactly (`merge`) into one report
+//! judged on the default gates and the `--threshold`s. The protocol is
 //! in [`protocol`]; the same lines work across machines (README, "Agents").
 
 pub mod child;
+pub mod live;
 pub mod protocol;
 
 use std::ffi::{OsStr, OsString};
@@ -16,6 +19,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use live::AgentRows;
 use protocol::{AgentMessage, ParentMessage};
 
 use crate::engine::error::exit;
@@ -40,26 +44,55 @@ fn forward(signal: &str) {
 }
 
 /// `run` flags the parent decides for its agents (with whether they take a value).
-const PARENT_FLAGS: &[(&str, bool)] = &[("--agents", true), ("--out", true), ("--threshold", true), ("--quiet", false)];
+const PARENT_FLAGS: &[(&str, Value)] = &[
+    ("--agents", Value::Required),
+    ("--out", Value::Required),
+    ("--threshold", Value::Required),
+    ("--quiet", Value::None),
+    ("--run-id", Value::Required),
+    ("--dashboard", Value::Optional),
+];
+
+/// Whether a flag takes a value.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Value {
+    None,
+    Required,
+    /// `--dashboard` alone or `--dashboard ADDR`: the next argument is its value
+    /// unless it is a flag.
+    Optional,
+}
 
 /// The agent's command line after `run`: the parent's `run` flags minus `--agents`,
 /// `--out` and `--threshold` (the parent merges and judges), plus `--agent I/K`, its
 /// own `--out` and, for an embedded parent, the parent's server as `--target`.
-pub fn agent_args(parent: &[OsString], index: u32, count: u32, out: &Path, target: Option<&str>) -> Vec<OsString> {
+pub fn agent_args(
+    parent: &[OsString],
+    index: u32,
+    count: u32,
+    out: &Path,
+    target: Option<&str>,
+    run_id: &str,
+) -> Vec<OsString> {
     let mut args = Vec::new();
-    let mut skip_value = false;
+    // The value still to skip of the parent flag just seen.
+    let mut pending = Value::None;
     for arg in parent {
-        if std::mem::take(&mut skip_value) {
-            continue;
-        }
         let text = arg.to_string_lossy();
+        match std::mem::replace(&mut pending, Value::None) {
+            Value::Required => continue,
+            Value::Optional if !text.starts_with('-') => continue,
+            _ => {}
+        }
         let flag = PARENT_FLAGS.iter().find(|(f, _)| text == *f || text.starts_with(&format!("{f}=")));
         match flag {
-            Some((f, takes_value)) => skip_value = *takes_value && text == *f,
+            Some((f, value)) if text == *f => pending = *value,
+            Some(_) => {}
             None => args.push(arg.clone()),
         }
     }
     args.push(format!("--agent={index}/{count}").into());
+    args.push(format!("--run-id={run_id}").into());
     args.push(OsString::from("--out"));
     args.push(out.as_os_str().to_owned());
     if let Some(url) = target {
@@ -98,8 +131,8 @@ pub fn main(plan: &Plan) -> u8 {
         eprintln!("firehose-sim: cannot watch for SIGINT/SIGTERM: {e}");
     }
     // The embedded app lives here, so every agent drives the same server.
-    let target = match &plan.target {
-        TargetSpec::Embedded => match runtime.block_on(Target::open(&TargetSpec::Embedded)) {
+    let target = match &plan.target.spec {
+        TargetSpec::Embedded => match runtime.block_on(Target::open(&plan.target)) {
             Ok(target) => Some(target),
             Err(e) => {
                 eprintln!("firehose-sim: {e}");
@@ -108,7 +141,7 @@ pub fn main(plan: &Plan) -> u8 {
         },
         TargetSpec::External { .. } => None,
     };
-    let url = target.as_ref().map(Target::base_url);
+    let url = target.as_ref().map(|t| t.base_url.clone());
     let code = drive(plan, url.as_deref());
     if let Some(target) = target
         && let Err(e) = runtime.block_on(target.close())
@@ -119,7 +152,8 @@ pub fn main(plan: &Plan) -> u8 {
 }
 
 fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
-    let count = plan.agents;
+    let count = plan.agents.count;
+    let run_id = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
     let work = match tempfile::Builder::new().prefix(".agents-").tempdir_in(ensure_dir(&plan.out)) {
         Ok(dir) => dir,
         Err(e) => {
@@ -140,7 +174,7 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
     for i in 0..count {
         let out = work.path().join(format!("agent-{i}"));
         let mut command = Command::new(&exe);
-        command.arg("run").args(agent_args(&parent_args, i, count, &out, embedded_url));
+        command.arg("run").args(agent_args(&parent_args, i, count, &out, embedded_url, &run_id));
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let mut child = match command.spawn() {
@@ -172,10 +206,16 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
     drop(tx);
 
     // Every agent ready → one common t0.
+    let mut rows = AgentRows::new(count, plan.traffic.duration);
+    rows.phase("connecting", format!("0/{count} agents ready"));
     let mut ready = 0;
     while ready < count {
         match rx.recv() {
-            Ok((_, Some(AgentMessage::Ready { .. }))) => ready += 1,
+            Ok((_, Some(AgentMessage::Ready { .. }))) => {
+                ready += 1;
+                rows.phase("connecting", format!("{ready}/{count} agents ready"));
+            }
+            Ok((i, Some(AgentMessage::Row { row, .. }))) => rows.add(i, row),
             Ok((i, Some(AgentMessage::Error { message, exit_code }))) => {
                 eprintln!("firehose-sim: agent {i} failed before the start: {message}");
                 stop_all(&mut agents, &format!("agent {i} failed"));
@@ -200,12 +240,28 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
         }
     }
 
-    // Every agent done → merge.
+    rows.phase("traffic", format!("{count} agents"));
+    // Every agent settled → everyone's outcomes to everyone; every agent done → merge.
+    let mut outcomes: Vec<Option<Vec<serde_json::Value>>> = vec![None; count as usize];
     let mut dirs: Vec<Option<PathBuf>> = vec![None; count as usize];
     let mut failed: Option<u8> = None;
     let mut finished = 0;
     while finished < count {
         match rx.recv() {
+            Ok((i, Some(AgentMessage::Settled { outcomes: theirs, .. }))) => {
+                outcomes[i as usize] = Some(theirs);
+                if outcomes.iter().all(Option::is_some) {
+                    rows.phase("draining", format!("{count} agents settled; accounting and merging"));
+                    let all: Vec<Vec<serde_json::Value>> =
+                        outcomes.iter().map(|o| o.clone().unwrap_or_default()).collect();
+                    let message = ParentMessage::Outcomes { outcomes: all };
+                    for agent in &mut agents {
+                        if let Some(stdin) = agent.stdin.as_mut() {
+                            let _ = protocol::send(stdin, &message);
+                        }
+                    }
+                }
+            }
             Ok((i, Some(AgentMessage::Done { report_dir, .. }))) => {
                 dirs[i as usize] = Some(report_dir);
                 finished += 1;
@@ -214,7 +270,10 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
                 eprintln!("firehose-sim: agent {i} failed: {message}");
                 failed = failed.or(Some(exit_code.max(1)));
                 finished += 1;
+                // The others may be waiting for its outcomes: they will not come.
+                stop_all_waiting(&mut agents, &format!("agent {i} failed"));
             }
+            Ok((i, Some(AgentMessage::Row { row, .. }))) => rows.add(i, row),
             Ok((_, Some(AgentMessage::Ready { .. }))) => {}
             Ok((i, None)) => {
                 if dirs[i as usize].is_none() && failed.is_none() {
@@ -250,9 +309,8 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
                 // The agents saw the parent's in-process app as an external URL.
                 merged.report.model.target.kind = "embedded".into();
             }
-            merged.report.model.partial = merge::partial_reasons(&inputs);
-            let code = merge::finish(merged, &plan.thresholds, &plan.out, true);
-            if interrupt::requested() && code != exit::FAILURE { exit::INTERRUPTED } else { code }
+            merged.report.model.verdict.partial = merge::partial_reasons(&inputs);
+            merge::finish(merged, &plan.thresholds, &plan.out, true, interrupt::requested())
         }
         Err(e) => {
             eprintln!("firehose-sim: cannot merge the agents' reports: {e}");
@@ -264,6 +322,16 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
 fn ensure_dir(dir: &Path) -> &Path {
     let _ = std::fs::create_dir_all(dir);
     dir
+}
+
+/// Tells every agent to give up waiting for the parent (they write what they measured).
+fn stop_all_waiting(agents: &mut [Agent], why: &str) {
+    for agent in agents.iter_mut() {
+        if let Some(mut stdin) = agent.stdin.take() {
+            let _ = protocol::send(&mut stdin, &ParentMessage::Abort { abort: why.to_owned() });
+            let _ = stdin.flush();
+        }
+    }
 }
 
 /// Tells every agent still waiting to give up, then waits for all of them.
@@ -293,14 +361,19 @@ mod tests {
             "--out=reports/x",
             "--threshold",
             "loss == 0",
+            "--dashboard",
             "--rate",
             "5",
             "--quiet",
+            "--dashboard",
+            "127.0.0.1:0",
+            "--duration=3s",
+            "--dashboard=127.0.0.1:1",
         ]
         .iter()
         .map(OsString::from)
         .collect();
-        let args = agent_args(&parent, 1, 2, Path::new("/tmp/w/agent-1"), Some("http://127.0.0.1:5"));
+        let args = agent_args(&parent, 1, 2, Path::new("/tmp/w/agent-1"), Some("http://127.0.0.1:5"), "abc123");
         let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(
             args,
@@ -309,7 +382,9 @@ mod tests {
                 "10",
                 "--rate",
                 "5",
+                "--duration=3s",
                 "--agent=1/2",
+                "--run-id=abc123",
                 "--out",
                 "/tmp/w/agent-1",
                 "--target=http://127.0.0.1:5"

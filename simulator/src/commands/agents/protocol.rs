@@ -8,8 +8,20 @@
 //! 2. parent → agent, once every agent is ready: `{"start_at_unix_ns":T}`, the common
 //!    wall-clock t0 of every agent's schedule (clocks must agree: NTP), or
 //!    `{"abort":"why"}`.
-//! 3. agent → parent: `{"done":{"report_dir":"…","exit_code":C}}` once its report is
+//!    While traffic runs, once a second: `{"row":{"agent":I,"row":{…}}}`, the agent's
+//!    latest timeline row (as in `report.json`); the parent shows the agents' rows of
+//!    each second merged on its dashboard (`--dashboard`), or ignores them.
+//! 3. agent → parent, once its traffic ended and its deliveries drained:
+//!    `{"settled":{"agent":I,"outcomes":[…]}}`, one JSON value per workload of what its
+//!    own actions' outcomes mean for the others' accounting (e.g. the bookmark events it
+//!    sent that owe nothing: `{"not_owed":[i…]}`).
+//! 4. parent → agent, once every agent settled: `{"outcomes":[[…],…]}`, every agent's
+//!    (in agent order, its own included).
+//! 5. agent → parent: `{"done":{"report_dir":"…","exit_code":C}}` once its report is
 //!    written, or at any point `{"error":{"message":"…","exit_code":C}}`.
+//!
+//! All agents of a run share one run id (`--run-id`, given by the parent), so every
+//! agent recognises every agent's events.
 
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
@@ -17,21 +29,52 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::timeline::TimelineRow;
+
 /// What an agent says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgentMessage {
-    Ready { agent: u32, run_id: String, joined: u64 },
-    Done { report_dir: PathBuf, exit_code: u8 },
-    Error { message: String, exit_code: u8 },
+    Ready {
+        agent: u32,
+        run_id: String,
+        joined: u64,
+    },
+    /// One sampled second of its timeline, while traffic runs.
+    Row {
+        agent: u32,
+        row: TimelineRow,
+    },
+    /// After the drain: what its workloads know of their own actions' outcomes that the
+    /// other agents need to account their deliveries (one JSON value per workload).
+    Settled {
+        agent: u32,
+        outcomes: Vec<serde_json::Value>,
+    },
+    Done {
+        report_dir: PathBuf,
+        exit_code: u8,
+    },
+    Error {
+        message: String,
+        exit_code: u8,
+    },
 }
 
 /// What the parent says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", untagged)]
 pub enum ParentMessage {
-    Start { start_at_unix_ns: u64 },
-    Abort { abort: String },
+    Start {
+        start_at_unix_ns: u64,
+    },
+    /// Every agent's `settled` outcomes, in agent order.
+    Outcomes {
+        outcomes: Vec<Vec<serde_json::Value>>,
+    },
+    Abort {
+        abort: String,
+    },
 }
 
 /// Writes `message` as one line and flushes.

@@ -1,3 +1,6 @@
+//! Tests of target profiles: the shipped examples parse, and every malformed profile is
+//! refused with the key and the reason.
+
 use super::*;
 
 fn parse(text: &str) -> Result<Profile, ProfileError> {
@@ -61,7 +64,7 @@ fn the_firehose_body_is_what_the_app_takes() {
     let Auth::Users { body, path, token, .. } = &p.auth else { panic!("{:?}", p.auth) };
     assert_eq!((path.as_str(), token.text.as_str()), ("/api/users", "/data/token"));
     assert_eq!(body.render(&Vars { username: "ann", ..Vars::default() }), serde_json::json!({"username": "ann"}));
-    assert_eq!(p.ws_url("127.0.0.1:4000".parse().unwrap()), "ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0");
+    assert_eq!(p.socket_path(), "/socket/websocket?vsn=2.0.0");
     assert!(p.checks_seq() && p.create.can_be_private);
 }
 

@@ -1,3 +1,6 @@
+//! Tests of scenario files: what a file sets, what typed flags override, and every bad
+//! file refused with its line and key.
+
 use std::time::Duration;
 
 use super::*;
@@ -34,16 +37,20 @@ private_fraction = 0.5
 #[test]
 fn a_scenario_sets_the_plan() {
     let p = plan(GOOD, &[]).unwrap();
-    assert_eq!((p.listeners, p.tag_listeners, p.connect_rate_per_s), (12, 3, 100.0));
-    assert_eq!((p.rate_per_s, p.private_fraction, p.seed), (10.0, 0.5, 7));
-    assert_eq!((p.duration, p.warmup), (Duration::from_secs(4), Duration::from_secs(1)));
+    let (b, t) = (&p.bookmarks, &p.traffic);
+    assert_eq!((b.listeners, b.tag_listeners, t.connect_rate_per_s), (12, 3, 100.0));
+    assert_eq!((b.rate_per_s, b.private_fraction, t.seed), (10.0, 0.5, 7));
+    assert_eq!((t.duration, t.warmup), (Duration::from_secs(4), Duration::from_secs(1)));
     assert_eq!(
         p.thresholds.iter().map(|t| t.expr.as_str()).collect::<Vec<_>>(),
         ["loss == 0", "delivery.firehose.p99 < 250ms"]
     );
     assert_eq!(p.scenario.as_deref(), Some(Path::new("bad.toml")));
     // Keys it leaves out keep the flags' defaults.
-    assert_eq!((p.max_lag, p.seed_bookmarks, p.target.clone()), (Duration::from_millis(50), 200, TargetSpec::Embedded));
+    assert_eq!(
+        (t.max_lag, b.seed_bookmarks, p.target.spec.clone()),
+        (Duration::from_millis(50), 200, TargetSpec::Embedded)
+    );
     let json = serde_json::to_value(&p).unwrap();
     assert_eq!(json["scenario"], "bad.toml");
     assert_eq!(json["thresholds"][1], "delivery.firehose.p99 < 250ms");
@@ -55,12 +62,12 @@ fn flags_typed_override_the_file_and_defaults_do_not() {
     // typed explicitly, and must still win over the file's 7.
     let p =
         plan(GOOD, &["--rate", "20", "--seed", "42", "--tag-listeners", "0", "--threshold", "valid == true"]).unwrap();
-    assert_eq!((p.rate_per_s, p.seed, p.tag_listeners), (20.0, 42, 0));
-    assert_eq!(p.listeners, 12, "untouched flags keep the file's value");
-    assert_eq!(p.duration, Duration::from_secs(4));
+    assert_eq!((p.bookmarks.rate_per_s, p.traffic.seed, p.bookmarks.tag_listeners), (20.0, 42, 0));
+    assert_eq!(p.bookmarks.listeners, 12, "untouched flags keep the file's value");
+    assert_eq!(p.traffic.duration, Duration::from_secs(4));
     assert_eq!(p.thresholds.len(), 1, "--threshold replaces the file's list");
     let p = plan(GOOD, &["--target", "http://127.0.0.1:4000"]).unwrap();
-    assert_eq!(p.target, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
+    assert_eq!(p.target.spec, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
 }
 
 #[test]

@@ -1,3 +1,6 @@
+//! Tests of gates: parsing, units, reading figures from a report, default gates and
+//! what replaces them.
+
 use serde_json::json;
 
 use super::*;
@@ -8,31 +11,36 @@ fn summary(p50: f64, p99: f64) -> serde_json::Value {
 }
 
 fn group(lost: u64, p50: f64, p99: f64) -> serde_json::Value {
-    json!({"listeners": 20, "topics": 1, "expected": 1000, "received": 1000 - lost, "lost": lost, "excess": 0,
-           "duplicates": 0, "reordered": 0, "gaps": 0, "foreign": 0, "private_leak": 0, "delivery_span_s": 3.0,
+    json!({"listeners": 20, "topics": 1, "expected": 1000, "received": 1000 - lost, "lost": lost,
+           "listeners_with_loss": lost.min(1), "excess": 0, "duplicates": 0, "unowed": 0, "private_leak": 0,
+           "reordered": 0, "gaps": 0, "foreign": 0, "decode_errors": 0, "delivery_span_s": 3.0,
            "deliveries_per_s": 333.0, "latency": summary(p50, p99)})
 }
 
 /// A plausible report: 2 errors in 200 sent, 3 lost firehose deliveries, firehose
-/// p99 80 ms, tag p50 12 ms, request p99 40 ms.
+/// p99 80 ms, tag p50 12 ms, bookmark creation p99 40 ms.
 pub(crate) fn sample() -> ReportModel {
     serde_json::from_value(json!({
-        "schema": "firehose-sim/report/v1", "simulator_version": "0", "run_id": "abc123",
-        "started_at": "", "finished_at": "", "plan": {"rate_per_s": 20.0},
+        "schema": crate::report::SCHEMA, "simulator_version": "0", "run_id": "abc123",
+        "started_at": "", "finished_at": "", "plan": {"bookmarks": {"rate_per_s": 20.0}},
         "target": {"kind": "embedded", "url": "http://127.0.0.1:1"},
-        "valid": true, "invalid_reasons": [],
+        "verdict": {"passed": false, "valid": true, "invalid_reasons": [], "failed_gates": [], "exit_code": 0,
+                    "line": ""},
         "window": {"duration_s": 10.0, "warmup_s": 2.0, "measured_s": 8.0, "traffic_s": 10.0, "drain_s": 0.1,
                    "drain_timed_out": false},
-        "requests": {"scheduled": 200, "warmup": 40, "sent": 200, "responses": 200, "measured": 160, "created": 198,
-                     "created_public": 190, "created_private": 8, "errors": {"http_500": 2}, "error_count": 2,
-                     "throughput_per_s": 20.0, "latency_corrected": summary(10.0, 40.0),
-                     "latency_uncorrected": summary(9.0, 30.0)},
-        "generator": {"lag": summary(0.1, 0.5), "max_lag_ms": 0.7, "max_lag_allowed_ms": 50.0, "in_flight_cap": 256,
-                      "in_flight_cap_hits": 0, "max_in_flight": 3},
-        "listeners": {"requested": 30, "joined": 30, "failed_to_join": 0, "failures": {}, "closed_during_run": 0,
-                      "tag_topics": {}, "connect_rate_per_s": 500.0, "connect": summary(2.0, 5.0)},
+        "actions": {"create_bookmark": {
+            "rate_per_s": 20.0, "scheduled": 200, "sent": 200, "ok": 198, "skipped": 0, "late": 0,
+            "max_lag_ms": 0.7, "errors": {"http_500": 2}, "error_count": 2, "throughput_per_s": 20.0,
+            "latency_corrected": summary(10.0, 40.0), "latency_uncorrected": summary(9.0, 30.0),
+            "lag": summary(0.1, 0.5), "detail": {"created_public": 190, "created_private": 8}}},
         "groups": {"firehose": group(3, 20.0, 80.0), "tag": group(0, 12.0, 30.0)},
-        "deliveries": {"private_leak": 0, "foreign": 0, "unowed": 0, "decode_errors": 0},
+        "listeners": {"requested": 30, "joined": 30, "failed_to_join": 0, "ramped": 0, "failures": {},
+                      "closed_during_run": 0, "connect_rate_per_s": 500.0, "connect": summary(2.0, 5.0)},
+        "totals": {"sent": 200, "ok": 198, "errors": 2, "late": 0, "expected": 2000, "received": 1997, "lost": 3,
+                   "duplicates": 0, "excess": 0, "private_leak": 0, "reordered": 0, "decode_errors": 0,
+                   "deliveries_per_s": 666.0},
+        "scheduler": {"max_lag_allowed_ms": 50.0, "max_lag_ms": 0.7, "in_flight_cap": 256, "in_flight_cap_hits": 0,
+                      "max_in_flight": 3},
         "simulator": {"rss_before_bytes": null, "rss_after_bytes": null, "rss_per_listener_bytes": null,
                       "includes_embedded_server": true, "cpu_s_during_traffic": null, "cpu_cores_during_traffic": null},
         "server": null, "histograms": {}
@@ -65,11 +73,11 @@ fn every_operator_compares() {
 #[test]
 fn every_unit_converts_to_the_metric_unit() {
     // Latencies are in ms: s and us convert.
-    assert!(judge("requests.create_bookmark.p99 <= 40ms"));
-    assert!(judge("requests.create_bookmark.p99 < 0.05s"));
-    assert!(!judge("requests.create_bookmark.p99 < 0.04s"));
-    assert!(judge("requests.create_bookmark.p99 < 40001us"));
-    assert!(!judge("requests.create_bookmark.p99 < 40000us"));
+    assert!(judge("actions.create_bookmark.p99 <= 40ms"));
+    assert!(judge("actions.create_bookmark.p99 < 0.05s"));
+    assert!(!judge("actions.create_bookmark.p99 < 0.04s"));
+    assert!(judge("actions.create_bookmark.p99 < 40001us"));
+    assert!(!judge("actions.create_bookmark.p99 < 40000us"));
     assert!(judge("delivery.tag.p50 < 20ms"));
     // Fractions: a percentage or a plain ratio. 2 errors / 200 sent = 1%.
     assert!(judge("errors.rate <= 1%"));
@@ -80,10 +88,10 @@ fn every_unit_converts_to_the_metric_unit() {
     assert!(!judge("loss.rate < 0.1%"));
     // Counts and rates are plain numbers.
     assert!(judge("errors == 2"));
-    assert!(judge("requests.create_bookmark.throughput >= 19.5"));
+    assert!(judge("actions.create_bookmark.throughput >= 19.5"));
     assert!(judge("delivery.firehose.count == 100"));
     let t = Threshold::parse("  delivery.firehose.p99<100ms ").unwrap();
-    assert_eq!((t.metric.as_str(), t.op, t.bound), ("delivery.firehose.p99", Op::Lt, Bound::Number(100.0)));
+    assert_eq!((t.metric.name.as_str(), t.op, t.bound), ("delivery.firehose.p99", Op::Lt, Bound::Number(100.0)));
 }
 
 #[test]
@@ -98,12 +106,16 @@ fn outcomes_carry_actual_and_expected() {
 }
 
 #[test]
-fn unknown_metrics_are_errors_listing_the_known_ones() {
+fn unknown_metrics_are_errors_offering_the_nearest_names() {
     let err = Threshold::parse("delivery.firehose.p98 < 100ms").unwrap_err();
     assert!(matches!(&err, ThresholdError::UnknownMetric { name, .. } if name == "delivery.firehose.p98"), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("unknown metric `delivery.firehose.p98`"), "{text}");
-    assert!(text.contains("delivery.firehose.p99") && text.contains("errors.rate") && text.contains("valid"), "{text}");
+    assert!(text.contains("unknown metric `delivery.firehose.p98`; did you mean "), "{text}");
+    assert!(
+        text.contains("`delivery.firehose.p99`") && text.contains("`firehose-sim metrics` lists them all"),
+        "{text}"
+    );
+    assert!(!text.contains("errors.rate") && !text.contains("`valid`"), "a few near names, not all: {text}");
     assert!(matches!(Threshold::parse("lag < 5ms"), Err(ThresholdError::UnknownMetric { .. })));
 }
 
@@ -130,35 +142,24 @@ fn malformed_expressions_and_wrong_units_are_refused() {
 }
 
 #[test]
-fn the_catalogue_has_unique_names_for_every_group() {
-    let names = known_names();
+fn the_catalogue_has_unique_names_for_every_group_and_kind() {
+    let names: Vec<String> = names::catalogue().into_iter().map(|m| m.name).collect();
     let mut unique = names.clone();
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), names.len());
-    for g in Group::ALL {
+    for g in names::Group::ALL {
         for s in ["p50", "p99", "p999", "max", "throughput"] {
             assert!(names.contains(&format!("delivery.{}.{s}", g.name())), "delivery.{}.{s}", g.name());
         }
     }
-    // Every metric reads from a report that has every group and action kind.
-    let mut full = sample();
-    for g in crate::workloads::actions::Group::ALL {
-        full.groups.insert(g.name().into(), full.groups["tag"].clone());
-    }
-    for k in crate::workloads::actions::Kind::ALL {
-        full.actions.insert(k.name().into(), Default::default());
-    }
-    for k in crate::workloads::bookmarks::lifecycle::KINDS {
-        full.actions.insert(k.into(), Default::default());
-    }
-    full.groups.insert(crate::plan::pages::GROUP.into(), full.groups["tag"].clone());
-    full.actions.insert(crate::plan::pages::KIND.into(), Default::default());
     for name in [
         "delivery.page.p99",
         "loss.page",
         "actions.page_readers.p99",
         "actions.page_readers.uncorrected.p50",
+        "actions.search.errors.rate",
+        "actions.presence_churn.late",
         "reach.room.100.p99",
         "reach.likes.50.p50",
         "reach.user.99.max",
@@ -166,10 +167,58 @@ fn the_catalogue_has_unique_names_for_every_group() {
     ] {
         assert!(names.iter().any(|n| n == name), "{name}");
     }
+    // Every metric reads from a report that has every group and action kind.
+    let mut full = sample();
+    for g in names::Group::ALL {
+        full.groups.insert(g.name().into(), full.groups["tag"].clone());
+    }
+    for k in names::Kind::ALL {
+        full.actions.insert(k.name().into(), Default::default());
+    }
     for g in full.groups.values_mut() {
         g.reach.get_or_insert_with(Default::default);
     }
-    for m in catalogue() {
-        assert!(m.read(&full).is_some(), "{}", m.name);
+    for m in names::catalogue() {
+        assert!(read(&full, m.figure).is_some(), "{}", m.name);
     }
+    // Groups without listeners and kinds not driven have no figures (a gate on them fails).
+    let bare = sample();
+    assert!(read(&bare, names::metric("loss.room").unwrap().figure).is_none());
+    assert!(read(&bare, names::metric("actions.like.p99").unwrap().figure).is_none());
+}
+
+#[test]
+fn default_gates_apply_unless_a_threshold_on_their_metric_replaces_them() {
+    let sample = sample();
+    let all = evaluate_all(&[], &sample);
+    let exprs: Vec<(&str, bool, bool)> = all.iter().map(|o| (o.expr.as_str(), o.default, o.passed)).collect();
+    // 2 errors and 3 lost deliveries: both defaults fail; no private leak.
+    assert_eq!(exprs, [("errors == 0", true, false), ("loss == 0", true, false), ("private_leak == 0", true, true)]);
+    let thresholds = [Threshold::parse("errors.rate < 2%").unwrap(), Threshold::parse("loss <= 3").unwrap()];
+    let all = evaluate_all(&thresholds, &sample);
+    let exprs: Vec<(&str, bool, bool)> = all.iter().map(|o| (o.expr.as_str(), o.default, o.passed)).collect();
+    assert_eq!(
+        exprs,
+        [("private_leak == 0", true, true), ("errors.rate < 2%", false, true), ("loss <= 3", false, true)]
+    );
+    // A bound on a part (one kind, one group) is judged besides the default, which stays.
+    let parts = [
+        Threshold::parse("actions.create_bookmark.errors < 3").unwrap(),
+        Threshold::parse("loss.firehose <= 3").unwrap(),
+    ];
+    let all = evaluate_all(&parts, &sample);
+    let exprs: Vec<(&str, bool, bool)> = all.iter().map(|o| (o.expr.as_str(), o.default, o.passed)).collect();
+    assert_eq!(
+        exprs,
+        [
+            ("errors == 0", true, false),
+            ("loss == 0", true, false),
+            ("private_leak == 0", true, true),
+            ("actions.create_bookmark.errors < 3", false, true),
+            ("loss.firehose <= 3", false, true)
+        ]
+    );
+    // A gate outside the families leaves every default in force.
+    let latency = [Threshold::parse("delivery.firehose.p99 < 1s").unwrap()];
+    assert_eq!(evaluate_all(&latency, &sample).iter().filter(|o| o.default).count(), 3);
 }

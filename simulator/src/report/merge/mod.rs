@@ -20,28 +20,12 @@ use hdrhistogram::Histogram;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::engine::error::exit;
+use crate::report::exit;
 use crate::report::gate::Threshold;
 use crate::report::histo::{self, Interval, Summary};
 use crate::report::model::ReportModel;
-use crate::report::timeline::IntervalLogs;
+use crate::report::timeline::{IntervalLogs, TimelineRow};
 use crate::report::{Report, files};
-
-/// `firehose-sim merge` flags.
-#[derive(Debug, Clone, clap::Parser)]
-pub struct MergeArgs {
-    /// Report folders (each holding report.json and one `<name>.hlog` per histogram).
-    #[arg(required = true, num_args = 1.., value_name = "DIR")]
-    pub dirs: Vec<PathBuf>,
-
-    /// Directory under which the merged `<UTC timestamp>-<id>/` folder is written.
-    #[arg(long, default_value = "reports", value_name = "DIR")]
-    pub out: PathBuf,
-
-    /// A gate judged on the merged result (repeatable; as `run --threshold`).
-    #[arg(long = "threshold", value_name = "EXPR")]
-    pub thresholds: Vec<String>,
-}
 
 /// Why reports cannot be merged (exit code 2).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +41,11 @@ pub enum MergeError {
     NoIntervalLog { dir: PathBuf, name: String, file: String },
     #[error("{path}: unreadable interval log: {reason}")]
     BadIntervalLog { path: PathBuf, reason: String },
+    #[error(
+        "{path}: schema {schema:?}; this simulator merges {} only (re-run it with this version)",
+        crate::report::SCHEMA
+    )]
+    Schema { path: PathBuf, schema: String },
     #[error("the merged report does not load as a report: {0}")]
     Model(String),
     #[error("{first} and {second} are the same run ({run_id}): merging a run with itself would count it twice")]
@@ -89,15 +78,22 @@ pub fn merge(inputs: &[Input], plan: Option<Value>) -> Result<Merged, MergeError
         let text = fs::read_to_string(&path).map_err(|source| MergeError::Read { path: path.clone(), source })?;
         let value: Value = serde_json::from_str(&text)
             .map_err(|e| MergeError::NotAReport { path: path.clone(), reason: e.to_string() })?;
-        if !value.get("schema").and_then(Value::as_str).is_some_and(|s| s.starts_with("firehose-sim/report/")) {
+        let schema = value.get("schema").and_then(Value::as_str).unwrap_or_default();
+        if !schema.starts_with("firehose-sim/report/") {
             return Err(MergeError::NotAReport { path, reason: "no firehose-sim report schema".into() });
         }
-        let run_id = value.get("run_id").and_then(Value::as_str).unwrap_or_default();
-        if let Some(k) = reports.iter().position(|r: &Value| r.get("run_id").and_then(Value::as_str) == Some(run_id)) {
+        if schema != crate::report::SCHEMA {
+            return Err(MergeError::Schema { path, schema: schema.to_owned() });
+        }
+        // Agents of one run share its id; each is one slot of it.
+        let identity = |r: &Value| {
+            (r.get("run_id").and_then(Value::as_str).map(str::to_owned), r.pointer("/plan/agents/slot/index").cloned())
+        };
+        if let Some(k) = reports.iter().position(|r: &Value| identity(r) == identity(&value)) {
             return Err(MergeError::SameRun {
                 first: inputs[k].dir.clone(),
                 second: input.dir.clone(),
-                run_id: run_id.to_owned(),
+                run_id: identity(&value).0.unwrap_or_default(),
             });
         }
         reports.push(value);
@@ -156,12 +152,6 @@ pub fn merge(inputs: &[Input], plan: Option<Value>) -> Result<Merged, MergeError
     recompute_summaries(&mut value, &histograms);
     recompute_derived(&mut value);
     merge_timelines(&mut value, &reports);
-    let mut reasons = Vec::new();
-    for (input, report) in inputs.iter().zip(&reports) {
-        for reason in report.get("invalid_reasons").and_then(Value::as_array).into_iter().flatten() {
-            reasons.push(Value::from(format!("{}: {}", input.label, reason.as_str().unwrap_or_default())));
-        }
-    }
     let agents: Vec<Value> = inputs
         .iter()
         .zip(&reports)
@@ -173,10 +163,11 @@ pub fn merge(inputs: &[Input], plan: Option<Value>) -> Result<Merged, MergeError
                 "report_dir": format!("agents/{}", input.label),
                 "source_dir": input.dir.display().to_string(),
                 "run_id": r["run_id"],
-                "valid": r["valid"],
+                "valid": r.pointer("/verdict/valid").cloned().unwrap_or(Value::Null),
+                "passed": r.pointer("/verdict/passed").cloned().unwrap_or(Value::Null),
                 "listeners": r.pointer("/listeners/joined").cloned().unwrap_or(Value::Null),
                 "listeners_requested": r.pointer("/listeners/requested").cloned().unwrap_or(Value::Null),
-                "requests_sent": r.pointer("/requests/sent").cloned().unwrap_or(Value::Null),
+                "sent": r.pointer("/totals/sent").cloned().unwrap_or(Value::Null),
                 "plan": r["plan"],
             })
         })
@@ -186,13 +177,20 @@ pub fn merge(inputs: &[Input], plan: Option<Value>) -> Result<Merged, MergeError
         p.insert("agent_shares".into(), Value::Array(reports.iter().map(|r| r["plan"].clone()).collect()));
     }
     let obj = value.as_object_mut().ok_or_else(|| MergeError::Model("not an object".into()))?;
-    obj.insert("run_id".into(), Value::from(format!("m{:05x}", rand::rng().random::<u32>() & 0xf_ffff)));
+    // Agents of one run keep its id; reports of separate runs get a new one.
+    let same_run = reports.windows(2).all(|w| w[0].get("run_id") == w[1].get("run_id"));
+    let run_id = match reports.first().and_then(|r| r.get("run_id")).and_then(Value::as_str) {
+        Some(id) if same_run => id.to_owned(),
+        _ => format!("m{:05x}", rand::rng().random::<u32>() & 0xf_ffff),
+    };
+    obj.insert("run_id".into(), Value::from(run_id));
     obj.insert("plan".into(), plan);
-    obj.insert("invalid_reasons".into(), Value::Array(reasons));
+    // The verdict is judged again on the merged figures (`finish`).
+    obj.insert("verdict".into(), serde_json::to_value(crate::report::model::Verdict::default()).unwrap_or_default());
     obj.insert("thresholds".into(), Value::Array(Vec::new()));
     obj.insert("agents".into(), Value::Array(agents));
     let log_files: serde_json::Map<String, Value> =
-        names.iter().map(|n| (n.clone(), Value::from(files::hlog_file_name(n)))).collect();
+        names.iter().map(|n| (n.clone(), Value::from(crate::report::names::hlog_file(n)))).collect();
     obj.insert("histogram_logs".into(), Value::Object(log_files));
     let model: ReportModel = serde_json::from_value(value).map_err(|e| MergeError::Model(e.to_string()))?;
     let intervals = IntervalLogs { t0: Some(start_time), span, logs };
@@ -207,14 +205,25 @@ fn merge_timelines(value: &mut Value, reports: &[Value]) {
     let Some(Value::Object(timeline)) = value.get_mut("timeline") else { return };
     let rows: Vec<&Vec<Value>> = timelines.iter().filter_map(|t| t.get("rows")?.as_array()).collect();
     let longest = rows.iter().map(|r| r.len()).max().unwrap_or(0);
-    let merged: Vec<Value> = (0..longest)
-        .map(|i| rules::merge_values("/timeline/rows", "", &rows.iter().filter_map(|r| r.get(i)).collect::<Vec<_>>()))
-        .collect();
+    let merged: Vec<Value> =
+        (0..longest).map(|i| merge_row_values(&rows.iter().filter_map(|r| r.get(i)).collect::<Vec<_>>())).collect();
     timeline.insert("rows".into(), Value::Array(merged));
     let t0 = timelines.iter().filter_map(|t| t.get("t0_unix_s")?.as_f64()).fold(f64::INFINITY, f64::min);
     if t0.is_finite() {
         timeline.insert("t0_unix_s".into(), json!(t0));
     }
+}
+
+/// One timeline row of several inputs, the same second of each.
+fn merge_row_values(rows: &[&Value]) -> Value {
+    rules::merge_values("/timeline/rows", "", rows)
+}
+
+/// The same second of several agents' timelines as one row (by the rules of a merged
+/// report's timeline: counts and rates add, percentiles take the maximum).
+pub fn merge_rows(rows: &[&TimelineRow]) -> TimelineRow {
+    let values: Vec<Value> = rows.iter().filter_map(|r| serde_json::to_value(r).ok()).collect();
+    serde_json::from_value(merge_row_values(&values.iter().collect::<Vec<_>>())).unwrap_or_default()
 }
 
 /// Sets every summary listed in `histogram_paths` from its merged histogram.
@@ -281,20 +290,21 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Judges, prints, writes; the exit code of a finished run (`Report::exit_code`): 3
-/// when any input (so the merge) is invalid, then 5 for a failed threshold, then 8 when
-/// the target dropped listeners, else 0.
-pub fn finish(mut merged: Merged, thresholds: &[Threshold], out: &Path, move_inputs: bool) -> u8 {
-    merged.report.judge(thresholds);
-    crate::out_raw!("{}", crate::report::terminal::render(&merged.report.model));
+/// Judges (as a single run is judged, on the merged figures), prints, writes; the exit
+/// code of the merged run (`Report::exit_code`).
+pub fn finish(mut merged: Merged, thresholds: &[Threshold], out: &Path, move_inputs: bool, interrupted: bool) -> u8 {
+    merged.report.judge(thresholds, interrupted);
+    crate::report::terminal::print(&crate::report::terminal::render(&merged.report.model));
     match write(&merged, out, move_inputs) {
-        Ok(dir) => crate::out!("\nreport          {}", dir.join("report.json").display()),
+        Ok(dir) => {
+            crate::report::terminal::print(&crate::report::terminal::footer(&merged.report.model, &dir));
+            crate::report::live::ended(&merged.report.model, &dir);
+        }
         Err(e) => {
             eprintln!("firehose-sim: cannot write the merged report under {}: {e}", out.display());
             return exit::FAILURE;
         }
     }
-    // 3, 5, then 8 (the target dropped connections), as a single process decides.
     merged.report.exit_code()
 }
 
@@ -306,31 +316,8 @@ pub fn partial_reasons(inputs: &[Input]) -> Option<String> {
         .filter_map(|input| {
             let text = std::fs::read_to_string(input.dir.join("report.json")).ok()?;
             let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-            Some(format!("{}: {}", input.label, json.get("partial")?.as_str()?))
+            Some(format!("{}: {}", input.label, json.pointer("/verdict/partial")?.as_str()?))
         })
         .collect();
     (!reasons.is_empty()).then(|| reasons.join("; "))
-}
-
-/// `firehose-sim merge DIR... --out OUT [--threshold …]`.
-pub fn main(args: &MergeArgs) -> u8 {
-    let thresholds = match args.thresholds.iter().map(|t| Threshold::parse(t)).collect::<Result<Vec<_>, _>>() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("firehose-sim merge: {e}");
-            return exit::USAGE;
-        }
-    };
-    let inputs: Vec<Input> =
-        args.dirs.iter().enumerate().map(|(i, dir)| Input { label: format!("agent-{i}"), dir: dir.clone() }).collect();
-    match merge(&inputs, None) {
-        Ok(mut merged) => {
-            merged.report.model.partial = partial_reasons(&inputs);
-            finish(merged, &thresholds, &args.out, false)
-        }
-        Err(e) => {
-            eprintln!("firehose-sim merge: {e}");
-            exit::USAGE
-        }
-    }
 }

@@ -17,32 +17,40 @@ fn summary() -> Value {
 }
 
 fn group(received: u64) -> Value {
-    json!({"listeners": 10, "topics": 1, "expected": received, "received": received, "lost": 0, "excess": 0,
-           "duplicates": 0, "reordered": 0, "gaps": 0, "foreign": 0, "private_leak": 0, "delivery_span_s": 8.0,
+    json!({"listeners": 10, "topics": 1, "expected": received, "received": received, "lost": 0,
+           "listeners_with_loss": 0, "excess": 0, "duplicates": 0, "unowed": 0, "private_leak": 0, "reordered": 0,
+           "gaps": 0, "foreign": 0, "decode_errors": 0, "delivery_span_s": 8.0,
            "deliveries_per_s": received as f64 / 8.0, "latency": summary()})
 }
 
-/// A report as one agent writes it: `sent` requests, `joined` listeners, RSS growth
-/// of 5,000 bytes per listener, firehose deliveries `received`.
-fn report(run_id: &str, sent: u64, joined: u64, received: u64, valid: bool) -> Value {
+/// A report as one agent writes it: `sent` requests (one answered 503, `late` of them
+/// sent late), `joined` listeners, RSS growth of 5,000 bytes per listener, firehose
+/// deliveries `received`.
+fn report(run_id: &str, sent: u64, joined: u64, received: u64, late: u64) -> Value {
+    let invalid: Vec<String> =
+        (late > 0).then(|| format!("create_bookmark: {late} of {sent} late")).into_iter().collect();
     json!({
-        "schema": "firehose-sim/report/v1", "simulator_version": "0", "run_id": run_id,
+        "schema": crate::report::SCHEMA, "simulator_version": "0", "run_id": run_id,
         "started_at": format!("2026-01-01T00:00:0{}+00:00", sent % 10), "finished_at": "2026-01-01T00:00:20+00:00",
-        "plan": {"listeners": joined, "rate_per_s": 10.0},
+        "plan": {"bookmarks": {"listeners": joined, "rate_per_s": 10.0}},
         "target": {"kind": "external", "url": "http://127.0.0.1:4100"},
-        "valid": valid, "invalid_reasons": if valid { json!([]) } else { json!(["generator lag: 90 ms"]) },
+        "verdict": {"passed": false, "valid": late == 0, "invalid_reasons": invalid, "failed_gates": ["errors == 0"],
+                    "exit_code": if late == 0 { 5 } else { 3 }, "line": ""},
         "window": {"duration_s": 10.0, "warmup_s": 2.0, "measured_s": 8.0, "traffic_s": 10.0 + sent as f64 / 1000.0,
                    "drain_s": 0.1, "drain_timed_out": false},
-        "requests": {"scheduled": sent, "warmup": 20, "sent": sent, "responses": sent, "measured": sent - 20,
-                     "created": sent, "created_public": sent, "created_private": 0, "errors": {"http_503": 1},
-                     "error_count": 1, "throughput_per_s": sent as f64 / 10.0, "latency_corrected": summary(),
-                     "latency_uncorrected": summary()},
-        "generator": {"lag": summary(), "max_lag_ms": sent as f64 / 100.0, "max_lag_allowed_ms": 50.0,
-                      "in_flight_cap": 128, "in_flight_cap_hits": 0, "max_in_flight": 3},
-        "listeners": {"requested": joined, "joined": joined, "failed_to_join": 0, "failures": {},
-                      "closed_during_run": 0, "tag_topics": {}, "connect_rate_per_s": 250.0, "connect": summary()},
+        "actions": {"create_bookmark": {
+            "rate_per_s": 10.0, "scheduled": sent, "sent": sent, "ok": sent - 1, "skipped": 0, "late": late,
+            "max_lag_ms": sent as f64 / 100.0, "errors": {"http_503": 1}, "error_count": 1,
+            "throughput_per_s": sent as f64 / 10.0, "latency_corrected": summary(), "latency_uncorrected": summary(),
+            "lag": summary(), "detail": {"created_public": sent - 1}}},
         "groups": {"firehose": group(received), "tag": group(0)},
-        "deliveries": {"private_leak": 0, "foreign": 0, "unowed": 0, "decode_errors": 0},
+        "listeners": {"requested": joined, "joined": joined, "failed_to_join": 0, "ramped": 0, "failures": {},
+                      "closed_during_run": 0, "connect_rate_per_s": 250.0, "connect": summary()},
+        "totals": {"sent": sent, "ok": sent - 1, "errors": 1, "late": late, "expected": received, "received": received,
+                   "lost": 0, "duplicates": 0, "excess": 0, "private_leak": 0, "reordered": 0, "decode_errors": 0,
+                   "deliveries_per_s": received as f64 / 8.0},
+        "scheduler": {"max_lag_allowed_ms": 50.0, "max_lag_ms": sent as f64 / 100.0, "in_flight_cap": 128,
+                      "in_flight_cap_hits": 0, "max_in_flight": 3},
         "simulator": {"rss_before_bytes": 1_000_000, "rss_after_bytes": 1_000_000 + 5_000 * joined,
                       "rss_per_listener_bytes": 5_000.0, "includes_embedded_server": false,
                       "cpu_s_during_traffic": 1.5, "cpu_cores_during_traffic": 0.15},
@@ -89,15 +97,16 @@ fn two_folders_merge_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let (a, b) = (values(3_000, 1), values(1_700, 2));
-    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 3_000, true), t0, &a, 1_000);
+    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 3_000, 0), t0, &a, 1_000);
     // The second agent's clock started half a second later.
-    folder(&tmp.path().join("b"), &report("bbbbbb", 60, 25, 1_700, true), t0 + Duration::from_millis(500), &b, 600);
+    folder(&tmp.path().join("b"), &report("bbbbbb", 60, 25, 1_700, 0), t0 + Duration::from_millis(500), &b, 600);
     let inputs: Vec<Input> = ["a", "b"]
         .iter()
         .enumerate()
         .map(|(i, d)| Input { label: format!("agent-{i}"), dir: tmp.path().join(d) })
         .collect();
-    let merged = merge(&inputs, None).unwrap();
+    let mut merged = merge(&inputs, None).unwrap();
+    merged.report.judge(&[], false);
     // The same folder twice is the same run: refused, not counted twice.
     let twice = [inputs[0].clone(), Input { label: "again".into(), dir: tmp.path().join("a") }];
     assert!(matches!(merge(&twice, None), Err(MergeError::SameRun { .. })));
@@ -109,14 +118,17 @@ fn two_folders_merge_exactly() {
     let m = &merged.report.model;
     assert_eq!(m.groups["firehose"].latency, Summary::of(&direct), "the summary is recomputed from the merge");
     assert_eq!(m.groups["firehose"].latency.count, 4_700);
-    assert_eq!((m.requests.sent, m.listeners.joined, m.groups["firehose"].received), (160, 65, 4_700));
-    assert_eq!(m.requests.errors["http_503"], 2);
-    assert_eq!(m.generator.max_lag_ms, 1.0);
-    assert_eq!(m.requests.throughput_per_s, 16.0);
+    let a = &m.actions["create_bookmark"];
+    assert_eq!((a.sent, m.listeners.joined, m.groups["firehose"].received), (160, 65, 4_700));
+    assert_eq!((a.errors["http_503"], m.totals.errors, m.totals.sent), (2, 2, 160));
+    assert_eq!((a.max_lag_ms, m.scheduler.max_lag_ms), (1.0, 1.0));
+    assert_eq!(a.throughput_per_s, 16.0);
     assert_eq!(m.window.traffic_s, 10.1);
     assert_eq!(m.started_at, "2026-01-01T00:00:00+00:00");
     assert_eq!(m.simulator.rss_per_listener_bytes, Some(5_000.0), "(Σ after − Σ before) / Σ listeners");
-    assert!(m.valid);
+    // Judged again on the merged figures: valid, and the default errors gate fails.
+    assert!(m.verdict.valid);
+    assert_eq!(m.verdict.failed_gates, ["errors == 0"]);
     assert_eq!(m.agents.len(), 2);
     assert_eq!((m.agents[1].run_id.as_str(), m.agents[1].listeners), ("bbbbbb", 25));
     assert_eq!(m.plan["agent_shares"].as_array().unwrap().len(), 2);
@@ -143,25 +155,31 @@ fn two_folders_merge_exactly() {
 fn an_invalid_agent_makes_the_merge_invalid_and_says_which() {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 10, true), t0, &values(10, 1), 10);
-    folder(&tmp.path().join("b"), &report("bbbbbb", 100, 40, 10, false), t0, &values(10, 2), 10);
+    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 10, 0), t0, &values(10, 1), 10);
+    folder(&tmp.path().join("b"), &report("bbbbbb", 100, 40, 10, 3), t0, &values(10, 2), 10);
     let inputs: Vec<Input> = ["a", "b"]
         .iter()
         .enumerate()
         .map(|(i, d)| Input { label: format!("agent-{i}"), dir: tmp.path().join(d) })
         .collect();
-    let merged = merge(&inputs, None).unwrap();
-    assert!(!merged.report.model.valid);
-    assert_eq!(merged.report.model.invalid_reasons, ["agent-1: generator lag: 90 ms"]);
-    assert_eq!(finish(merged, &[], &tmp.path().join("out"), false), exit::INVALID_RUN);
+    let mut merged = merge(&inputs, None).unwrap();
+    let agents: Vec<(&str, bool)> = merged.report.model.agents.iter().map(|a| (a.label.as_str(), a.valid)).collect();
+    assert_eq!(agents, [("agent-0", true), ("agent-1", false)]);
+    let judged = {
+        merged.report.judge(&[], false);
+        merged.report.model.verdict.clone()
+    };
+    assert!(!judged.valid);
+    assert!(judged.invalid_reasons[0].contains("create_bookmark: 3 of 200"), "{:?}", judged.invalid_reasons);
+    assert_eq!(finish(merged, &[], &tmp.path().join("out"), false, false), exit::INVALID_RUN);
 }
 
 #[test]
 fn a_folder_without_interval_logs_cannot_be_merged_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
-    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 10, true), t0, &values(10, 1), 10);
-    folder(&tmp.path().join("b"), &report("bbbbbb", 100, 40, 10, true), t0, &values(10, 2), 10);
+    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 10, 0), t0, &values(10, 1), 10);
+    folder(&tmp.path().join("b"), &report("bbbbbb", 100, 40, 10, 0), t0, &values(10, 2), 10);
     fs::remove_file(tmp.path().join("b/delivery_firehose.hlog")).unwrap();
     let inputs: Vec<Input> = ["a", "b"]
         .iter()
@@ -171,4 +189,24 @@ fn a_folder_without_interval_logs_cannot_be_merged_exactly() {
     let err = merge(&inputs, None).err().expect("no .hlog, no merge");
     assert!(matches!(err, MergeError::NoIntervalLog { .. }), "{err}");
     assert!(err.to_string().contains("cannot be merged exactly"), "{err}");
+}
+
+#[test]
+fn a_report_of_another_schema_is_refused_with_what_to_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    folder(&tmp.path().join("a"), &report("aaaaaa", 100, 40, 10, 0), t0, &values(10, 1), 10);
+    let mut old = report("bbbbbb", 100, 40, 10, 0);
+    old["schema"] = json!("firehose-sim/report/v1");
+    folder(&tmp.path().join("b"), &old, t0, &values(10, 2), 10);
+    let inputs: Vec<Input> = ["a", "b"]
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Input { label: format!("agent-{i}"), dir: tmp.path().join(d) })
+        .collect();
+    let err = merge(&inputs, None).err().expect("a v1 report is not merged");
+    assert!(matches!(err, MergeError::Schema { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("firehose-sim/report/v1") && text.contains(crate::report::SCHEMA), "{text}");
+    assert!(text.contains("re-run"), "{text}");
 }

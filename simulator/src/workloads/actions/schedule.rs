@@ -9,7 +9,9 @@
 //! - `typing` i: a Zipf-hot room and a typist who has been quiet there for
 //!   `TYPING_QUIET_S` (so the server broadcasts it), or none (skipped);
 //! - `delete_bookmark` i deletes the i-th bookmark made for deleting;
-//! - `unlike` picks at firing time a like of this run that was answered.
+//! - `unlike` picks at firing time a like of this run that was answered;
+//! - `room_presence` j: a Zipf-hot room and a presence user free again (its previous
+//!   join left at least `PRESENCE_REST` ago).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -17,42 +19,17 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::Kind;
-use crate::plan::actions::{ActionsPlan, TYPING_QUIET_S};
+use crate::plan::actions::{ActionsPlan, KINDS, TYPING_QUIET_S};
+use crate::plan::seeded::{Zipf, harmonic};
 use crate::plan::stages::RateCurve;
+use crate::report::names::Kind;
+
+/// How long a presence user rests between its leave and its next join, so the diffs of
+/// one join never mix with the next.
+pub const PRESENCE_REST: Duration = Duration::from_secs(2);
 
 /// A pick that found nobody (a typing push with no quiet typist, a like with no liker left).
 pub const SKIPPED: u32 = u32::MAX;
-
-/// Σ 1/k for k in 1..=n: the normaliser of Zipf(1) weights.
-pub fn harmonic(n: usize) -> f64 {
-    (1..=n).map(|k| 1.0 / k as f64).sum()
-}
-
-/// Zipf(1) over `n` ranks, rank 0 hottest.
-#[derive(Debug, Clone)]
-pub struct Zipf {
-    cumulative: Vec<f64>,
-}
-
-impl Zipf {
-    pub fn new(n: usize) -> Self {
-        let mut total = 0.0;
-        let cumulative = (1..=n.max(1))
-            .map(|k| {
-                total += 1.0 / k as f64;
-                total
-            })
-            .collect();
-        Self { cumulative }
-    }
-
-    pub fn sample(&self, rng: &mut ChaCha8Rng) -> u32 {
-        let total = *self.cumulative.last().unwrap_or(&1.0);
-        let x = rng.random::<f64>() * total;
-        self.cumulative.partition_point(|&c| c <= x).min(self.cumulative.len() - 1) as u32
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LikePick {
@@ -69,6 +46,13 @@ pub struct MessagePick {
     pub mention: Option<u32>,
     /// Corpus line (index into the lines) after the marker.
     pub line: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresencePick {
+    pub room: u32,
+    /// Presence user index.
+    pub user: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,12 +74,11 @@ pub struct Lane {
 #[derive(Debug)]
 pub struct Timeline {
     t0: OnceLock<Instant>,
-    lanes: [Option<Lane>; 5],
-    /// `(offset, kind, i)` in firing order.
-    pub order: Vec<(Duration, Kind, u32)>,
+    lanes: [Option<Lane>; 6],
     pub likes: Vec<LikePick>,
     pub messages: Vec<MessagePick>,
     pub typings: Vec<TypingPick>,
+    pub presences: Vec<PresencePick>,
     /// Per actor socket: the rooms it posts and types in (and joins).
     pub actor_rooms: Vec<Vec<u32>>,
 }
@@ -125,6 +108,11 @@ pub fn assign_actors(actors: u32, rooms: usize) -> Vec<Vec<u32>> {
     assigned
 }
 
+/// The lane index of one of this part's kinds.
+fn slot(kind: Kind) -> usize {
+    KINDS.iter().position(|&k| k == kind).unwrap_or(KINDS.len())
+}
+
 impl Timeline {
     /// `curve(rate)` gives each kind's intended offsets (`Plan::curve`); `lines` is how
     /// many chat lines there are to pick from.
@@ -135,18 +123,15 @@ impl Timeline {
         seed: u64,
         lines: usize,
     ) -> Self {
-        let mut lanes: [Option<Lane>; 5] = Default::default();
-        let mut order = Vec::new();
+        let mut lanes: [Option<Lane>; 6] = Default::default();
         for kind in plan.kinds() {
             let curve = curve(plan.rate(kind));
             let count = curve.count().min(u64::from(u32::MAX - 1));
             let warm = curve.count_before(warmup).min(count);
-            order.extend((0..count).map(|i| (curve.offset(i), kind, i as u32)));
-            lanes[kind as usize] = Some(Lane { curve, count, warmup: warm });
+            lanes[slot(kind)] = Some(Lane { curve, count, warmup: warm });
         }
-        order.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-        let n = |k: Kind| lanes[k as usize].as_ref().map_or(0, |l| l.count as usize);
-        let at = |k: Kind, i: usize| lanes[k as usize].as_ref().map_or(Duration::ZERO, |l| l.curve.offset(i as u64));
+        let n = |k: Kind| lanes[slot(k)].as_ref().map_or(0, |l| l.count as usize);
+        let at = |k: Kind, i: usize| lanes[slot(k)].as_ref().map_or(Duration::ZERO, |l| l.curve.offset(i as u64));
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0061_6374_696f_6e73);
 
         // Likes: a Zipf-hot target and the next liker who has not liked it.
@@ -211,6 +196,18 @@ impl Timeline {
                 }
             })
             .collect();
+        // Presence joins: a Zipf-hot room and the presence user free the longest.
+        let users = plan.presence_users(1.0).max(1) as usize;
+        let mut free_at = vec![Duration::ZERO; users];
+        let presences = (0..n(Kind::RoomPresence))
+            .map(|j| {
+                let room = room_zipf.sample(&mut rng);
+                let t = at(Kind::RoomPresence, j);
+                let user = (0..users).min_by_key(|&u| free_at[u]).unwrap_or(0);
+                free_at[user] = free_at[user].max(t) + plan.presence_hold + PRESENCE_REST;
+                PresencePick { room, user: user as u32 }
+            })
+            .collect();
         let mut actor_rooms = vec![Vec::new(); plan.actor_sockets as usize];
         for (r, actors) in room_actors.iter().enumerate() {
             for &a in actors {
@@ -219,7 +216,7 @@ impl Timeline {
                 }
             }
         }
-        Self { t0: OnceLock::new(), lanes, order, likes, messages, typings, actor_rooms }
+        Self { t0: OnceLock::new(), lanes, likes, messages, typings, presences, actor_rooms }
     }
 
     /// Starts the clock (once): the first intended start. Returns `t0`.
@@ -232,7 +229,7 @@ impl Timeline {
     }
 
     pub fn lane(&self, kind: Kind) -> Option<&Lane> {
-        self.lanes[kind as usize].as_ref()
+        self.lanes.get(slot(kind))?.as_ref()
     }
 
     /// Actions of `kind` in the run (0 when off).
@@ -266,6 +263,7 @@ mod tests {
             like_targets: 4,
             actor_users: 3,
             actor_sockets: 3,
+            room_presence_rate_per_s: 4.0,
             ..ActionsPlan::default()
         }
     }
@@ -280,8 +278,6 @@ mod tests {
         assert_eq!(t.count(Kind::Like), 100);
         assert_eq!(t.count(Kind::ChatMessage), 50);
         assert_eq!(t.count(Kind::Unlike), 0);
-        assert_eq!(t.order.len(), 200);
-        assert!(t.order.windows(2).all(|w| w[0].0 <= w[1].0));
         assert!(t.is_warmup(Kind::Like, 19) && !t.is_warmup(Kind::Like, 20));
     }
 
@@ -323,6 +319,14 @@ mod tests {
             }
         }
         assert!(t.messages.iter().any(|m| m.mention.is_some()));
+        // A presence user joins again only after its hold and the rest.
+        let mut last: std::collections::HashMap<u32, Duration> = std::collections::HashMap::new();
+        for (j, p) in t.presences.iter().enumerate() {
+            let at = Duration::from_millis(250 * j as u64);
+            if let Some(before) = last.insert(p.user, at) {
+                assert!(at >= before + Duration::from_secs(1) + PRESENCE_REST, "user {} reused too soon", p.user);
+            }
+        }
         for m in &t.messages {
             assert!(t.actor_rooms[m.sender as usize].contains(&m.room), "{m:?} from an actor not in the room");
         }

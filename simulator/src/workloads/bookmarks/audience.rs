@@ -8,10 +8,19 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::plan::profile::{Profile, Topics};
-use crate::workloads::bookmarks::ledger::Group;
-use crate::workloads::bookmarks::listeners::Spec;
+use crate::report::names::Group;
 
 pub const FIREHOSE_TOPIC: &str = "bookmarks:firehose";
+
+/// One listener to open.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub index: usize,
+    pub group: Group,
+    pub topic: String,
+    /// The tag of a tag listener (normalised).
+    pub tag: Option<Box<str>>,
+}
 
 /// The listeners of a run and the size of each tag's audience.
 #[derive(Debug, Clone)]
@@ -30,7 +39,12 @@ impl Audience {
     pub fn new(firehose: u32, tag_listeners: u32, weights: &[(String, f64)], seed: u64) -> Self {
         let mut specs = Vec::with_capacity((firehose + tag_listeners) as usize);
         for _ in 0..firehose {
-            specs.push(Spec { index: specs.len(), group: Group::Firehose, topic: FIREHOSE_TOPIC.to_owned() });
+            specs.push(Spec {
+                index: specs.len(),
+                group: Group::Firehose,
+                topic: FIREHOSE_TOPIC.to_owned(),
+                tag: None,
+            });
         }
         let mut per_tag: HashMap<String, u32> = HashMap::new();
         let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
@@ -39,7 +53,12 @@ impl Audience {
             let Some(tag) = pick(weights, total, rng.random::<f64>()) else { break };
             let tag = normalise(tag);
             *per_tag.entry(tag.clone()).or_default() += 1;
-            specs.push(Spec { index: specs.len(), group: Group::Tag, topic: format!("bookmarks:tag:{tag}") });
+            specs.push(Spec {
+                index: specs.len(),
+                group: Group::Tag,
+                topic: format!("bookmarks:tag:{tag}"),
+                tag: Some(tag.clone().into()),
+            });
         }
         Self { specs, firehose, per_tag, topics: Profile::firehose().topics.clone() }
     }
@@ -68,12 +87,9 @@ impl Audience {
         let mut per_tag: HashMap<String, u32> = HashMap::new();
         let mut firehose = 0;
         for spec in self.specs.iter().filter(|s| joined(s.index)) {
-            match spec.group {
-                Group::Firehose => firehose += 1,
-                Group::Tag => {
-                    let tag = self.tag_of(&spec.topic);
-                    *per_tag.entry(tag.to_owned()).or_default() += 1;
-                }
+            match &spec.tag {
+                None => firehose += 1,
+                Some(tag) => *per_tag.entry(tag.to_string()).or_default() += 1,
             }
         }
         Self { specs: self.specs.clone(), firehose, per_tag, topics: self.topics.clone() }
@@ -92,6 +108,15 @@ impl Audience {
             }
         }
         [self.firehose, tag]
+    }
+
+    /// Whether a public event with `tags` is owed to listener `spec`: every firehose
+    /// listener, and the tag listeners of its tags.
+    pub fn owes<'a>(spec: &Spec, tags: impl IntoIterator<Item = &'a str>) -> bool {
+        match &spec.tag {
+            None => true,
+            Some(mine) => tags.into_iter().any(|t| normalise(t) == **mine),
+        }
     }
 
     /// Listeners per tag, most listened first.

@@ -5,33 +5,34 @@
 //!
 //! Both rejoin with `since: {seq, epoch}` (the last `seq` the listener saw on its topic,
 //! the server epoch from its first join), so the server replays every event broadcast
-//! while the listener was away. The ledger therefore stays exact without any change:
-//! a churned or dropped listener is still owed every event of the run, and a replayed
-//! event counts like a live one (its delivery latency includes the time away).
+//! while the listener was away: a churned or dropped listener is still owed every
+//! event of the run, and a replayed event counts like a live one (its delivery latency
+//! includes the time away; a replay of an event it already had is a duplicate).
 //!
 //! Who churns or drops when is computed, not communicated: churn `k` (intended at
 //! `t0 + curve.offset(k)`) belongs to the listener `hash(seed, k) % listeners`, storm
 //! `j` drops listener `i` when `hash(seed, j, i) < fraction`. Each listener walks its own
-//! times with a small [`Cursor`] and one timer in its select loop, like the heartbeat;
-//! nothing here adds a channel or a lock per listener. Measurements go to shared,
-//! sharded histograms and atomics ([`ActionStats`]).
+//! times with a small [`Cursor`] and one timer, like the heartbeat; nothing here adds a
+//! channel or a lock per listener. Each act is a scheduled action of its kind
+//! (`presence_churn`, `reconnect_storm`) in that kind's `KindStats`: lag, latency from
+//! the intended rejoin, errors.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use firehose_app::wire::{self, Vsn, events};
-use futures_util::{SinkExt, StreamExt};
-use parking_lot::Mutex;
-use serde::{Deserialize, Serialize, Serializer};
-use tokio::time::timeout_at;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use crate::phoenix::Socket;
+use crate::engine::stats::KindStats;
+use crate::phoenix::{Ended, Endpoint, Failure, Flow, JOIN_TIMEOUT, JoinParams, Position, Socket, replay};
+use crate::plan::lifecycle::{ChurnPlan, StormPlan};
+use crate::plan::seeded::{draw, splitmix64};
 use crate::plan::stages::RateCurve;
-use crate::report::histo::Sharded;
+
+/// How long a churned listener waits for the server's leave or join reply.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long to wait for the `phx_close` that follows a leave reply.
+const CLOSE_AFTER_LEAVE: Duration = Duration::from_millis(500);
 
 /// phoenix.js's default `reconnectAfterMs` (the `Socket` constructor in
 /// `assets/js/phoenix/socket.js` of the `phoenix` npm package): the delay before try
@@ -40,15 +41,6 @@ use crate::report::histo::Sharded;
 pub const RECONNECT_AFTER_MS: [u64; 9] = [10, 50, 100, 150, 200, 250, 500, 1000, 2000];
 /// phoenix.js's delay for every try past the listed ones.
 pub const RECONNECT_AFTER_MS_LATER: u64 = 5000;
-
-/// The `actions.<kind>` keys this module reports.
-pub const KINDS: [&str; 2] = ["presence_churn", "reconnect_storm"];
-
-/// How long a churned listener waits for the server's leave or join reply.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long to wait for the `phx_close` that follows a leave reply.
-const CLOSE_AFTER_LEAVE: Duration = Duration::from_millis(500);
-const SHARDS: usize = 8;
 
 /// The delay before reconnect try `tries` (1-based), phoenix.js's default schedule.
 pub fn reconnect_after(tries: u32) -> Duration {
@@ -64,79 +56,9 @@ pub fn reconnect_after(tries: u32) -> Duration {
 /// drawn from `key` (seed, listener, try): the schedule's shape stays, but a storm's
 /// sockets no longer retry in lock-step.
 pub fn jittered(d: Duration, key: u64) -> Duration {
-    d / 2 + d.mul_f64(unit(splitmix(key)) / 2.0)
+    d / 2 + d.mul_f64(draw(key) / 2.0)
 }
 
-/// `[actions.presence_churn]` / `--churn-rate`: listeners leaving and rejoining.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ChurnPlan {
-    /// Leave-and-rejoin actions per second over all listeners (scaled by the stages).
-    pub rate_per_s: f64,
-    /// Time between the leave and the rejoin.
-    #[serde(rename = "absence_ms", serialize_with = "crate::plan::millis")]
-    pub absence: Duration,
-}
-
-/// `[actions.reconnect_storm]` / `--storm-at`, `--storm-every`: sockets dropped at once.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StormPlan {
-    /// Offsets from the start of the traffic phase at which storms hit.
-    #[serde(rename = "at_s", serialize_with = "secs_list")]
-    pub at: Vec<Duration>,
-    /// Fraction of the listener sockets each storm drops (each listener independently,
-    /// seeded).
-    pub fraction: f64,
-    /// Equal jitter on phoenix.js's reconnect delays (see [`jittered`]).
-    pub jitter: bool,
-}
-
-fn secs_list<S: Serializer>(list: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(list.iter().map(Duration::as_secs_f64))
-}
-
-/// One traffic kind's measurements, shared by every listener.
-pub struct ActionStats {
-    /// Rejoined − intended, actions past the warm-up.
-    pub corrected: Sharded,
-    /// Rejoined − actual send of the (first successful) join, same actions.
-    pub uncorrected: Sharded,
-    /// Actual start − intended start, every action.
-    pub lag: Sharded,
-    /// Actions scheduled for listeners that had joined.
-    pub sent: AtomicU64,
-    /// Actions that ended rejoined.
-    pub ok: AtomicU64,
-    /// Events the server replayed in the rejoin replies.
-    pub replayed: AtomicU64,
-    /// Connection tries (reconnect storms): all of them, and the most for one socket.
-    pub attempts: AtomicU64,
-    pub max_attempts: AtomicU64,
-    pub errors: Mutex<BTreeMap<String, u64>>,
-}
-
-impl Default for ActionStats {
-    fn default() -> Self {
-        Self {
-            corrected: Sharded::new(SHARDS),
-            uncorrected: Sharded::new(SHARDS),
-            lag: Sharded::new(SHARDS),
-            sent: AtomicU64::new(0),
-            ok: AtomicU64::new(0),
-            replayed: AtomicU64::new(0),
-            attempts: AtomicU64::new(0),
-            max_attempts: AtomicU64::new(0),
-            errors: Mutex::new(BTreeMap::new()),
-        }
-    }
-}
-
-impl ActionStats {
-    pub fn error(&self, kind: impl Into<String>) {
-        *self.errors.lock().entry(kind.into()).or_default() += 1;
-    }
-}
-
-/// The churn actions, grouped by listener (a counting sort of `hash(seed, k) % n`).
 struct Churn {
     curve: RateCurve,
     absence: Duration,
@@ -148,7 +70,6 @@ struct Churn {
 }
 
 /// What the listeners of a run do besides listening; read-only once built.
-#[derive(Default)]
 pub struct Lifecycle {
     churn: Option<Churn>,
     storms: Vec<Duration>,
@@ -157,12 +78,10 @@ pub struct Lifecycle {
     seed: u64,
     warmup: Duration,
     listeners: usize,
-    /// Cancelled when the traffic phase's clock starts: listeners then arm their timer.
-    pub started: CancellationToken,
     /// The server's epoch, from the first join reply (topics share it).
     epoch: OnceLock<Box<str>>,
-    pub churn_stats: ActionStats,
-    pub storm_stats: ActionStats,
+    churn_stats: Option<Arc<KindStats>>,
+    storm_stats: Option<Arc<KindStats>>,
 }
 
 /// Where one listener is in its own list of actions.
@@ -189,10 +108,11 @@ impl Lifecycle {
         listeners: usize,
         seed: u64,
         warmup: Duration,
+        stats: (Option<Arc<KindStats>>, Option<Arc<KindStats>>),
     ) -> Self {
         let churn = churn.filter(|_| listeners > 0).map(|(plan, curve)| {
             let count = curve.count().min(u64::from(u32::MAX)) as u32;
-            let victim = |k: u32| (splitmix(seed ^ 0x6368_7572_6e00 ^ u64::from(k)) % listeners as u64) as usize;
+            let victim = |k: u32| (splitmix64(seed ^ 0x6368_7572_6e00 ^ u64::from(k)) % listeners as u64) as usize;
             let mut first = vec![0u32; listeners + 1];
             for k in 0..count {
                 first[victim(k) + 1] += 1;
@@ -223,13 +143,25 @@ impl Lifecycle {
             seed,
             warmup,
             listeners,
-            ..Self::default()
+            epoch: OnceLock::new(),
+            churn_stats: stats.0,
+            storm_stats: stats.1,
         }
     }
 
     /// Whether listeners have anything to do besides listening.
     pub fn enabled(&self) -> bool {
         self.churn.as_ref().is_some_and(|c| !c.order.is_empty()) || !self.storms.is_empty()
+    }
+
+    /// Storms planned.
+    pub fn storms(&self) -> usize {
+        self.storms.len()
+    }
+
+    /// Sockets dropped over all storms.
+    pub fn storm_drops(&self) -> u64 {
+        (0..self.storms.len()).map(|j| (0..self.listeners).filter(|&i| self.storm_hits(j, i)).count() as u64).sum()
     }
 
     /// Churn actions scheduled over all listeners.
@@ -245,7 +177,7 @@ impl Lifecycle {
     /// Whether storm `j` drops listener `index`.
     pub fn storm_hits(&self, j: usize, index: usize) -> bool {
         let key = self.seed ^ 0x7374_6f72_6d00 ^ ((j as u64) << 40) ^ index as u64;
-        unit(splitmix(key)) < self.storm_fraction
+        draw(key) < self.storm_fraction
     }
 
     /// Listener `index`'s next action and its offset from t0, not yet consumed.
@@ -283,216 +215,128 @@ impl Lifecycle {
         }
     }
 
-    /// Remembers the server epoch from a join reply (`{epoch, seq, …}`); returns the
-    /// reply's `seq`.
+    /// Remembers the server epoch from a join reply; returns the reply's `seq`.
     pub fn note_join_reply(&self, response: &serde_json::Value) -> Option<u64> {
-        if let Some(epoch) = response.get("epoch").and_then(|e| e.as_str()) {
+        let position = Position::of(response);
+        if let Some(epoch) = position.epoch {
             let _ = self.epoch.set(epoch.into());
         }
-        response.get("seq").and_then(serde_json::Value::as_u64)
+        position.seq
     }
 
     /// Join parameters asking the server to replay everything after `seq` (or only for
     /// its position when nothing was seen yet).
     pub fn since(&self, seq: Option<u64>) -> JoinParams<'_> {
-        let since = match (seq, self.epoch.get()) {
-            (Some(seq), Some(epoch)) => Some(Since { seq, epoch }),
-            _ => None,
-        };
-        JoinParams { since: Some(since) }
+        JoinParams::after(seq, self.epoch.get().map(|e| &**e))
     }
 
-    fn stats(&self, act: Act) -> &ActionStats {
+    fn stats(&self, act: Act) -> Option<&KindStats> {
         match act {
-            Act::Churn(_) => &self.churn_stats,
-            Act::Storm(_) => &self.storm_stats,
+            Act::Churn(_) => self.churn_stats.as_deref(),
+            Act::Storm(_) => self.storm_stats.as_deref(),
         }
     }
 
-    fn record(&self, act: Act, index: usize, offset: Duration, intended: Instant, sent: Instant) {
-        let stats = self.stats(act);
-        let now = Instant::now();
-        stats.ok.fetch_add(1, Ordering::Relaxed);
-        if !self.is_warmup(act, offset) {
-            stats.corrected.record(index, now.saturating_duration_since(intended));
-            stats.uncorrected.record(index, now.saturating_duration_since(sent));
+    /// The act went out `at` (its lag).
+    fn sent(&self, act: Act, index: usize, intended: Instant, at: Instant) {
+        if let Some(stats) = self.stats(act) {
+            stats.sent(index, intended, at);
+        }
+    }
+
+    /// The act ended rejoined (`Ok`) or failed (`Err(kind)`), `sent` being when the
+    /// (last) join went out.
+    fn done(
+        &self,
+        act: Act,
+        index: usize,
+        offset: Duration,
+        intended: Instant,
+        sent: Option<Instant>,
+        outcome: Result<(), &str>,
+    ) {
+        if let Some(stats) = self.stats(act) {
+            let measured = !self.is_warmup(act, offset);
+            stats.answered(index, measured, intended, sent, Instant::now(), outcome);
+        }
+    }
+
+    fn error(&self, act: Act, kind: &str) {
+        if let Some(stats) = self.stats(act) {
+            stats.error(kind);
+        }
+    }
+
+    fn detail(&self, act: Act, name: &str, n: u64) {
+        if let Some(stats) = self.stats(act) {
+            stats.add_detail(name, n);
         }
     }
 }
 
-/// The `since` join parameter: absent (plain join), `null` (tell me where the topic
-/// is) or a position to replay from.
-#[derive(Debug, Serialize)]
-pub struct JoinParams<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub since: Option<Option<Since<'a>>>,
-}
-
-impl JoinParams<'_> {
-    /// No `since`: an ordinary join.
-    pub const PLAIN: JoinParams<'static> = JoinParams { since: None };
-}
-
-#[derive(Debug, Serialize)]
-pub struct Since<'a> {
-    pub seq: u64,
-    pub epoch: &'a str,
-}
-
-/// A join reply's recovery: the events missed since the position asked for.
-#[derive(Deserialize)]
-struct Recovery {
-    #[serde(default)]
-    recovered: bool,
-    #[serde(default)]
-    missed: Vec<Missed>,
-}
-
-#[derive(Deserialize)]
-struct Missed {
-    event: String,
-    payload: Box<serde_json::value::RawValue>,
-}
-
-/// Feeds the replayed events of a join reply to `deliver` as if broadcast now; returns
-/// how many, or `None` when the server could not recover the gap.
-fn replay(topic: &str, response: serde_json::Value, deliver: &mut (dyn FnMut(&str, Instant) + Send)) -> Option<u64> {
-    let recovery: Recovery = serde_json::from_value(response).ok()?;
-    let at = Instant::now();
-    for m in &recovery.missed {
-        let text = wire::encode_text(Vsn::V2, None, None, topic, &m.event, &*m.payload);
-        deliver(&text, at);
-    }
-    recovery.recovered.then_some(recovery.missed.len() as u64)
-}
-
-/// What reading up to a reply found.
-enum Reply {
-    Ok(serde_json::Value),
-    /// An error reply (its reason) or no reply in time.
-    Refused(String),
-}
-
-/// Stands for "the `phx_close` of the topic" where [`read_until_reply`] takes a ref.
-const CLOSE: &str = "\u{0}close";
-
-/// Reads `ws` until the `phx_reply` to `msg_ref` (or, for [`CLOSE`], until the topic's
-/// `phx_close`), handing every other frame to `deliver` except `phx_close` of `topic`
-/// (the close that follows our own leave).
-/// `Err` is a socket failure kind.
-async fn read_until_reply(
-    ws: &mut Socket,
-    topic: &str,
-    msg_ref: &str,
-    deadline: tokio::time::Instant,
-    deliver: &mut (dyn FnMut(&str, Instant) + Send),
-) -> Result<Reply, String> {
-    loop {
-        let msg = match timeout_at(deadline, ws.next()).await {
-            Err(_) => return Ok(Reply::Refused("reply_timeout".into())),
-            Ok(None) => return Err("eof".into()),
-            Ok(Some(Err(e))) => return Err(format!("read_{e}").chars().take(48).collect()),
-            Ok(Some(Ok(Message::Close(_)))) => return Err("closed".into()),
-            Ok(Some(Ok(msg))) => msg,
-        };
-        let at = Instant::now();
-        let Message::Text(text) = msg else { continue };
-        let Ok(frame) = wire::decode_text(Vsn::V2, text.as_str()) else {
-            deliver(text.as_str(), at);
-            continue;
-        };
-        if frame.event == events::REPLY && frame.msg_ref.as_deref() == Some(msg_ref) {
-            #[derive(Deserialize)]
-            struct Body {
-                status: String,
-                #[serde(default)]
-                response: serde_json::Value,
-            }
-            let Ok(body) = frame.payload_as::<Body>() else { return Ok(Reply::Refused("reply_undecodable".into())) };
-            if body.status == "ok" {
-                return Ok(Reply::Ok(body.response));
-            }
-            let reason = body.response.get("reason").and_then(|r| r.as_str()).unwrap_or("unknown");
-            return Ok(Reply::Refused(format!("join_error:{reason}")));
-        }
-        if frame.event == events::CLOSE && frame.topic == topic {
-            if msg_ref == CLOSE {
-                return Ok(Reply::Ok(serde_json::Value::Null));
-            }
-            continue;
-        }
-        deliver(text.as_str(), at);
-    }
-}
-
-/// Churn `k` of one listener on `ws`: `phx_leave`, wait until `intended + absence`,
-/// rejoin with `since`, replay. `intended` is the leave's intended instant. `Err` is a
-/// socket failure (the listener stops); churn-level failures are counted and `Ok`.
+/// Churn `k` of listener `index` on `socket`: `phx_leave`, keep reading until
+/// `intended + absence`, rejoin with `since` and replay. `deliver` takes every frame read
+/// meanwhile (events broadcast before the leave took effect still count); `last_seq`
+/// reads the listener's latest `seq` through it. `Err` is a socket failure (the
+/// listener stops); a refused leave or rejoin is counted and `Ok`.
 #[allow(clippy::too_many_arguments)]
 pub async fn churn(
     life: &Lifecycle,
     index: usize,
     topic: &str,
-    ws: &mut Socket,
+    socket: &mut Socket,
     act: Act,
     offset: Duration,
     intended: Instant,
-    last_seq: Option<u64>,
     deliver: &mut (dyn FnMut(&str, Instant) + Send),
-) -> Result<(), String> {
-    let stats = &life.churn_stats;
-    stats.sent.fetch_add(1, Ordering::Relaxed);
-    stats.lag.record(index, Instant::now().saturating_duration_since(intended));
-    let leave = wire::encode_text(Vsn::V2, Some("1"), Some("L"), topic, events::LEAVE, &serde_json::Map::new());
-    ws.send(Message::text(leave)).await.map_err(|e| format!("send_{e}").chars().take(48).collect::<String>())?;
+    last_seq: &(dyn Fn() -> Option<u64> + Sync),
+) -> Result<(), Failure> {
+    life.sent(act, index, intended, Instant::now());
+    socket.push(topic, "1", "L", events::LEAVE, &serde_json::Map::new()).await?;
     let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    // Events broadcast before the leave took effect still arrive, and are counted.
-    let mut last = last_seq;
-    let mut track = |text: &str, at: Instant| {
-        if let Some(seq) = seq_of(text) {
-            last = Some(last.map_or(seq, |l| l.max(seq)));
-        }
-        deliver(text, at);
-    };
-    if let Reply::Refused(kind) = read_until_reply(ws, topic, "L", deadline, &mut track).await? {
-        stats.error(format!("leave_{kind}"));
+    match socket.reply("L", deadline, deliver).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(reason)) => life.error(act, &format!("leave_error:{reason}")),
+        Err(Failure::Timeout(_)) => life.error(act, "leave_timeout"),
+        Err(f) => return Err(f),
     }
     // The close pushed after the leave reply; a server that sends none costs this wait.
-    let close_by = tokio::time::Instant::now() + CLOSE_AFTER_LEAVE;
-    let _ = read_until_reply(ws, topic, CLOSE, close_by, &mut track).await?;
-
-    let rejoin_at = intended + life.absence();
     // Keep reading while away: a broadcast that raced the leave on the server may still
     // arrive after its reply. Counted now, it moves `since` past itself; read only after
     // the rejoin went out, it would come again in the replay (a duplicate).
-    let _ = read_until_reply(ws, topic, "\u{0}away", rejoin_at.into(), &mut track).await?;
+    let rejoin_at = intended + life.absence();
+    let away = tokio::time::sleep_until(rejoin_at.max(Instant::now() + CLOSE_AFTER_LEAVE.min(life.absence())).into());
+    tokio::pin!(away);
+    let mut on_frame = |text: &str, at: Instant| {
+        // The `phx_close` that answers our own leave is no channel failure.
+        let own_close = wire::decode_text(Vsn::V2, text).is_ok_and(|f| f.topic == topic && f.event == events::CLOSE);
+        if !own_close {
+            deliver(text, at);
+        }
+        Flow::Continue
+    };
+    if let Ended::Failed(f) = socket.read(away.as_mut(), None, &mut on_frame).await {
+        return Err(f);
+    }
     let sent = Instant::now();
     // join_ref "1" again: the server ignores a later leave whose join_ref is not the
     // current join's, and every join of this listener (first, storm, churn) uses "1".
-    let join = wire::encode_text(Vsn::V2, Some("1"), Some("J"), topic, events::JOIN, &life.since(last));
-    ws.send(Message::text(join)).await.map_err(|e| format!("send_{e}").chars().take(48).collect::<String>())?;
     let deadline = tokio::time::Instant::now() + REPLY_TIMEOUT;
-    match read_until_reply(ws, topic, "J", deadline, deliver).await? {
-        Reply::Refused(kind) => stats.error(kind),
-        Reply::Ok(response) => match replay(topic, response, deliver) {
+    match socket.join(topic, "1", &life.since(last_seq()), deadline, deliver).await {
+        Ok(response) => match replay(topic, response, deliver) {
             Some(n) => {
-                stats.replayed.fetch_add(n, Ordering::Relaxed);
-                life.record(act, index, offset, rejoin_at, sent);
+                life.detail(act, "replayed", n);
+                life.done(act, index, offset, rejoin_at, Some(sent), Ok(()));
             }
-            None => stats.error("unrecovered"),
+            None => life.done(act, index, offset, rejoin_at, Some(sent), Err("unrecovered")),
         },
+        Err(Failure::JoinRefused(reason)) => {
+            life.done(act, index, offset, rejoin_at, Some(sent), Err(&format!("join_error:{reason}")));
+        }
+        Err(Failure::Timeout(_)) => life.error(act, "join_timeout"),
+        Err(f) => return Err(f),
     }
     Ok(())
-}
-
-/// Extracts `"seq":N` from a broadcast's text without a full decode (churn only).
-fn seq_of(text: &str) -> Option<u64> {
-    let frame = wire::decode_text(Vsn::V2, text).ok()?;
-    #[derive(Deserialize)]
-    struct Seq {
-        seq: u64,
-    }
-    frame.payload_as::<Seq>().ok().map(|s| s.seq)
 }
 
 /// Tries `attempt` on phoenix.js's reconnect schedule (jittered from `jitter_key` when
@@ -525,119 +369,57 @@ where
     }
 }
 
-/// Storm `j` of one listener: `ws` is dropped (the client closes the TCP connection
-/// without a close frame, like a lost network), then the listener reconnects with
-/// `connect` on phoenix.js's schedule and rejoins with `since`. Returns the new socket,
-/// or `None` when the run stopped first.
+/// Storm `j` of listener `index`: its socket is dropped (the client closes the TCP
+/// connection without a close frame, like a lost network), then it reconnects on
+/// phoenix.js's schedule and rejoins with `since` after `last_seq`. The new socket, or
+/// `None` when the run stopped first.
 #[allow(clippy::too_many_arguments)]
-pub async fn storm<F, Fut>(
+pub async fn storm(
     life: &Lifecycle,
+    endpoint: &Endpoint,
+    source: Option<std::net::Ipv4Addr>,
     index: usize,
     topic: &str,
-    ws: Socket,
+    socket: Socket,
     act: Act,
     offset: Duration,
     intended: Instant,
     last_seq: Option<u64>,
     stop: &CancellationToken,
-    mut connect: F,
     deliver: &mut (dyn FnMut(&str, Instant) + Send),
-) -> Option<Socket>
-where
-    F: FnMut(String) -> Fut,
-    Fut: Future<Output = Result<(Socket, serde_json::Value), String>>,
-{
-    let stats = &life.storm_stats;
-    stats.sent.fetch_add(1, Ordering::Relaxed);
-    stats.lag.record(index, Instant::now().saturating_duration_since(intended));
-    drop(ws);
-    let params = serde_json::to_string(&life.since(last_seq)).unwrap_or_else(|_| "{}".into());
+) -> Option<Socket> {
+    life.sent(act, index, intended, Instant::now());
+    drop(socket);
     let jitter = life.jitter.then_some(life.seed ^ ((index as u64) << 20) ^ offset.as_nanos() as u64);
+    let since = life.since(last_seq);
     let mut sent = Instant::now();
     let attempt = || {
         sent = Instant::now();
-        connect(params.clone())
+        let since = &since;
+        async move {
+            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+            let mut socket = endpoint.connect(source, None, deadline).await.map_err(|f| f.name())?;
+            let response = socket.join(topic, "1", since, deadline, &mut |_, _| {}).await.map_err(|f| f.name())?;
+            Ok((socket, response))
+        }
     };
-    let (joined, tries) = retry(attempt, jitter, stop, |kind| stats.error(kind)).await;
-    stats.attempts.fetch_add(u64::from(tries), Ordering::Relaxed);
-    stats.max_attempts.fetch_max(u64::from(tries), Ordering::Relaxed);
-    let Some((ws, response)) = joined else {
-        stats.error("abandoned_at_stop");
+    let (joined, tries) = retry(attempt, jitter, stop, |kind| life.error(act, &kind)).await;
+    life.detail(act, "attempts", u64::from(tries));
+    if let Some(stats) = life.stats(act) {
+        stats.max_detail("max_attempts", u64::from(tries));
+    }
+    let Some((socket, response)) = joined else {
+        life.error(act, "abandoned_at_stop");
         return None;
     };
     match replay(topic, response, deliver) {
         Some(n) => {
-            stats.replayed.fetch_add(n, Ordering::Relaxed);
-            life.record(act, index, offset, intended, sent);
+            life.detail(act, "replayed", n);
+            life.done(act, index, offset, intended, Some(sent), Ok(()));
         }
-        None => stats.error("unrecovered"),
+        None => life.done(act, index, offset, intended, Some(sent), Err("unrecovered")),
     }
-    Some(ws)
-}
-
-/// Adds `presence_churn` and `reconnect_storm` to `report.model.actions`, with their
-/// histograms (`action_<kind>_{corrected,uncorrected,lag}`) and JSON pointers.
-/// `rates` are the kinds' mean planned rates (storms per second for storms); `traffic`
-/// the traffic phase's length. A storm's `scheduled` counts the sockets it drops.
-pub fn add_to_report(life: &Lifecycle, report: &mut crate::report::Report, rates: [f64; 2], traffic: Duration) {
-    let storm_scheduled =
-        (0..life.storms.len()).map(|j| (0..life.listeners).filter(|&i| life.storm_hits(j, i)).count() as u64).sum();
-    let kinds = [
-        ("presence_churn", &life.churn_stats, rates[0], life.churns_scheduled()),
-        ("reconnect_storm", &life.storm_stats, rates[1], storm_scheduled),
-    ];
-    for (name, stats, rate, scheduled) in kinds {
-        if rate <= 0.0 {
-            continue;
-        }
-        let (corrected, uncorrected, lag) = (stats.corrected.merged(), stats.uncorrected.merged(), stats.lag.merged());
-        let errors = stats.errors.lock().clone();
-        let error_count: u64 = errors.values().sum();
-        let ok = stats.ok.load(Ordering::Relaxed);
-        let mut detail = BTreeMap::new();
-        detail.insert("replayed".to_owned(), stats.replayed.load(Ordering::Relaxed));
-        if name == "reconnect_storm" {
-            detail.insert("storms".to_owned(), life.storms.len() as u64);
-            detail.insert("attempts".to_owned(), stats.attempts.load(Ordering::Relaxed));
-            detail.insert("max_attempts".to_owned(), stats.max_attempts.load(Ordering::Relaxed));
-        }
-        let action = crate::report::model::ActionReport {
-            rate_per_s: rate,
-            scheduled,
-            sent: stats.sent.load(Ordering::Relaxed),
-            ok,
-            errors,
-            error_count,
-            throughput_per_s: ok as f64 / traffic.as_secs_f64().max(1e-9),
-            latency_corrected: crate::report::histo::Summary::of(&corrected),
-            latency_uncorrected: crate::report::histo::Summary::of(&uncorrected),
-            lag: crate::report::histo::Summary::of(&lag),
-            detail,
-        };
-        let m = &mut report.model;
-        m.actions.insert(name.to_owned(), action);
-        for (suffix, h, field) in [
-            ("corrected", corrected, "latency_corrected"),
-            ("uncorrected", uncorrected, "latency_uncorrected"),
-            ("lag", lag, "lag"),
-        ] {
-            let hname = format!("action_{name}_{suffix}");
-            m.histograms.insert(hname.clone(), crate::report::files::hgrm_file_name(&hname));
-            m.histogram_paths.insert(hname.clone(), format!("/actions/{name}/{field}"));
-            report.histograms.push((hname, h));
-        }
-    }
-}
-
-fn splitmix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit(x: u64) -> f64 {
-    (x >> 11) as f64 / (1u64 << 53) as f64
+    Some(socket)
 }
 
 #[cfg(test)]
@@ -659,7 +441,7 @@ mod tests {
     fn every_churn_belongs_to_exactly_one_listener_in_time_order() {
         let plan = ChurnPlan { rate_per_s: 10.0, absence: Duration::from_millis(200) };
         let curve = RateCurve::staged(10.0, 1.0, &[Stage { duration: Duration::from_secs(5), scale: 1.0 }]);
-        let life = Lifecycle::new(Some((&plan, curve)), None, 7, 42, Duration::from_secs(1));
+        let life = Lifecycle::new(Some((&plan, curve)), None, 7, 42, Duration::from_secs(1), (None, None));
         assert_eq!(life.churns_scheduled(), 50);
         let mut seen = Vec::new();
         for i in 0..7 {
@@ -681,10 +463,10 @@ mod tests {
     fn storms_drop_about_the_fraction_and_interleave_with_churn() {
         let storm =
             StormPlan { at: vec![Duration::from_secs(1), Duration::from_secs(3)], fraction: 0.3, jitter: false };
-        let life = Lifecycle::new(None, Some(&storm), 1000, 9, Duration::ZERO);
+        let life = Lifecycle::new(None, Some(&storm), 1000, 9, Duration::ZERO, (None, None));
         let hit = (0..1000).filter(|&i| life.storm_hits(0, i)).count();
         assert!((240..360).contains(&hit), "{hit}");
-        let again = Lifecycle::new(None, Some(&storm), 1000, 9, Duration::ZERO);
+        let again = Lifecycle::new(None, Some(&storm), 1000, 9, Duration::ZERO, (None, None));
         assert!((0..1000).all(|i| life.storm_hits(1, i) == again.storm_hits(1, i)));
         let i = (0..1000).find(|&i| life.storm_hits(0, i) && life.storm_hits(1, i)).unwrap();
         let mut cursor = Cursor::default();

@@ -1,471 +1,328 @@
-//! Listeners: one tokio task per WebSocket, joined to one topic. Each connects over
-//! Phoenix Channels V2, joins, then reads until told to stop: every `bookmark_created`
-//! is traced to its request through the URL fragment, counted in the ledger, checked
-//! for duplicates, reordering and gaps through the topic's `seq`, and its delivery
-//! latency (receipt − the request's intended start) recorded for the group.
+//! Firehose and tag listeners: one task per socket, joined to one topic, reading until
+//! the run stops. Every counted event (`bookmark_created` for firehose) is traced to its
+//! request through the URL fragment, deduplicated per listener ([`Seen`]), counted once
+//! into its group's ledger when it was owed to this listener (else as a duplicate, an
+//! unowed delivery or a private leak), timed from the request's intended start, and its
+//! `seq` checked for order. Presence churn and reconnect storms happen here too, on
+//! each listener's own timer (see `lifecycle`).
 //!
-//! Memory is the constraint here (thousands of sockets per process): small tungstenite
-//! buffers, no per-listener histogram, no channel per listener, a few words of state.
+//! Memory is the constraint here (thousands of sockets per process): the small-buffer
+//! socket, no per-listener histogram or channel, a few words of state.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use firehose_app::wire::{self, Vsn, events};
-use futures_util::{SinkExt, StreamExt};
-use parking_lot::Mutex;
 use tokio::sync::Semaphore;
-use tokio::time::{sleep_until, timeout_at};
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinHandle;
 
-use crate::phoenix::{self, HEARTBEAT_EVERY, SeqCheck, Socket};
-use crate::report::histo::Sharded;
-use crate::workloads::bookmarks::correlate::Correlator;
-use crate::workloads::bookmarks::ledger::{Group, Ledger};
-use crate::workloads::bookmarks::lifecycle::{self, Act, Cursor, Lifecycle};
-use crate::workloads::bookmarks::schedule::Schedule;
+use super::audience::{Audience, Spec};
+use super::correlate::Correlator;
+use super::events::Events;
+use super::lifecycle::{self, Act, Cursor, Lifecycle};
+use super::schedule::Schedule;
+use crate::engine::delivery::{EventLedger, GroupStats, Seen};
+use crate::engine::dispatch::sleep_precisely_until;
+use crate::engine::workload::Cx;
+use crate::http::Draft;
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, channel_end};
+use crate::plan::profile::Profile;
+use crate::report::names::Group;
 
-pub use crate::phoenix::JOIN_TIMEOUT;
-/// Latency histograms are sharded this many ways per group.
-const SHARDS: usize = 16;
-
-/// Everything listeners share, read-mostly.
+/// What every listener of the run shares, read-mostly.
 pub struct Shared {
-    pub addr: SocketAddr,
-    /// `ws://host:port/socket/websocket?vsn=2.0.0` (the profile's socket path and params).
-    pub ws_url: String,
-    /// The target profile: which events count and where their URL and seq are.
-    pub profile: Arc<crate::plan::profile::Profile>,
+    pub cx: Arc<Cx>,
     pub schedule: Arc<Schedule>,
     pub correlator: Correlator,
-    pub ledger: Arc<Ledger>,
-    pub delivery: [Sharded; 2],
-    /// Connect + upgrade + join reply.
-    pub connect: Sharded,
-    pub failures: Mutex<BTreeMap<String, u64>>,
-    pub joined: AtomicU64,
-    /// Which listeners (by `Spec::index`) joined.
-    pub joined_flags: Box<[AtomicBool]>,
+    pub events: Arc<Events>,
+    pub drafts: Arc<[Draft]>,
+    pub profile: Arc<Profile>,
+    pub firehose: Arc<GroupStats>,
+    pub tag: Arc<GroupStats>,
+    pub life: Lifecycle,
     /// One permit per listener that joined or gave up: the run waits for all of them.
     pub settled: Semaphore,
-    pub stop: CancellationToken,
-    /// Source addresses listener connections bind to, round-robin (`--source-ips`);
-    /// empty: the kernel's choice.
-    pub sources: crate::plan::source::SourceIps,
-    /// Presence churn and reconnect storms: who does what when, and their measurements.
-    pub life: Lifecycle,
+    /// Which listeners (by `Spec::index`) joined.
+    pub joined: Box<[AtomicBool]>,
+    /// Every listener of the run, by index (ramped ones included).
+    pub specs: Vec<Spec>,
+    /// The audience of the listeners that joined, once all settled.
+    pub audience: std::sync::OnceLock<Audience>,
 }
 
 impl Shared {
-    pub fn new(
-        addr: SocketAddr,
-        schedule: Arc<Schedule>,
-        correlator: Correlator,
-        ledger: Arc<Ledger>,
-        stop: CancellationToken,
-        listeners: usize,
-    ) -> Self {
-        Self {
-            addr,
-            ws_url: format!("ws://{addr}/socket/websocket?vsn=2.0.0"),
-            profile: crate::plan::profile::Profile::firehose(),
-            schedule,
-            correlator,
-            ledger,
-            delivery: [Sharded::new(SHARDS), Sharded::new(SHARDS)],
-            connect: Sharded::new(SHARDS),
-            failures: Mutex::new(BTreeMap::new()),
-            joined: AtomicU64::new(0),
-            joined_flags: (0..listeners).map(|_| AtomicBool::new(false)).collect(),
-            settled: Semaphore::new(0),
-            stop,
-            sources: crate::plan::source::SourceIps::default(),
-            life: Lifecycle::default(),
-        }
+    fn group(&self, group: Group) -> &GroupStats {
+        if group == Group::Tag { &self.tag } else { &self.firehose }
     }
 
-    /// Gives listeners churn and storm actions (see `lifecycle`).
-    pub fn with_lifecycle(mut self, life: Lifecycle) -> Self {
-        self.life = life;
-        self
-    }
-
-    /// Speaks to the app `profile` describes: its socket path, event names and payload.
-    pub fn with_profile(mut self, profile: Arc<crate::plan::profile::Profile>) -> Self {
-        self.ws_url = profile.ws_url(self.addr);
-        self.profile = profile;
-        self
-    }
-
-    /// Binds listener connections to `sources`, round-robin.
-    pub fn with_sources(mut self, sources: crate::plan::source::SourceIps) -> Self {
-        self.sources = sources;
-        self
+    fn ledger(&self, group: Group) -> &EventLedger {
+        if group == Group::Tag { &self.events.tag } else { &self.events.firehose }
     }
 
     /// Whether listener `index` joined.
     pub fn has_joined(&self, index: usize) -> bool {
-        self.joined_flags.get(index).is_some_and(|f| f.load(Ordering::Acquire))
+        self.joined.get(index).is_some_and(|f| f.load(Ordering::Acquire))
     }
-
-    fn fail(&self, kind: impl Into<String>) {
-        *self.failures.lock().entry(kind.into()).or_default() += 1;
-    }
-}
-
-/// One listener to open.
-#[derive(Debug, Clone)]
-pub struct Spec {
-    pub index: usize,
-    pub group: Group,
-    pub topic: String,
 }
 
 /// What a listener saw, returned when it stops.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Stats {
+#[derive(Debug, Default)]
+pub struct End {
+    pub index: usize,
     pub joined: bool,
-    /// This run's `bookmark_created` events.
-    pub received: u64,
-    /// `bookmark_created` events of other runs or of seeding.
-    pub foreign: u64,
-    /// Duplicates, reordering and gaps in the topic's `seq`.
-    pub seq: SeqCheck,
-    pub decode_errors: u64,
-    /// Any other event (deletes, replies, presence…).
-    pub other: u64,
-    /// The server closed the socket or channel while the run was going.
-    pub closed: bool,
-    /// When the last post-warm-up event arrived.
-    pub last_measured_receipt: Option<Instant>,
+    /// This run's events it was owed and received, each once.
+    pub seen: Seen,
 }
 
-/// Opens `specs` at `per_second`, each on its own task. Returns the task handles; each
-/// releases one `settled` permit once joined or failed.
-pub async fn open(
-    shared: &Arc<Shared>,
-    specs: Vec<Spec>,
-    per_second: f64,
-) -> Vec<tokio::task::JoinHandle<(Group, Stats)>> {
-    let start = Instant::now();
-    let mut handles = Vec::with_capacity(specs.len());
-    for (k, spec) in specs.into_iter().enumerate() {
-        // Paced on intended times, so a slow spawn does not slow the whole ramp.
-        sleep_until((start + Duration::from_secs_f64(k as f64 / per_second)).into()).await;
-        if shared.stop.is_cancelled() {
-            break;
-        }
-        let shared = Arc::clone(shared);
-        handles.push(tokio::spawn(async move {
-            let group = spec.group;
-            (group, listen(&shared, spec).await)
-        }));
+/// Opens `specs` at the run's connect rate, each on its own task. Each releases one
+/// `settled` permit once joined or failed.
+pub async fn open(sh: &Arc<Shared>, specs: Vec<Spec>) -> Vec<JoinHandle<End>> {
+    let mut specs = specs.into_iter();
+    sh.cx
+        .spawn_paced(specs.len(), |_| {
+            let (sh, spec) = (Arc::clone(sh), specs.next());
+            async move {
+                match spec {
+                    Some(spec) => listen(&sh, spec).await,
+                    None => End::default(),
+                }
+            }
+        })
+        .await
+}
+
+/// Connects from the next source address and joins `topic` with `params`.
+pub async fn connect(
+    sh: &Shared,
+    topic: &str,
+    params: &JoinParams<'_>,
+) -> Result<(Socket, serde_json::Value), Failure> {
+    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+    let mut socket = sh.cx.endpoint.connect(sh.cx.sources.next(), None, deadline).await?;
+    let response = socket.join(topic, "1", params, deadline, &mut |_, _| {}).await?;
+    Ok((socket, response))
+}
+
+/// The seq a listener saw last (`u64::MAX`: none), shared between its frame handler
+/// and its lifecycle acts.
+struct Last(AtomicU64);
+
+impl Last {
+    fn get(&self) -> Option<u64> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v != u64::MAX).then_some(v)
     }
-    handles
 }
 
-async fn listen(shared: &Shared, spec: Spec) -> Stats {
-    let mut stats = Stats::default();
+async fn listen(sh: &Shared, spec: Spec) -> End {
+    let mut end = End { index: spec.index, ..End::default() };
     let started = Instant::now();
-    // Boxed: the handshake's large, short-lived state would otherwise be part of this
-    // long-lived future for the listener's whole life.
     // With churn or storms, `since: null` asks for the topic's epoch and seq, the
     // position a later rejoin asks to be replayed from.
-    let params = if shared.life.enabled() { r#"{"since":null}"# } else { "{}" };
-    let joined = Box::pin(join(shared, &spec.topic, params.to_owned())).await;
-    let mut ws = match joined {
-        Ok((ws, response)) => {
-            if let Some(seq) = shared.life.note_join_reply(&response) {
-                stats.seq.start_at(seq);
-            }
-            ws
-        }
-        Err(kind) => {
-            shared.fail(kind);
-            shared.settled.add_permits(1);
-            return stats;
+    let params = if sh.life.enabled() { JoinParams::POSITION } else { JoinParams::PLAIN };
+    // Boxed: the connect's large, short-lived state would otherwise be part of this
+    // long-lived future for the listener's whole life.
+    let (mut socket, response) = match Box::pin(connect(sh, &spec.topic, &params)).await {
+        Ok(joined) => joined,
+        Err(f) => {
+            sh.cx.meters.sockets.failed(&f);
+            sh.settled.add_permits(1);
+            return end;
         }
     };
-    shared.connect.record(spec.index, started.elapsed());
-    shared.joined.fetch_add(1, Ordering::Relaxed);
-    if let Some(flag) = shared.joined_flags.get(spec.index) {
+    sh.cx.meters.sockets.joined(spec.index, started.elapsed());
+    sh.group(spec.group).joined();
+    if let Some(flag) = sh.joined.get(spec.index) {
         flag.store(true, Ordering::Release);
     }
-    shared.settled.add_permits(1);
-    stats.joined = true;
-
-    let mut heartbeat_ref = 1u64;
-    // Both futures live across iterations: re-creating them per frame would register a
-    // timer and a waiter for every message received.
-    let stopped = shared.stop.cancelled();
-    let heartbeat = sleep_until(tokio::time::Instant::now() + HEARTBEAT_EVERY);
-    // Churn and storms: armed once the traffic clock starts, then at each own action.
-    // `armed`: None until the clock starts, then whether an action is still ahead.
-    let (mut cursor, mut armed) = (Cursor::default(), None);
-    let traffic = shared.life.started.cancelled();
-    let life = sleep_until(tokio::time::Instant::now());
-    tokio::pin!(stopped, heartbeat, traffic, life);
+    sh.settled.add_permits(1);
+    end.joined = true;
+    let mut seq = SeqCheck::default();
+    if let Some(at) = sh.life.note_join_reply(&response) {
+        seq.start_at(at);
+    }
+    let last = Last(AtomicU64::new(seq.last().unwrap_or(u64::MAX)));
+    let mut cursor = Cursor::default();
+    let cx = &sh.cx;
     loop {
-        tokio::select! {
-            biased;
-            () = &mut stopped => break,
-            () = &mut traffic, if armed.is_none() && shared.life.enabled() => {
-                armed = Some(arm(shared, spec.index, &cursor, life.as_mut()));
-            }
-            () = &mut life, if armed == Some(true) => {
-                ws = match Box::pin(act(shared, &spec, &mut stats, ws, &mut cursor)).await {
-                    Some(ws) => ws,
-                    None => break,
+        // The next churn or storm, once the clock started.
+        let act =
+            cx.t0().filter(|_| sh.life.enabled()).and_then(|t0| sh.life.next(spec.index, &cursor).map(|a| (a, t0)));
+        let mut closed = None;
+        let ended = {
+            let wake = async {
+                tokio::select! {
+                    () = cx.stop.cancelled() => {}
+                    () = cx.started.cancelled(), if act.is_none() && cx.t0().is_none() && sh.life.enabled() => {}
+                    () = async {
+                        match act {
+                            Some(((_, offset), t0)) => sleep_precisely_until(t0 + offset).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
+                }
+            };
+            tokio::pin!(wake);
+            let mut on_frame =
+                |text: &str, at: Instant| match on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at) {
+                    Some(f) => {
+                        closed = Some(f);
+                        Flow::Stop
+                    }
+                    None => Flow::Continue,
                 };
-                armed = Some(arm(shared, spec.index, &cursor, life.as_mut()));
+            socket.read(wake.as_mut(), None, &mut on_frame).await
+        };
+        match ended {
+            Ended::Failed(f) => {
+                sh.cx.meters.sockets.closed_by_target(&f);
+                break;
             }
-            () = &mut heartbeat => {
-                heartbeat_ref += 1;
-                let frame = phoenix::heartbeat_frame(&heartbeat_ref.to_string());
-                if ws.send(Message::text(frame)).await.is_err() {
-                    closed(shared, &mut stats, "send_failed");
+            Ended::Stopped => {
+                if let Some(f) = closed {
+                    sh.cx.meters.sockets.closed_by_target(&f);
+                }
+                break;
+            }
+            Ended::Until if cx.stop.is_cancelled() => break,
+            Ended::Until => {}
+        }
+        let Some(((act, offset), t0)) = act else { continue };
+        sh.life.advance(&mut cursor, act);
+        let intended = t0 + offset;
+        let mut deliver = |text: &str, at: Instant| {
+            let _ = on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at);
+        };
+        match act {
+            Act::Churn(_) => {
+                let outcome = Box::pin(lifecycle::churn(
+                    &sh.life,
+                    spec.index,
+                    &spec.topic,
+                    &mut socket,
+                    act,
+                    offset,
+                    intended,
+                    &mut deliver,
+                    &|| last.get(),
+                ))
+                .await;
+                if let Err(f) = outcome {
+                    sh.cx.meters.sockets.closed_by_target(&f);
                     break;
                 }
-                let next = heartbeat.deadline() + HEARTBEAT_EVERY;
-                heartbeat.as_mut().reset(next);
             }
-            msg = ws.next() => {
-                let received_at = Instant::now();
-                match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        on_text(shared, &spec, &mut stats, text.as_str(), received_at);
+            Act::Storm(_) => {
+                sh.cx.meters.sockets.went_away();
+                let rejoined = Box::pin(lifecycle::storm(
+                    &sh.life,
+                    &cx.endpoint,
+                    cx.sources.next(),
+                    spec.index,
+                    &spec.topic,
+                    socket,
+                    act,
+                    offset,
+                    intended,
+                    last.get(),
+                    &cx.stop,
+                    &mut deliver,
+                ))
+                .await;
+                match rejoined {
+                    Some(s) => {
+                        socket = s;
+                        sh.cx.meters.sockets.came_back();
                     }
-                    Some(Ok(Message::Close(frame))) => {
-                        let code = frame.map_or(1005, |f| u16::from(f.code));
-                        closed(shared, &mut stats, format!("closed_{code}"));
-                        break;
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        closed(shared, &mut stats, error_kind(&e));
-                        break;
-                    }
-                    None => {
-                        closed(shared, &mut stats, "eof");
-                        break;
-                    }
+                    None => break,
                 }
             }
         }
     }
-    stats
+    sh.group(spec.group).add_seq(&seq);
+    end
 }
 
-/// Sets `timer` to listener `index`'s next lifecycle action; false when none is left.
-fn arm(shared: &Shared, index: usize, cursor: &Cursor, timer: std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
-    let next = shared.life.next(index, cursor).zip(shared.schedule.t0());
-    if let Some(((_, offset), t0)) = next {
-        timer.reset((t0 + offset).into());
-    }
-    next.is_some()
-}
-
-/// Performs listener `spec`'s due churn or storm on `ws`; the socket to go on with (a
-/// new one after a storm), or `None` when the listener stops. Client-initiated drops
-/// and their reconnect failures are counted by `lifecycle`, never as server closes.
-async fn act(shared: &Shared, spec: &Spec, stats: &mut Stats, ws: Socket, cursor: &mut Cursor) -> Option<Socket> {
-    let (t0, (act, offset)) = shared.schedule.t0().zip(shared.life.next(spec.index, cursor))?;
-    shared.life.advance(cursor, act);
-    let intended = t0 + offset;
-    let last_seq = stats.seq.last();
-    let mut deliver = |text: &str, at: Instant| on_text(shared, spec, stats, text, at);
-    match act {
-        Act::Churn(_) => {
-            let mut ws = ws;
-            let done = lifecycle::churn(
-                &shared.life,
-                spec.index,
-                &spec.topic,
-                &mut ws,
-                act,
-                offset,
-                intended,
-                last_seq,
-                &mut deliver,
-            )
-            .await;
-            match done {
-                Ok(()) => Some(ws),
-                Err(kind) => {
-                    closed(shared, stats, kind);
-                    None
-                }
-            }
-        }
-        Act::Storm(_) => {
-            let connect = |params: String| async move { Box::pin(join(shared, &spec.topic, params)).await };
-            lifecycle::storm(
-                &shared.life,
-                spec.index,
-                &spec.topic,
-                ws,
-                act,
-                offset,
-                intended,
-                last_seq,
-                &shared.stop,
-                connect,
-                &mut deliver,
-            )
-            .await
-        }
-    }
-}
-
-/// The target's doing only: a close frame from the server, EOF, a read or send error,
-/// `phx_close`/`phx_error` on the channel. The simulator's own closes (churn, storms)
-/// never come here: `listeners.closed_during_run` and exit code 8 rest on that.
-fn closed(shared: &Shared, stats: &mut Stats, kind: impl Into<String>) {
-    stats.closed = true;
-    shared.fail(format!("during_run:{}", kind.into()));
-}
-
-fn on_text(shared: &Shared, spec: &Spec, stats: &mut Stats, text: &str, at: Instant) {
+/// One frame of listener `spec`: a counted event is accounted; a channel end is
+/// returned as the failure that stops the listener.
+fn on_text(
+    sh: &Shared,
+    spec: &Spec,
+    seen: &mut Seen,
+    seq: &mut SeqCheck,
+    last: &Last,
+    text: &str,
+    at: Instant,
+) -> Option<Failure> {
+    let group = sh.group(spec.group);
     let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
-        stats.decode_errors += 1;
-        return;
+        group.decode_error();
+        return None;
     };
-    match frame.event.as_ref() {
-        event if frame.topic == spec.topic && shared.profile.events.counts(event) => {}
-        events::CLOSE | events::ERROR if frame.topic == spec.topic => {
-            stats.other += 1;
-            closed(shared, stats, format!("channel_{}", frame.event));
-            return;
+    if frame.topic != spec.topic || frame.event == events::REPLY {
+        return None;
+    }
+    if let Some(f) = channel_end(&frame, &spec.topic) {
+        return Some(f);
+    }
+    let events = &sh.profile.events;
+    let checks_seq = events.seq.is_some();
+    if !events.counts(&frame.event) {
+        // Other events on the topic (`bookmark_deleted`) take a `seq` too: check it, or
+        // every delete would show up as a gap in the counted events' sequence.
+        if checks_seq
+            && let Ok(picked) = events.pick(frame.payload.get())
+            && let Some(s) = picked.seq
+        {
+            see(seq, last, s);
         }
-        event => {
-            stats.other += 1;
-            // Other events on the topic (`bookmark_deleted`) take a `seq` too: check it,
-            // or every delete would show up as a gap in the counted events' sequence.
-            if frame.topic == spec.topic
-                && event != events::REPLY
-                && shared.profile.events.seq.is_some()
-                && let Ok(seen) = shared.profile.events.pick(frame.payload.get())
-                && let Some(seq) = seen.seq
-            {
-                stats.seq.see(seq);
-            }
-            return;
-        }
+        return None;
     }
     // The URL and seq where the profile says (`/url`, `/seq` for firehose), in one pass.
-    let checks_seq = shared.profile.events.seq.is_some();
-    let seen = match shared.profile.events.pick(frame.payload.get()) {
-        Ok(seen) if seen.seq.is_some() || !checks_seq => seen,
+    let picked = match events.pick(frame.payload.get()) {
+        Ok(p) if p.seq.is_some() || !checks_seq => p,
         _ => {
-            stats.decode_errors += 1;
-            return;
+            group.decode_error();
+            return None;
         }
     };
-    let Some(url) = seen.url else {
-        stats.decode_errors += 1;
-        return;
+    let Some(url) = picked.url else {
+        group.decode_error();
+        return None;
     };
-    if let Some(seq) = seen.seq {
-        stats.seq.see(seq);
+    if let Some(s) = picked.seq {
+        see(seq, last, s);
     }
-    let Some(i) = shared.correlator.index(&url) else {
-        stats.foreign += 1;
-        return;
+    let Some(i) = sh.correlator.index(&url) else {
+        group.foreign();
+        return None;
     };
-    stats.received += 1;
-    let nth = shared.ledger.count(spec.group, i);
-    if !shared.schedule.is_warmup(i)
-        && let Some(intended) = shared.schedule.intended(i)
-    {
-        let elapsed = at.saturating_duration_since(intended);
-        shared.delivery[spec.group as usize].record(spec.index, elapsed);
-        shared.ledger.reach.arrived(spec.group, i, nth, elapsed, spec.index);
-        stats.last_measured_receipt = Some(at);
+    if sh.events.is_private(i, &sh.schedule) {
+        group.private_leak();
+        return None;
     }
+    let tags = sh.schedule.link(i).and_then(|l| sh.drafts.get(l)).map(|d| d.tags.as_slice()).unwrap_or_default();
+    if !Audience::owes(spec, tags.iter().map(String::as_str)) {
+        group.unowed();
+        return None;
+    }
+    if !seen.insert(i) {
+        group.duplicate();
+        return None;
+    }
+    let (Some(intended), Some(t0)) = (sh.schedule.intended(i), sh.schedule.t0()) else { return None };
+    let ledger = sh.ledger(spec.group);
+    let elapsed = at.saturating_duration_since(intended);
+    let (nth, latest) = ledger.received(i, elapsed);
+    let at_ns = u64::try_from(at.saturating_duration_since(t0).as_nanos()).unwrap_or(u64::MAX);
+    group.received(spec.index, elapsed, at_ns, !sh.schedule.is_warmup(i), Some((ledger.owed(i), nth, latest)));
+    None
 }
 
-/// Connects, upgrades and joins `topic` with the JSON join `params`; the `ok` reply's
-/// response, or a failure kind for the report.
-async fn join(shared: &Shared, topic: &str, params: String) -> Result<(Socket, serde_json::Value), String> {
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let tcp = match timeout_at(deadline, phoenix::connect(shared.addr, shared.sources.next())).await {
-        Err(_) => return Err("connect_timeout".into()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Err("connect_refused".into()),
-        Ok(Err(e)) => return Err(format!("connect_{:?}", e.kind()).to_lowercase()),
-        Ok(Ok(tcp)) => tcp,
-    };
-    let _ = tcp.set_nodelay(true);
-    // Our own upgrade, not tungstenite's: it leaves the socket a 1 KiB read buffer instead
-    // of the handshake's 4 KiB one (see `phoenix::upgrade`).
-    let mut ws = match timeout_at(deadline, phoenix::upgrade_url(tcp, &shared.ws_url)).await {
-        Err(_) => return Err("upgrade_timeout".into()),
-        Ok(Err(e)) => return Err(format!("upgrade_{}", e.kind())),
-        Ok(Ok(ws)) => ws,
-    };
-    let params = serde_json::value::RawValue::from_string(params).map_err(|_| "join_params_invalid".to_owned())?;
-    let frame = wire::encode_text(Vsn::V2, Some("1"), Some("1"), topic, events::JOIN, &*params);
-    ws.send(Message::text(frame)).await.map_err(|e| format!("join_send_{}", error_kind(&e)))?;
-    let response = phoenix::await_join_response(&mut ws, deadline, |e| format!("join_{}", error_kind(e))).await?;
-    Ok((ws, response))
-}
-
-fn error_kind(e: &tungstenite::Error) -> String {
-    match e {
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => "closed".into(),
-        tungstenite::Error::Io(io) => format!("io_{:?}", io.kind()).to_lowercase(),
-        tungstenite::Error::Protocol(_) => "protocol".into(),
-        tungstenite::Error::Capacity(_) => "capacity".into(),
-        tungstenite::Error::Http(resp) => format!("http_{}", resp.status().as_u16()),
-        _ => "other".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use firehose_app::wire::{BookmarkEvent, BookmarkUser, encode_broadcast};
-
-    use super::*;
-
-    #[test]
-    fn a_listener_task_stays_small() {
-        fn size_of_future<F: std::future::Future>(_: &F) -> usize {
-            std::mem::size_of::<F>()
-        }
-        let shared = Shared::new(
-            "127.0.0.1:9".parse().unwrap(),
-            Arc::new(Schedule::new(1.0, 1, 0, 1, 1, 0.0)),
-            Correlator::new("x", 1),
-            Arc::new(Ledger::new(1)),
-            CancellationToken::new(),
-            1,
-        );
-        let spec = Spec { index: 0, group: Group::Firehose, topic: "bookmarks:firehose".into() };
-        let size = size_of_future(&listen(&shared, spec));
-        eprintln!("listener future: {size} bytes");
-        assert!(size < 2048, "listener future is {size} bytes");
-    }
-
-    #[test]
-    fn the_borrowed_view_reads_a_real_broadcast() {
-        let event = BookmarkEvent {
-            id: 1,
-            title: "t".into(),
-            description: String::new(),
-            url: "https://e.com/#sim-r-7".into(),
-            tags: vec!["rust".into()],
-            user: BookmarkUser { id: 1, username: "u".into() },
-            inserted_at: "2026-01-01T00:00:00.000000Z".into(),
-            seq: 9,
-        };
-        let text = encode_broadcast(Vsn::V2, "bookmarks:firehose", "bookmark_created", &event);
-        let frame = wire::decode_text(Vsn::V2, &text).unwrap();
-        let profile = crate::plan::profile::Profile::firehose();
-        assert!(profile.events.counts(&frame.event));
-        let seen = profile.events.pick(frame.payload.get()).unwrap();
-        assert!(matches!(seen.url, Some(std::borrow::Cow::Borrowed("https://e.com/#sim-r-7"))), "{seen:?}");
-        assert_eq!(seen.seq, Some(9));
+fn see(seq: &mut SeqCheck, last: &Last, s: u64) {
+    seq.see(s);
+    if let Some(l) = seq.last() {
+        last.0.store(l, Ordering::Relaxed);
     }
 }

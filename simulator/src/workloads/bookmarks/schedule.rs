@@ -1,7 +1,8 @@
-//! The read-only schedule of a run: request `i` is intended to start at
-//! `t0 + curve.offset(i)` (`i / rate` without stages, see `stages::RateCurve`), creates the corpus link `order[i % links]`, and is private for a
-//! seeded fraction of indices. Shared by the generator (which fires on it) and the
-//! listeners (which measure delivery latency from it) without any lock: `t0` is set
+//! The read-only schedule of a run's bookmarks: request `i` is intended to start at
+//! `t0 + curve.offset(i)` (`i / rate` without stages, see `stages::RateCurve`), creates
+//! the corpus link `order[i % links]`, and is private for a seeded fraction of indices.
+//! Every agent of a run computes the same schedule from the plan, so each can time and
+//! account every event, whichever agent sends it. Read without any lock: `t0` is set
 //! once, when every listener has joined, and only read after that.
 
 use std::sync::OnceLock;
@@ -11,6 +12,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
+use crate::plan::seeded::draw;
 use crate::plan::stages::RateCurve;
 
 /// What request `i` sends and when.
@@ -89,19 +91,8 @@ impl Schedule {
     /// Whether request `i` creates a private bookmark: a stateless hash of (seed, i),
     /// so any request's choice is known without replaying the ones before it.
     pub fn is_private(&self, i: u64) -> bool {
-        unit_interval(splitmix64(self.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15))) < self.private_fraction
+        draw(self.seed ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15)) < self.private_fraction
     }
-}
-
-fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-fn unit_interval(x: u64) -> f64 {
-    (x >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

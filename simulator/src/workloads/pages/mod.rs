@@ -1,671 +1,310 @@
-//! The page readers of one run: page listener sockets (anonymous, on the hot paths),
-//! reader arrivals on the open model, and their accounting.
+//! Page readers ("N readers online") and the `page` listener group.
 //!
-//! A reader signs in as one account of a pool made at setup (`POST /api/users`, which
-//! answers the user id): the app keys a signed-in reader by its user id, so a
-//! `presence_diff`'s join or leave names the account, and `current[account]` (set
-//! before the reader joins) names the reader. Accounts come back to the pool after
-//! their reader left and are reused first-in first-out, so an account's next reader
-//! arrives long after its last leave was broadcast. Page diffs are throttled and
-//! merged by the app: one diff may carry several joins, each timed on its own.
+//! Page listeners (`listeners`) join `page:/sim-<run><agent>/page-<j>` anonymously, `j`
+//! = listener `i % PATHS`, before the clock starts, and keep each page's presence. Page
+//! readers (`readers`) arrive on the open model: reader `k` is one action of the
+//! `page_readers` lane, fired by the dispatcher at `t0 + curve.offset(k)` onto the main
+//! runtime, going to the Zipf-hot path `arrivals` gave it, signed in as one account of
+//! a pool made at setup (the app keys a signed-in reader by its user id, so a diff names
+//! the reader); it stays `dwell` and leaves. Its join latency is `actions.page_readers`.
 //!
-//! A reader's join is owed to every page listener joined on its path (all join before
-//! `t0`), once its join was accepted; its leave likewise once its leave was. Each
-//! listener keeps the set of readers it saw join and leave, its own latency histogram
-//! (receipt − the reader's intended arrival), and the presence it holds (key → refs,
-//! from `presence_state` and diffs), compared with the truth at the end.
+//! Delivery accounting (`engine::delivery`): reader `k`'s join is event `k` of the page
+//! ledger and its leave event `readers + k`, each owed to every page listener joined on
+//! its page once the app accepted the join, or once the reader went. Each listener
+//! dedupes what it saw per reader, so loss is per (listener, reader) and a duplicate at
+//! one listener never offsets a loss at another; a join is timed from the reader's
+//! intended arrival (`delivery.page`, reach marks). The app merges a page's diffs over
+//! its throttle interval, so a brief reader may never be seen: `tally` counts it
+//! `merged_away`, not lost.
+//!
+//! The drain waits until every reader is done and every page listener's presence count
+//! equals the truth (the page's open listeners plus its readers present) and every owed
+//! join and leave arrived, or the merge hold passed since the last reader was done.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+mod arrivals;
+mod listeners;
+mod readers;
+mod tally;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use firehose_app::wire::{self, Vsn, events};
-use futures_util::{SinkExt, StreamExt};
-use hdrhistogram::Histogram;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
-use serde_json::Value;
 use tokio::task::JoinHandle;
-use tokio::time::timeout_at;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
+use self::arrivals::Arrivals;
+use self::listeners::{End, Listeners};
+use self::readers::Readers;
+use self::tally::Tally;
+use crate::engine::delivery::{EventLedger, GroupStats};
+use crate::engine::dispatch::Lane;
 use crate::engine::error::SimError;
-use crate::phoenix::{self, HEARTBEAT_EVERY, JOIN_TIMEOUT};
-use crate::plan::Plan;
-use crate::plan::pages::{GROUP, KIND, PATHS};
+use crate::engine::stats::KindStats;
+use crate::engine::workload::{self, Cx, Workload};
+use crate::plan::pages::PATHS;
 use crate::plan::stages::RateCurve;
-use crate::report::histo::{Sharded, Summary};
-use crate::report::model::{ActionReport, GroupReport};
-use crate::workloads::actions::listen::connect;
-use crate::workloads::actions::schedule::Zipf;
-use crate::workloads::rooms::setup::Account;
+use crate::report::names::{Group, Kind};
 
-const SHARDS: usize = 8;
-const JOINED: u8 = 1;
-const LEFT: u8 = 2;
-const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
-const SETTLE_MARGIN: Duration = Duration::from_secs(30);
-const DRAIN_POLL: Duration = Duration::from_millis(10);
 /// Reader accounts beyond twice the peak of concurrent readers.
 const SPARE_ACCOUNTS: u64 = 8;
-/// The longest the app holds a page diff (1.25 × its default 1 s throttle interval),
-/// rounded up: a reader that joins and leaves within one held diff cancels out of it
-/// (the app merges them), so page listeners never see it. Such a reader, seen neither
-/// joining nor leaving and present less than this, is counted `merged_away`, not lost.
-pub const MERGE_HOLD: Duration = Duration::from_millis(1500);
 
-struct Shared {
-    addr: SocketAddr,
+/// What the listeners and readers of a run share.
+pub struct Shared {
+    cx: Arc<Cx>,
+    /// Per path, its topic.
     topics: Vec<String>,
-    /// Page listeners joined per path.
-    listeners_on: Vec<AtomicU64>,
-    accounts: Vec<Account>,
-    account_of_key: HashMap<String, u32>,
-    /// Per account: the reader (k + 1) it was last given to, 0 for none.
-    current: Box<[AtomicU64]>,
-    pool: Mutex<VecDeque<u32>>,
-    curve: Option<RateCurve>,
-    dwell: Duration,
+    arrivals: Arrivals,
+    /// The readers' schedule (empty without readers).
+    curve: RateCurve,
+    /// Readers intended before the warm-up ended.
     warmup: u64,
-    seed: u64,
-    t0: OnceLock<Instant>,
-    /// Per reader: its path and `JOINED`/`LEFT` bits.
-    path: Box<[AtomicU32]>,
-    state: Box<[AtomicU8]>,
-    corrected: Sharded,
-    uncorrected: Sharded,
-    lag: Sharded,
-    sent: AtomicU64,
-    ok: AtomicU64,
-    errors: Mutex<BTreeMap<String, u64>>,
-    done: AtomicU64,
-    /// When the last reader finished.
-    last_done: Mutex<Option<Instant>>,
-    /// Per reader: milliseconds between its join reply and its leave reply.
-    stay_ms: Box<[AtomicU32]>,
-    owed: AtomicU64,
-    seen: AtomicU64,
-    /// Per page listener: the readers (keys) its presence holds now.
-    counts: Box<[AtomicU64]>,
-    /// Per reader: page listeners that saw it join so far, and the time until 50/99/100 %
-    /// of its path's listeners (joined before `t0`) did, recorded on arrival.
-    join_seen: Box<[AtomicU32]>,
-    /// Per reader: the latest receipt of its join so far, for its reach marks.
-    join_latest: Box<[std::sync::atomic::AtomicU64]>,
-    reach: crate::workloads::bookmarks::reach::Marks,
-    joined: AtomicU64,
-    settled: tokio::sync::Semaphore,
-    failures: Mutex<BTreeMap<String, u64>>,
-    stop: CancellationToken,
+    dwell: Duration,
+    /// Joins (`k`) and leaves (`readers + k`) owed and received.
+    ledger: EventLedger,
+    group: Arc<GroupStats>,
+    stats: Option<Arc<KindStats>>,
+    readers: Readers,
+    listeners: Listeners,
 }
 
 impl Shared {
-    fn error(&self, kind: impl Into<String>) {
-        *self.errors.lock().entry(kind.into()).or_default() += 1;
+    fn join_event(&self, k: u64) -> u64 {
+        k
     }
 
+    fn leave_event(&self, k: u64) -> u64 {
+        self.arrivals.len() + k
+    }
+
+    /// Reader `k`'s intended arrival.
     fn intended(&self, k: u64) -> Option<Instant> {
-        Some(*self.t0.get()? + self.curve.as_ref()?.offset(k))
-    }
-}
-
-/// What one page listener saw.
-#[derive(Default)]
-struct Seen {
-    /// The listener's slot in `Shared::counts`.
-    index: usize,
-    path: usize,
-    joined: bool,
-    joins: HashSet<u32>,
-    leaves: HashSet<u32>,
-    latency: Option<Histogram<u64>>,
-    present: usize,
-}
-
-/// The page readers and page listeners of one run, as `run.rs` drives them.
-pub struct Pages {
-    shared: Arc<Shared>,
-    listeners: Vec<JoinHandle<Seen>>,
-    readers: Mutex<Vec<JoinHandle<()>>>,
-}
-
-/// The highest stage multiplier of `plan` (1 without stages).
-pub fn max_scale(plan: &Plan) -> f64 {
-    plan.stages.iter().map(|s| s.scale).fold(plan.start_scale, f64::max)
-}
-
-impl Pages {
-    /// Makes the reader accounts (not measured). `None` when the plan has no pages.
-    pub async fn prepare(plan: &Plan, base: &str, addr: SocketAddr, run_id: &str) -> Result<Option<Pages>, SimError> {
-        let p = &plan.pages;
-        if !p.is_active() {
-            return Ok(None);
-        }
-        let peak = p.peak_readers(max_scale(plan));
-        let pool = if p.readers.is_some() { peak * 2 + SPARE_ACCOUNTS } else { 0 };
-        let names: Vec<String> = (0..pool).map(|k| format!("p{run_id}_{k}")).collect();
-        let setup_err = |e: String| SimError::Setup(format!("page readers setup: {e}"));
-        let http = crate::workloads::rooms::setup::client().map_err(setup_err)?;
-        let accounts = crate::workloads::rooms::setup::create_users(&http, base, &names).await.map_err(setup_err)?;
-        let curve = p.readers.as_ref().map(|r| plan.curve(r.rate_per_s));
-        let count = curve.as_ref().map_or(0, RateCurve::count) as usize;
-        let warmup = curve.as_ref().map_or(0, |c| c.count_before(plan.warmup));
-        let shared = Shared {
-            addr,
-            topics: (0..PATHS).map(|j| format!("page:/sim-{run_id}/page-{j}")).collect(),
-            listeners_on: (0..PATHS).map(|_| AtomicU64::new(0)).collect(),
-            account_of_key: accounts.iter().enumerate().map(|(a, acc)| (acc.id.to_string(), a as u32)).collect(),
-            current: accounts.iter().map(|_| AtomicU64::new(0)).collect(),
-            pool: Mutex::new((0..accounts.len() as u32).collect()),
-            accounts,
-            curve,
-            dwell: p.readers.as_ref().map_or(Duration::ZERO, |r| r.dwell),
-            warmup,
-            seed: plan.seed,
-            t0: OnceLock::new(),
-            path: (0..count).map(|_| AtomicU32::new(0)).collect(),
-            state: (0..count).map(|_| AtomicU8::new(0)).collect(),
-            corrected: Sharded::new(SHARDS),
-            uncorrected: Sharded::new(SHARDS),
-            lag: Sharded::new(SHARDS),
-            sent: AtomicU64::new(0),
-            ok: AtomicU64::new(0),
-            errors: Mutex::new(BTreeMap::new()),
-            done: AtomicU64::new(0),
-            last_done: Mutex::new(None),
-            stay_ms: (0..count).map(|_| AtomicU32::new(u32::MAX)).collect(),
-            owed: AtomicU64::new(0),
-            seen: AtomicU64::new(0),
-            counts: (0..p.listeners).map(|_| AtomicU64::new(0)).collect(),
-            join_seen: (0..count).map(|_| AtomicU32::new(0)).collect(),
-            join_latest: crate::workloads::bookmarks::reach::latest_cells(count),
-            reach: crate::workloads::bookmarks::reach::Marks::default(),
-            joined: AtomicU64::new(0),
-            settled: tokio::sync::Semaphore::new(0),
-            failures: Mutex::new(BTreeMap::new()),
-            stop: CancellationToken::new(),
-        };
-        Ok(Some(Pages { shared: Arc::new(shared), listeners: Vec::new(), readers: Mutex::new(Vec::new()) }))
+        Some(self.cx.t0()? + self.curve.offset(k))
     }
 
-    /// Opens the page listeners (path `i % PATHS`) at the connect rate and waits until
-    /// all joined or gave up; an error when there are some and none could join.
-    pub async fn open(&mut self, plan: &Plan) -> Result<(), SimError> {
-        let n = plan.pages.listeners as usize;
-        let every = Duration::from_secs_f64(1.0 / plan.connect_rate_per_s.max(1e-3));
-        let start = tokio::time::Instant::now();
-        for i in 0..n {
-            tokio::time::sleep_until(start + every * i as u32).await;
-            let sh = Arc::clone(&self.shared);
-            self.listeners.push(tokio::spawn(async move { listen(&sh, i, i % PATHS).await }));
-        }
-        let all = u32::try_from(n).unwrap_or(u32::MAX);
-        let settled = tokio::time::timeout(JOIN_TIMEOUT + SETTLE_MARGIN, self.shared.settled.acquire_many(all)).await;
-        if settled.is_err() {
-            return Err(SimError::Setup("page listeners neither joined nor failed in time".into()));
-        }
-        if n > 0 && self.shared.joined.load(Ordering::Relaxed) == 0 {
-            let failures = self.shared.failures.lock().clone();
-            return Err(SimError::Setup(format!("no page listener could join: {failures:?}")));
-        }
-        Ok(())
+    fn is_measured(&self, k: u64) -> bool {
+        k >= self.warmup
     }
 
-    /// Starts the readers' clock.
-    pub fn start(&self, t0: Instant) {
-        let _ = self.shared.t0.set(t0);
-    }
-
-    /// Sends every reader at its intended time (each on a task of its own; returns
-    /// once the last arrived, not when it left).
-    pub async fn drive(&self) {
-        let sh = &self.shared;
-        let (Some(curve), Some(&t0)) = (sh.curve.as_ref(), sh.t0.get()) else { return };
-        let interrupted = crate::engine::interrupt::token();
-        for k in 0..curve.count() {
-            let intended = t0 + curve.offset(k);
-            tokio::select! {
-                () = sh.stop.cancelled() => return,
-                () = interrupted.cancelled() => return,
-                () = tokio::time::sleep_until(intended.into()) => {}
-            }
-            let sh = Arc::clone(sh);
-            self.readers.lock().push(tokio::spawn(async move { reader(&sh, k, intended).await }));
+    /// The reader of this run a presence key on `path` names, if any.
+    fn reader_of(&self, key: &str, path: usize) -> Option<u64> {
+        let k = self.readers.current_of(key)?;
+        if self.arrivals.path(k) == path {
+            Some(k)
+        } else {
+            // One of our accounts, whose reader is on another page: the app told the
+            // wrong page.
+            self.group.unowed();
+            None
         }
     }
 
-    /// Waits until every reader left and every page listener holds the true count and
-    /// saw what it was owed (or [`MERGE_HOLD`] passed since the last reader left: what
-    /// is missing then was merged away or lost) (true), or `deadline` plus one dwell
-    /// passed (false).
-    pub async fn drain(&self, deadline: Instant) -> bool {
-        let sh = &self.shared;
-        let deadline = deadline + sh.dwell;
-        let scheduled = sh.path.len() as u64;
-        loop {
-            let all_seen = sh.seen.load(Ordering::Relaxed) >= sh.owed.load(Ordering::Relaxed)
-                || sh.last_done.lock().is_some_and(|at| at.elapsed() >= MERGE_HOLD);
-            let settled = sh.done.load(Ordering::Relaxed) >= scheduled && all_seen && self.counts_true();
-            if settled {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(DRAIN_POLL).await;
-        }
-    }
-
-    /// Whether every page listener's presence count is the truth now: the page
-    /// listeners of its path plus the readers present there.
-    fn counts_true(&self) -> bool {
-        let sh = &self.shared;
-        let truth = self.truth();
-        sh.counts.iter().enumerate().all(|(i, c)| c.load(Ordering::Relaxed) == truth[i % PATHS])
-    }
-
+    /// Per path, the presence the truth says: its open listeners and readers present.
     fn truth(&self) -> Vec<u64> {
-        let sh = &self.shared;
-        let mut truth: Vec<u64> = sh.listeners_on.iter().map(|l| l.load(Ordering::Relaxed)).collect();
-        for (k, s) in sh.state.iter().enumerate() {
-            if s.load(Ordering::Relaxed) == JOINED {
-                truth[sh.path[k].load(Ordering::Relaxed) as usize] += 1;
+        let mut truth: Vec<u64> = (0..PATHS).map(|p| self.listeners.open_on(p)).collect();
+        for k in 0..self.arrivals.len() {
+            if self.readers.is_present(k as usize) {
+                truth[self.arrivals.path(k)] += 1;
             }
         }
         truth
     }
 
-    /// Stops every socket and adds the `page` group and the `page_readers` kind (with
-    /// their histograms) to `report`.
-    pub async fn finish(self, plan: &Plan, traffic: Duration, report: &mut crate::report::Report) {
+    /// The open listeners whose presence count differs from the truth now.
+    fn counts_wrong(&self) -> u64 {
         let truth = self.truth();
-        let sh = Arc::clone(&self.shared);
-        // Each listener's count at the same instant as the truth, before anything stops:
-        // a listener reading one more frame while it stops must not make it "wrong".
-        let counts: Vec<u64> = sh.counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
-        sh.stop.cancel();
-        for h in self.readers.into_inner() {
-            let _ = h.await;
-        }
-        let mut seen = Vec::with_capacity(self.listeners.len());
-        for h in self.listeners {
-            if let Ok(s) = h.await {
-                seen.push(s);
-            }
-        }
-        let secs = traffic.as_secs_f64().max(1e-9);
-        let (mut expected, mut received, mut excess) = (0u64, 0u64, 0u64);
-        let (mut joins_owed, mut joins_seen, mut leaves_owed, mut leaves_seen, mut wrong) = (0u64, 0, 0, 0, 0);
-        let mut merged_away = 0u64;
-        let mut latency = crate::report::histo::new_histogram();
-        for s in seen.iter().filter(|s| s.joined) {
-            for (k, state) in sh.state.iter().enumerate() {
-                if sh.path[k].load(Ordering::Relaxed) as usize != s.path {
-                    continue;
-                }
-                let state = state.load(Ordering::Relaxed);
-                let k = k as u32;
-                let (saw_join, saw_leave) = (s.joins.contains(&k), s.leaves.contains(&k));
-                let short = sh.stay_ms[k as usize].load(Ordering::Relaxed) < MERGE_HOLD.as_millis() as u32;
-                if state == JOINED | LEFT && short && !saw_join && !saw_leave {
-                    merged_away += 1;
-                    continue;
-                }
-                let owed_join = state & JOINED != 0;
-                let owed_leave = state & LEFT != 0;
-                joins_owed += u64::from(owed_join);
-                leaves_owed += u64::from(owed_leave);
-                joins_seen += u64::from(owed_join && s.joins.contains(&k));
-                leaves_seen += u64::from(owed_leave && s.leaves.contains(&k));
-                excess +=
-                    u64::from(!owed_join && s.joins.contains(&k)) + u64::from(!owed_leave && s.leaves.contains(&k));
-            }
-            if let Some(h) = &s.latency {
-                let _ = latency.add(h);
-            }
-            let count = counts.get(s.index).copied().unwrap_or(s.present as u64);
-            wrong += u64::from(count != truth[s.path]);
-        }
-        expected += joins_owed + leaves_owed;
-        received += joins_seen + leaves_seen;
-        let joined_listeners = seen.iter().filter(|s| s.joined).count() as u64;
-        let topics = (0..PATHS).filter(|&j| seen.iter().any(|s| s.joined && s.path == j)).count() as u64;
-        let m = &mut report.model;
-        if plan.pages.listeners > 0 {
-            let reach = sh.reach.histograms(GROUP);
-            m.groups.insert(
-                GROUP.to_owned(),
-                GroupReport {
-                    listeners: joined_listeners,
-                    topics,
-                    expected,
-                    received,
-                    lost: expected - received,
-                    excess,
-                    deliveries_per_s: received as f64 / secs,
-                    latency: Summary::of(&latency),
-                    reach: Some(crate::workloads::bookmarks::reach::ReachReport::of(&reach)),
-                    ..GroupReport::default()
-                },
-            );
-            let name = "delivery_page".to_owned();
-            m.histograms.insert(name.clone(), crate::report::files::hgrm_file_name(&name));
-            m.histogram_paths.insert(name.clone(), format!("/groups/{GROUP}/latency"));
-            report.histograms.push((name, latency));
-            for (name, path, h) in reach {
-                m.histograms.insert(name.clone(), crate::report::files::hgrm_file_name(&name));
-                m.histogram_paths.insert(name.clone(), path);
-                report.histograms.push((name, h));
-            }
-        }
-        let Some(readers) = &plan.pages.readers else { return };
-        let (corrected, uncorrected, lag) = (sh.corrected.merged(), sh.uncorrected.merged(), sh.lag.merged());
-        let errors = sh.errors.lock().clone();
-        let ok = sh.ok.load(Ordering::Relaxed);
-        let mut detail = BTreeMap::new();
-        detail.insert("joins_owed".to_owned(), joins_owed);
-        detail.insert("joins_seen".to_owned(), joins_seen);
-        detail.insert("leaves_owed".to_owned(), leaves_owed);
-        detail.insert("leaves_seen".to_owned(), leaves_seen);
-        detail.insert(
-            "left".to_owned(),
-            sh.state.iter().filter(|s| s.load(Ordering::Relaxed) & LEFT != 0).count() as u64,
-        );
-        detail.insert("listeners_count_wrong".to_owned(), wrong);
-        detail.insert("merged_away".to_owned(), merged_away);
-        detail.insert("reader_accounts".to_owned(), sh.accounts.len() as u64);
-        let action = ActionReport {
-            rate_per_s: plan.curve(readers.rate_per_s).mean_rate(),
-            scheduled: sh.path.len() as u64,
-            sent: sh.sent.load(Ordering::Relaxed),
-            ok,
-            error_count: errors.values().sum(),
-            errors,
-            throughput_per_s: ok as f64 / secs,
-            latency_corrected: Summary::of(&corrected),
-            latency_uncorrected: Summary::of(&uncorrected),
-            lag: Summary::of(&lag),
-            detail,
-        };
-        m.actions.insert(KIND.to_owned(), action);
-        for (suffix, h, field) in [
-            ("corrected", corrected, "latency_corrected"),
-            ("uncorrected", uncorrected, "latency_uncorrected"),
-            ("lag", lag, "lag"),
-        ] {
-            let name = format!("action_{KIND}_{suffix}");
-            m.histograms.insert(name.clone(), crate::report::files::hgrm_file_name(&name));
-            m.histogram_paths.insert(name.clone(), format!("/actions/{KIND}/{field}"));
-            report.histograms.push((name, h));
-        }
+        self.listeners.counts().into_iter().filter(|&(_, path, count)| count != truth[path]).count() as u64
     }
 }
 
-/// One reader: arrive, join signed in, stay `dwell` (reading what the page sends),
-/// leave with `phx_leave`, hand the account back.
-async fn reader(sh: &Shared, k: u64, intended: Instant) {
-    let start = Instant::now();
-    let key = k as usize;
-    sh.lag.record(key, start.saturating_duration_since(intended));
-    sh.sent.fetch_add(1, Ordering::Relaxed);
-    let mut rng = ChaCha8Rng::seed_from_u64(sh.seed ^ 0x7061_6765_0000 ^ k);
-    let path = Zipf::new(PATHS).sample(&mut rng) as usize;
-    sh.path[key].store(path as u32, Ordering::Relaxed);
-    let account = sh.pool.lock().pop_front();
-    let Some(account) = account else {
-        sh.error("no_free_account");
-        sh.done.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    sh.current[account as usize].store(k + 1, Ordering::Release);
-    let topic = &sh.topics[path];
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let joined = async {
-        let mut ws = connect(sh.addr, Some(&sh.accounts[account as usize].token), deadline).await?;
-        ws.send(Message::text(phoenix::join_frame(topic))).await.map_err(|_| "join_send_failed".to_owned())?;
-        phoenix::await_join_reply(&mut ws, deadline, |_| "join_read_failed".to_owned()).await?;
-        Ok::<_, String>(ws)
-    }
-    .await;
-    match joined {
-        Err(kind) => sh.error(kind),
-        Ok(mut ws) => {
-            let now = Instant::now();
-            if k >= sh.warmup {
-                sh.corrected.record(key, now.saturating_duration_since(intended));
-                sh.uncorrected.record(key, now.saturating_duration_since(start));
-            }
-            sh.ok.fetch_add(1, Ordering::Relaxed);
-            sh.state[key].fetch_or(JOINED, Ordering::Relaxed);
-            sh.owed.fetch_add(sh.listeners_on[path].load(Ordering::Relaxed), Ordering::Relaxed);
-            let until = tokio::time::Instant::from_std(now + sh.dwell);
-            let mut open = true;
-            while let Ok(next) = timeout_at(until, ws.next()).await {
-                if !matches!(next, Some(Ok(_))) {
-                    open = false;
-                    break;
-                }
-            }
-            if open && leave(&mut ws, topic).await {
-                let stay = now.elapsed().as_millis().min(u128::from(u32::MAX - 1)) as u32;
-                sh.stay_ms[key].store(stay, Ordering::Relaxed);
-                sh.state[key].fetch_or(LEFT, Ordering::Relaxed);
-                sh.owed.fetch_add(sh.listeners_on[path].load(Ordering::Relaxed), Ordering::Relaxed);
-            } else {
-                sh.error(if open { "leave_failed" } else { "closed_while_reading" });
-            }
-            let _ = ws.close(None).await;
-        }
-    }
-    sh.pool.lock().push_back(account);
-    *sh.last_done.lock() = Some(Instant::now());
-    sh.done.fetch_add(1, Ordering::Relaxed);
+/// The pages workload of a run.
+#[derive(Default)]
+pub struct Pages {
+    shared: Option<Arc<Shared>>,
+    listeners: Vec<JoinHandle<End>>,
+    /// Listeners whose count differed from the truth when the drain ended.
+    wrong_at_drain: Mutex<Option<u64>>,
 }
 
-/// Sends `phx_leave` (ref "2") and waits for its `ok` reply.
-async fn leave(ws: &mut phoenix::Socket, topic: &str) -> bool {
-    let frame = wire::encode_text(Vsn::V2, Some("1"), Some("2"), topic, events::LEAVE, &serde_json::json!({}));
-    if ws.send(Message::text(frame)).await.is_err() {
-        return false;
+impl Pages {
+    pub fn new() -> Self {
+        Self::default()
     }
-    let deadline = tokio::time::Instant::now() + LEAVE_TIMEOUT;
-    loop {
-        let Ok(Some(Ok(Message::Text(text)))) = timeout_at(deadline, ws.next()).await else { return false };
-        let Ok(frame) = wire::decode_text(Vsn::V2, text.as_str()) else { continue };
-        if frame.event == events::REPLY && frame.msg_ref.as_deref() == Some("2") {
-            return frame.payload_as::<phoenix::Reply<'_>>().is_ok_and(|r| r.status == "ok");
-        }
+
+    fn shared(&self) -> &Arc<Shared> {
+        self.shared.as_ref().expect("pages prepared")
     }
 }
 
-/// One page listener on path `path`: joins anonymously, then applies every
-/// `presence_state`/`presence_diff` until the run stops. As phoenix.js does, diffs that
-/// arrive before the `presence_state` (even before the join reply: the app subscribes
-/// the socket before the channel answers) wait and are applied after it.
-async fn listen(sh: &Shared, index: usize, path: usize) -> Seen {
-    let mut seen = Seen { index, path, ..Seen::default() };
-    let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let topic = &sh.topics[path];
-    let mut view = View {
-        sh,
-        path,
-        latency: crate::report::histo::new_histogram(),
-        present: HashMap::new(),
-        pending: Vec::new(),
-        synced: false,
-    };
-    let joined = async {
-        let mut ws = connect(sh.addr, None, deadline).await?;
-        ws.send(Message::text(phoenix::join_frame(topic))).await.map_err(|_| "join_send_failed".to_owned())?;
-        loop {
-            let msg = match timeout_at(deadline, ws.next()).await {
-                Err(_) => return Err("join_timeout".to_owned()),
-                Ok(Some(Ok(Message::Text(text)))) => text,
-                Ok(Some(Ok(Message::Close(_))) | None) => return Err("closed_before_join".to_owned()),
-                Ok(Some(Err(_))) => return Err("join_read_failed".to_owned()),
-                Ok(Some(Ok(_))) => continue,
+impl Workload for Pages {
+    fn name(&self) -> &'static str {
+        "pages"
+    }
+
+    fn prepare<'a>(&'a mut self, cx: &'a Arc<Cx>) -> BoxFuture<'a, Result<(), SimError>> {
+        async move {
+            let plan = &cx.plan;
+            let p = &plan.pages;
+            // Each agent has pages and accounts of its own.
+            let own = format!("{}{}", cx.run_id, plan.agents.slot.map_or(0, |s| s.index));
+            let pool =
+                if p.readers.is_some() { p.peak_readers(plan.traffic.peak_scale()) * 2 + SPARE_ACCOUNTS } else { 0 };
+            let names: Vec<String> = (0..pool).map(|k| format!("p{own}_{k}")).collect();
+            let accounts = cx
+                .api
+                .create_accounts(&names, &own)
+                .await
+                .map_err(|e| SimError::Setup(format!("page reader accounts: {e}")))?;
+            if accounts.iter().any(|a| a.id <= 0) {
+                return Err(SimError::Setup(
+                    "page reader accounts: the user creation response carries no user id (`data.id`), which \
+                     page presence is keyed by"
+                        .into(),
+                ));
+            }
+            let curve = p
+                .readers
+                .as_ref()
+                .map_or_else(|| RateCurve::constant(0.0, plan.traffic.duration), |r| plan.traffic.curve(r.rate_per_s));
+            let count = curve.count();
+            let stats = p.readers.as_ref().map(|_| {
+                let stats = KindStats::new(Kind::PageReaders, curve.mean_rate(), count, plan.traffic.max_lag);
+                cx.meters.add_kind(stats)
+            });
+            cx.meters.sockets.requested(u64::from(p.listeners));
+            let shared = Shared {
+                cx: Arc::clone(cx),
+                topics: (0..PATHS).map(|j| format!("page:/sim-{own}/page-{j}")).collect(),
+                arrivals: Arrivals::new(count, PATHS, plan.own_seed()),
+                warmup: curve.count_before(plan.traffic.warmup),
+                curve,
+                dwell: p.readers.as_ref().map_or(Duration::ZERO, |r| r.dwell),
+                ledger: EventLedger::new(usize::try_from(count * 2).unwrap_or(usize::MAX)),
+                group: cx.meters.group(Group::Page),
+                stats,
+                readers: Readers::new(accounts, count),
+                listeners: Listeners::new(p.listeners as usize),
             };
-            let Ok(frame) = wire::decode_text(Vsn::V2, msg.as_str()) else { continue };
-            if frame.event == events::REPLY && frame.msg_ref.as_deref() == Some("1") {
-                let reply: phoenix::Reply<'_> = frame.payload_as().map_err(|_| "join_reply_undecodable".to_owned())?;
-                if reply.status != "ok" {
-                    let reason = reply.response.get("reason").and_then(Value::as_str).unwrap_or("unknown");
-                    return Err(format!("join_error:{reason}"));
-                }
-                return Ok(ws);
-            }
-            if let Ok(payload) = frame.payload_as::<Value>() {
-                view.apply(&frame.event, payload, Instant::now(), &mut seen);
-            }
+            self.shared = Some(Arc::new(shared));
+            Ok(())
         }
+        .boxed()
     }
-    .await;
-    let mut ws = match joined {
-        Ok(ws) => ws,
-        Err(kind) => {
-            *sh.failures.lock().entry(kind).or_default() += 1;
-            sh.settled.add_permits(1);
-            return seen;
-        }
-    };
-    seen.joined = true;
-    sh.listeners_on[path].fetch_add(1, Ordering::Relaxed);
-    sh.joined.fetch_add(1, Ordering::Relaxed);
-    sh.settled.add_permits(1);
-    let mut heartbeat = tokio::time::interval(HEARTBEAT_EVERY);
-    heartbeat.tick().await;
-    let mut beat = 0u64;
-    loop {
-        let msg = tokio::select! {
-            () = sh.stop.cancelled() => break,
-            _ = heartbeat.tick() => {
-                beat += 1;
-                let _ = ws.send(Message::text(phoenix::heartbeat_frame(&format!("h{beat}")))).await;
-                continue;
+
+    fn open<'a>(&'a mut self, cx: &'a Arc<Cx>) -> BoxFuture<'a, Result<(), SimError>> {
+        async move {
+            let sh = Arc::clone(self.shared());
+            let n = sh.listeners.len();
+            self.listeners = cx.spawn_paced(n, |i| listeners::listen(Arc::clone(&sh), i)).await;
+            workload::settle(&sh.listeners.settled, n, "page listeners").await?;
+            if n > 0 && sh.listeners.topics() == 0 {
+                let failures = cx.meters.sockets.counts().failures;
+                return Err(SimError::Setup(format!("no page listener could join: {failures:?}")));
             }
-            msg = ws.next() => msg,
+            sh.group.set_topics(sh.listeners.topics());
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn start(&self, _cx: &Arc<Cx>, _t0: Instant) {}
+
+    fn drive(&self, _cx: &Arc<Cx>) -> Result<Vec<Lane>, SimError> {
+        let sh = Arc::clone(self.shared());
+        if sh.stats.is_none() {
+            return Ok(Vec::new());
+        }
+        // Readers live on the main runtime (their sockets outlast the dispatcher's);
+        // the dispatcher's action is the arrival, done once the join was answered.
+        let runtime = tokio::runtime::Handle::current();
+        let curve = sh.curve.clone();
+        let events = (0..sh.arrivals.len()).map(move |k| (curve.offset(k), k));
+        let fire = move |k: u64, intended: Instant| {
+            let (arrived, answered) = tokio::sync::oneshot::channel();
+            let task = runtime.spawn(readers::reader(Arc::clone(&sh), k, intended, arrived));
+            sh.readers.fired(task);
+            async move {
+                let _ = answered.await;
+            }
+            .boxed()
         };
-        let Some(Ok(Message::Text(text))) = msg else {
-            if matches!(msg, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
-                *sh.failures.lock().entry("closed_during_run".into()).or_default() += 1;
-                break;
-            }
-            continue;
-        };
-        let now = Instant::now();
-        let Ok(frame) = wire::decode_text(Vsn::V2, text.as_str()) else { continue };
-        let Ok(payload) = frame.payload_as::<Value>() else { continue };
-        if view.apply(&frame.event, payload, now, &mut seen) {
-            sh.counts[index].store(view.present.len() as u64, Ordering::Relaxed);
-        }
-    }
-    seen.present = view.present.len();
-    seen.latency = Some(view.latency);
-    let _ = ws.close(None).await;
-    seen
-}
-
-/// A page listener's view of its page's presence.
-struct View<'a> {
-    sh: &'a Shared,
-    path: usize,
-    latency: Histogram<u64>,
-    /// Key → the `phx_ref`s of its metas.
-    present: HashMap<String, HashSet<String>>,
-    /// Whether the first `presence_state` came.
-    synced: bool,
-    /// Diffs received before it, with their receipt time.
-    pending: Vec<(Value, Instant)>,
-}
-
-impl View<'_> {
-    /// Applies a `presence_state` or `presence_diff`; whether the presence changed.
-    fn apply(&mut self, event: &str, payload: Value, now: Instant, seen: &mut Seen) -> bool {
-        match event {
-            "presence_state" => {
-                self.present.clear();
-                add_metas(&mut self.present, &payload);
-                self.synced = true;
-                for (diff, at) in std::mem::take(&mut self.pending) {
-                    self.diff(&diff, at, seen);
-                }
-                true
-            }
-            "presence_diff" if self.synced => {
-                self.diff(&payload, now, seen);
-                true
-            }
-            "presence_diff" => {
-                self.pending.push((payload, now));
-                false
-            }
-            _ => false,
-        }
+        Ok(vec![Lane::new(Kind::PageReaders, events, false, fire)])
     }
 
-    fn diff(&mut self, payload: &Value, now: Instant, seen: &mut Seen) {
-        let sh = self.sh;
-        let (joins, leaves) = (&payload["joins"], &payload["leaves"]);
-        add_metas(&mut self.present, joins);
-        for (key, v) in leaves.as_object().into_iter().flatten() {
-            if let Some(refs) = self.present.get_mut(key) {
-                for r in metas_refs(v) {
-                    refs.remove(&r);
+    fn drain<'a>(&'a self, _cx: &'a Arc<Cx>, deadline: Instant) -> BoxFuture<'a, bool> {
+        async move {
+            let sh = self.shared();
+            // Readers still there at the end of the traffic stay one more dwell; after an
+            // interrupt the drain is brief and they are cut short.
+            let deadline = if crate::engine::interrupt::requested() { deadline } else { deadline + sh.dwell };
+            let drained = workload::drain_until(deadline, || {
+                let all_seen = sh.ledger.all_delivered() || sh.readers.hold_passed();
+                sh.readers.all_done() && all_seen && sh.counts_wrong() == 0
+            })
+            .await;
+            // The counts at this instant, before anything stops: a listener reading one
+            // more frame while it stops must not make it "wrong".
+            *self.wrong_at_drain.lock() = Some(sh.counts_wrong());
+            drained
+        }
+        .boxed()
+    }
+
+    fn finish<'a>(mut self: Box<Self>, cx: &'a Arc<Cx>) -> BoxFuture<'a, ()> {
+        async move {
+            let sh = Arc::clone(self.shared());
+            let wrong = self.wrong_at_drain.lock().take().unwrap_or_else(|| sh.counts_wrong());
+            cx.stop.cancel();
+            sh.readers.join_all().await;
+            let mut ends = Vec::with_capacity(self.listeners.len());
+            for handle in self.listeners.drain(..) {
+                if let Ok(end) = handle.await {
+                    ends.push(end);
                 }
-                if refs.is_empty() {
-                    self.present.remove(key);
+            }
+            let tally = settle(&sh, &ends);
+            if let Some(stats) = &sh.stats {
+                for (name, n) in [
+                    ("joins_owed", tally.joins_owed),
+                    ("joins_seen", tally.joins_seen),
+                    ("leaves_owed", tally.leaves_owed),
+                    ("leaves_seen", tally.leaves_seen),
+                    ("left", sh.readers.departed_count()),
+                    ("cut_short", sh.readers.cut_short_count()),
+                    ("listeners_count_wrong", wrong),
+                    ("merged_away", tally.merged_away),
+                    ("reader_accounts", sh.readers.accounts() as u64),
+                ] {
+                    stats.add_detail(name, n);
                 }
             }
         }
-        for (key, _) in joins.as_object().into_iter().flatten() {
-            if let Some(k) = sh.reader_of(key, self.path)
-                && seen.joins.insert(k as u32)
-            {
-                sh.seen.fetch_add(1, Ordering::Relaxed);
-                let nth = sh.join_seen.get(k as usize).map_or(0, |n| n.fetch_add(1, Ordering::AcqRel) + 1);
-                if k >= sh.warmup
-                    && let Some(at) = sh.intended(k)
-                {
-                    let elapsed = now.saturating_duration_since(at);
-                    crate::report::histo::record(&mut self.latency, elapsed);
-                    let audience = sh.listeners_on[self.path].load(Ordering::Relaxed);
-                    let audience = u32::try_from(audience).unwrap_or(u32::MAX);
-                    sh.reach.arrived(audience, nth, elapsed, k as usize, sh.join_latest.get(k as usize));
-                }
-            }
-        }
-        for (key, _) in leaves.as_object().into_iter().flatten() {
-            if let Some(k) = sh.reader_of(key, self.path)
-                && seen.leaves.insert(k as u32)
-            {
-                sh.seen.fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        .boxed()
     }
 }
 
-impl Shared {
-    /// The reader a presence key on `path` stands for: the account's current reader.
-    fn reader_of(&self, key: &str, path: usize) -> Option<u64> {
-        let account = *self.account_of_key.get(key)?;
-        let k = self.current[account as usize].load(Ordering::Acquire).checked_sub(1)?;
-        (self.path[k as usize].load(Ordering::Relaxed) as usize == path).then_some(k)
+/// Settles the page group from what every listener saw: each joined listener tallied
+/// against its page's readers, readers merged away at a listener owing it nothing, loss
+/// per (listener, reader). The sum over listeners.
+fn settle(sh: &Shared, ends: &[End]) -> Tally {
+    let readers = sh.arrivals.len() as usize;
+    let mut merged = vec![0u32; readers];
+    let mut total = Tally::default();
+    let mut with_loss = 0;
+    for end in ends.iter().filter(|e| e.joined) {
+        let on = sh.arrivals.on(end.path);
+        let fates = on.iter().enumerate().map(|(j, &k)| (j as u64, sh.readers.fate(k as usize)));
+        let t = tally::listener(fates, &end.joins, &end.leaves, |i| merged[on[i] as usize] += 1);
+        with_loss += u64::from(t.lost() > 0);
+        total.add(&t);
     }
-}
-
-fn metas_refs(v: &Value) -> Vec<String> {
-    v["metas"].as_array().into_iter().flatten().filter_map(|m| m["phx_ref"].as_str().map(str::to_owned)).collect()
-}
-
-fn add_metas(present: &mut HashMap<String, HashSet<String>>, map: &Value) {
-    for (key, v) in map.as_object().into_iter().flatten() {
-        let refs = metas_refs(v);
-        if !refs.is_empty() {
-            present.entry(key.clone()).or_default().extend(refs);
+    for (k, &m) in merged.iter().enumerate().filter(|(_, m)| **m > 0) {
+        let k = k as u64;
+        for event in [sh.join_event(k), sh.leave_event(k)] {
+            sh.ledger.set_owed(event, sh.ledger.owed(event).saturating_sub(m));
         }
     }
+    sh.group.settle(sh.ledger.owed_totals(), with_loss);
+    total
 }
