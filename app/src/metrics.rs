@@ -107,8 +107,24 @@ fn render_rate_limited(out: &mut String, limits: &UserLimits) {
     }
 }
 
+/// Gauges of what the process holds: topics, subscriptions, retained history events and
+/// the runtime's live tasks (what a soak watches for growth).
+fn render_holdings(out: &mut String, census: crate::pubsub::Census) {
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    let gauges: [(&str, &str, usize); 4] = [
+        ("firehose_topics", "Pub/sub topics held (idle ones are freed after the recovery window)", census.topics),
+        ("firehose_subscriptions", "Channel subscriptions across all topics", census.subscribers),
+        ("firehose_history_events", "Broadcasts retained for recovery, all topics", census.history_events),
+        ("firehose_tasks", "Tokio tasks alive in the server's runtime", tasks),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    }
+}
+
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = state.metrics.render();
     render_rate_limited(&mut out, &state.limits);
+    render_holdings(&mut out, state.pubsub.census());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }

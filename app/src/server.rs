@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -89,6 +90,7 @@ pub async fn start(
         live_sockets: Arc::default(),
         rooms,
     };
+    spawn_topic_sweeper(&state);
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
     let task_state = state.clone();
@@ -112,4 +114,25 @@ pub async fn start(
         tracing::info!("stopped");
     });
     Ok(Running { addr, state, task })
+}
+
+/// Frees idle topics (no subscribers, history aged out) every few seconds until shutdown.
+fn spawn_topic_sweeper(state: &AppState) {
+    let period = (state.config.history.max_age / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+    let (pubsub, shutdown) = (state.pubsub.clone(), state.shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    let freed = pubsub.sweep();
+                    if freed > 0 {
+                        tracing::debug!(freed, "idle topics freed");
+                    }
+                }
+            }
+        }
+    });
 }

@@ -71,6 +71,21 @@ impl History {
         self.prune(now, limits);
     }
 
+    /// Events held now.
+    pub(super) fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Drops what is past the limits at `now`; true when nothing is left.
+    pub(super) fn expire(&mut self, now: Instant, limits: &HistoryLimits) -> bool {
+        self.prune(now, limits);
+        if self.events.is_empty() {
+            // Give back the ring's memory too, not only its slots.
+            self.events = VecDeque::new();
+        }
+        self.events.is_empty()
+    }
+
     fn prune(&mut self, now: Instant, limits: &HistoryLimits) {
         while self.events.len() > limits.max_events {
             self.events.pop_front();

@@ -10,6 +10,12 @@
 //! lock guards the topic's recent history (`history.rs`), so a subscriber recovering
 //! after a reconnect gets what it missed and then the live stream with no gap and no
 //! duplicate.
+//!
+//! Topics are freed: [`PubSub::sweep`] forgets a topic with no subscribers once its
+//! history has aged out (the recovery window), so a million tags used once do not stay
+//! in memory. A topic made again later starts its `seq` at the highest `seq` any freed
+//! topic reached, so a client's `seq` never goes backwards within an epoch; a `since`
+//! from before the freeing is answered `recovered: false` unless it saw the last event.
 
 mod history;
 
@@ -58,11 +64,28 @@ struct TopicState {
     subscribers: Vec<Subscriber>,
     v1_count: usize,
     history: history::History,
+    /// Set (under this lock and the map's write lock) when [`PubSub::sweep`] forgot the
+    /// topic: whoever still holds it looks the name up again.
+    freed: bool,
 }
 
 #[derive(Default)]
 struct Topic {
     state: Mutex<TopicState>,
+}
+
+impl Topic {
+    fn starting_at(seq: u64) -> Self {
+        Self { state: Mutex::new(TopicState { seq, ..TopicState::default() }) }
+    }
+}
+
+/// How many topics, subscribers and retained events the pub/sub holds (for `/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    pub topics: usize,
+    pub subscribers: usize,
+    pub history_events: usize,
 }
 
 /// Outcome of one broadcast.
@@ -80,6 +103,8 @@ pub struct PubSub {
     /// Names this server's run of sequence numbers: they restart with the process, so
     /// a `since` from another epoch cannot be recovered.
     epoch: Arc<str>,
+    /// The highest `seq` of any freed topic: where a topic made again starts.
+    seq_floor: AtomicU64,
 }
 
 impl Default for PubSub {
@@ -90,7 +115,13 @@ impl Default for PubSub {
 
 impl PubSub {
     pub fn new(limits: HistoryLimits) -> Self {
-        Self { topics: RwLock::default(), next_id: AtomicU64::new(0), limits, epoch: history::new_epoch() }
+        Self {
+            topics: RwLock::default(),
+            next_id: AtomicU64::new(0),
+            limits,
+            epoch: history::new_epoch(),
+            seq_floor: AtomicU64::new(0),
+        }
     }
 
     /// This server's epoch of sequence numbers.
@@ -102,14 +133,31 @@ impl PubSub {
         if let Some(t) = self.topics.read().get(name) {
             return t.clone();
         }
-        self.topics.write().entry(name.into()).or_default().clone()
+        let mut topics = self.topics.write();
+        topics.entry(name.into()).or_insert_with(|| Arc::new(Topic::starting_at(self.seq_floor.load(Relaxed)))).clone()
+    }
+
+    /// Runs `f` on the live state of topic `name` (made if missing), under its lock.
+    fn with_topic<R>(&self, name: &str, f: impl FnOnce(&mut TopicState) -> R) -> R {
+        self.with_topic_from(self.topic(name), name, f)
+    }
+
+    /// [`PubSub::with_topic`] starting from `topic`, looked up earlier: if a sweep freed
+    /// it since, the name now means a new topic, so look again.
+    fn with_topic_from<R>(&self, mut topic: Arc<Topic>, name: &str, f: impl FnOnce(&mut TopicState) -> R) -> R {
+        loop {
+            let mut state = topic.state.lock();
+            if !state.freed {
+                return f(&mut state);
+            }
+            drop(state);
+            topic = self.topic(name);
+        }
     }
 
     /// Adds a subscriber; broadcasts queued after this call reach it.
     pub fn subscribe(&self, topic: &str, vsn: Vsn, socket: SocketHandle) -> SubId {
-        let topic = self.topic(topic);
-        let mut state = topic.state.lock();
-        self.add_subscriber(&mut state, vsn, socket)
+        self.with_topic(topic, |state| self.add_subscriber(state, vsn, socket))
     }
 
     /// Subscribes and, in the same critical section, answers what the subscriber
@@ -121,16 +169,16 @@ impl PubSub {
         socket: SocketHandle,
         since: Option<&Since>,
     ) -> (SubId, Recovery) {
-        let topic = self.topic(topic);
-        let mut state = topic.state.lock();
-        let top = state.seq;
-        let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
-        (self.add_subscriber(&mut state, vsn, socket), recovery)
+        self.with_topic(topic, |state| {
+            let top = state.seq;
+            let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
+            (self.add_subscriber(state, vsn, socket), recovery)
+        })
     }
 
     /// Where a topic stands, for a client that will later ask to recover.
     pub fn position(&self, topic: &str) -> u64 {
-        self.topics.read().get(topic).map_or(0, |t| t.state.lock().seq)
+        self.topics.read().get(topic).map_or_else(|| self.seq_floor.load(Relaxed), |t| t.state.lock().seq)
     }
 
     fn add_subscriber(&self, state: &mut TopicState, vsn: Vsn, socket: SocketHandle) -> SubId {
@@ -154,11 +202,59 @@ impl PubSub {
     /// and broadcasting (the page readers actor), so nothing can race the removal.
     pub fn remove_idle(&self, topic: &str) -> bool {
         let mut topics = self.topics.write();
-        let idle = topics.get(topic).is_some_and(|t| t.state.lock().subscribers.is_empty());
-        if idle {
-            topics.remove(topic);
+        let Some(t) = topics.get(topic).cloned() else { return false };
+        let mut state = t.state.lock();
+        if !state.subscribers.is_empty() {
+            return false;
         }
-        idle
+        self.free(&mut topics, topic, &mut state);
+        true
+    }
+
+    /// Drops aged-out history everywhere and forgets every topic with no subscribers and
+    /// no history left; returns how many it forgot. The server calls it every few seconds.
+    pub fn sweep(&self) -> usize {
+        self.sweep_at(std::time::Instant::now())
+    }
+
+    /// [`PubSub::sweep`] as if it were `now`.
+    fn sweep_at(&self, now: std::time::Instant) -> usize {
+        let mut topics = self.topics.write();
+        let candidates: Vec<(Box<str>, Arc<Topic>)> =
+            topics.iter().map(|(name, t)| (name.clone(), t.clone())).collect();
+        let mut freed = 0;
+        for (name, topic) in candidates {
+            let mut state = topic.state.lock();
+            // Aged events go from every topic; a topic goes when nothing is left of it.
+            let aged_out = state.history.expire(now, &self.limits);
+            if aged_out && state.subscribers.is_empty() {
+                self.free(&mut topics, &name, &mut state);
+                freed += 1;
+            }
+        }
+        if freed > 0 {
+            topics.shrink_to_fit();
+        }
+        freed
+    }
+
+    /// Removes `name` (whose state is locked) from the map, raising the `seq` floor.
+    fn free(&self, topics: &mut HashMap<Box<str>, Arc<Topic>>, name: &str, state: &mut TopicState) {
+        self.seq_floor.fetch_max(state.seq, Relaxed);
+        state.freed = true;
+        topics.remove(name);
+    }
+
+    /// Topics, subscribers and retained events right now.
+    pub fn census(&self) -> Census {
+        let topics = self.topics.read();
+        let mut census = Census { topics: topics.len(), ..Census::default() };
+        for t in topics.values() {
+            let state = t.state.lock();
+            census.subscribers += state.subscribers.len();
+            census.history_events += state.history.len();
+        }
+        census
     }
 
     /// Number of subscribers of a topic.
@@ -172,8 +268,20 @@ impl PubSub {
         P: Serialize,
         F: FnOnce(u64) -> P,
     {
-        let topic = self.topic(topic_name);
-        let mut state = topic.state.lock();
+        self.with_topic(topic_name, |state| Self::publish(state, &self.limits, topic_name, event, payload))
+    }
+
+    fn publish<P, F>(
+        state: &mut TopicState,
+        limits: &HistoryLimits,
+        topic_name: &str,
+        event: &str,
+        payload: F,
+    ) -> Published
+    where
+        P: Serialize,
+        F: FnOnce(u64) -> P,
+    {
         state.seq += 1;
         let seq = state.seq;
         // Serialised once: the same JSON goes into every frame and into the history.
@@ -184,7 +292,7 @@ impl PubSub {
                 return Published { seq, queued: 0, dropped: 0 };
             }
         };
-        state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, &self.limits);
+        state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, limits);
         let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &*payload)));
         let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
         let v1 = (state.v1_count > 0).then(|| encode(Vsn::V1));
@@ -218,3 +326,6 @@ impl PubSub {
         Published { seq, queued, dropped }
     }
 }
+
+#[cfg(test)]
+mod tests;

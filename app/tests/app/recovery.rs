@@ -95,3 +95,32 @@ async fn a_malformed_since_is_a_join_error() {
     // A plain join still answers exactly as Phoenix does.
     ws.join("2", TOPIC).await;
 }
+
+#[tokio::test]
+async fn tag_topics_used_once_are_freed_after_the_recovery_window() {
+    let window = std::time::Duration::from_millis(300);
+    let app = spawn_app_with(|c| c.history = HistoryLimits { max_age: window, ..HistoryLimits::default() }).await;
+    let user = app.create_user("tagger").await;
+    let mut ws = app.ws("vsn=2.0.0").await;
+    join_with(&mut ws, "1", json!({})).await;
+    for i in 0..40 {
+        let fields = json!({"title": format!("t{i}"), "url": "https://example.com/t", "tags": [format!("once{i}")]});
+        app.create_bookmark(&user, fields).await;
+    }
+    let held = app.metric("firehose_topics").await.expect("firehose_topics gauge");
+    assert!(held >= 41.0, "the firehose and 40 tag topics, at least: {held}");
+    // The server's sweeper frees them once their history has aged out; the watched
+    // firehose topic stays, and its seq carries on.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let topics = app.metric("firehose_topics").await.unwrap_or(f64::MAX);
+        if topics < 5.0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "idle tag topics still held: {topics}");
+        tokio::time::sleep(window).await;
+    }
+    assert_eq!(app.metric("firehose_history_events").await, Some(0.0));
+    assert_eq!(app.metric("firehose_subscriptions").await, Some(1.0));
+    assert!(app.metric("firehose_tasks").await.is_some_and(|t| t > 0.0));
+}

@@ -1,0 +1,73 @@
+//! Tests of topic freeing: idle topics go once their history ages out, busy or recent
+//! ones stay, and a topic made again never sends a `seq` a client already saw.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn limits(max_age_ms: u64) -> HistoryLimits {
+    HistoryLimits { max_events: 100, max_age: Duration::from_millis(max_age_ms) }
+}
+
+fn handle(id: u64) -> (SocketHandle, mpsc::Receiver<SharedFrame>) {
+    let (outbox, rx) = mpsc::channel(64);
+    (SocketHandle { id, outbox, slow: CancellationToken::new() }, rx)
+}
+
+fn since(pubsub: &PubSub, seq: u64) -> Since {
+    Since { seq, epoch: pubsub.epoch().to_string() }
+}
+
+#[test]
+fn idle_topics_are_freed_once_their_history_ages_out() {
+    let pubsub = PubSub::new(limits(5_000));
+    for i in 0..10_000 {
+        pubsub.broadcast(&format!("bookmarks:tag:t{i}"), "new", |seq| seq);
+    }
+    let (socket, _rx) = handle(1);
+    pubsub.subscribe("bookmarks:tag:kept", Vsn::V2, socket);
+    assert_eq!(pubsub.census(), Census { topics: 10_001, subscribers: 1, history_events: 10_000 });
+    assert_eq!(pubsub.sweep(), 0, "history still inside the recovery window");
+    std::thread::sleep(Duration::from_millis(300));
+    let recent = Instant::now();
+    pubsub.broadcast("bookmarks:tag:recent", "new", |seq| seq);
+    // 150 ms short of the recent event's window: every earlier one is past its own.
+    assert_eq!(pubsub.sweep_at(recent + Duration::from_millis(4_850)), 10_000);
+    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1 });
+}
+
+#[test]
+fn a_topic_made_again_continues_past_every_seq_sent_before() {
+    let pubsub = PubSub::new(limits(0));
+    for _ in 0..3 {
+        pubsub.broadcast("likes:1", "count", |seq| seq);
+    }
+    pubsub.broadcast("likes:2", "count", |seq| seq);
+    assert_eq!(pubsub.sweep_at(Instant::now() + Duration::from_millis(5)), 2);
+    assert_eq!(pubsub.position("likes:1"), 3, "a freed topic stands at the floor");
+    // A client that saw the last event recovers (nothing was missed); one that did not
+    // is told plainly, since the history that would prove it is gone.
+    let (a, _ra) = handle(1);
+    let (_, saw_last) = pubsub.subscribe_since("likes:1", Vsn::V2, a, Some(&since(&pubsub, 3)));
+    assert!(saw_last.recovered && saw_last.missed.is_empty(), "{saw_last:?}");
+    let (b, _rb) = handle(2);
+    let (_, behind) = pubsub.subscribe_since("likes:1", Vsn::V2, b, Some(&since(&pubsub, 2)));
+    assert!(!behind.recovered, "{behind:?}");
+    assert_eq!(pubsub.broadcast("likes:1", "count", |seq| seq).seq, 4);
+    assert_eq!(pubsub.broadcast("likes:2", "count", |seq| seq).seq, 4, "past every freed topic's seq");
+}
+
+#[test]
+fn a_subscriber_holding_a_freed_topic_lands_on_the_live_one() {
+    let pubsub = PubSub::new(limits(0));
+    pubsub.broadcast("room:busy", "msg", |seq| seq);
+    // Looked up just before a sweep freed it (the race a lock order cannot prevent).
+    let stale = pubsub.topic("room:busy");
+    assert_eq!(pubsub.sweep_at(Instant::now() + Duration::from_millis(5)), 1);
+    let (socket, mut rx) = handle(1);
+    pubsub.with_topic_from(stale.clone(), "room:busy", |state| pubsub.add_subscriber(state, Vsn::V2, socket));
+    assert!(stale.state.lock().subscribers.is_empty(), "nothing joins a freed topic");
+    assert_eq!(pubsub.census().subscribers, 1);
+    assert_eq!(pubsub.broadcast("room:busy", "msg", |seq| seq).seq, 2);
+    assert!(rx.try_recv().is_ok(), "the subscriber gets what the live topic broadcasts");
+}
