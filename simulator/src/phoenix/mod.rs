@@ -22,7 +22,9 @@ pub use endpoint::Endpoint;
 pub use failure::{Failure, Step};
 pub use recovery::{JoinParams, Position, Since, replay};
 pub use seq::SeqCheck;
-pub use socket::{Ended, Flow, HEARTBEAT_EVERY, Reply, Socket, Ws, channel_end, heartbeat_frame, push_frame, reply_to};
+pub use socket::{
+    Ended, Flow, HEARTBEAT_EVERY, Reply, Socket, Ws, channel_end, heartbeat_frame, push_frame, reply_to, topic_event,
+};
 
 /// Connect, upgrade and join must finish within this.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);

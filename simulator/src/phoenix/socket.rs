@@ -224,6 +224,29 @@ pub fn channel_end(frame: &wire::InFrame<'_>, topic: &str) -> Option<Failure> {
     }
 }
 
+/// A listener's text frame on `topic`: `Continue` with one of the topic's events, or
+/// `Break` with what the listener does instead — nothing (`None`: another topic, a reply,
+/// or a frame that does not decode, after `undecodable` counted it) or stop with the
+/// channel's end (`phx_close`, `phx_error`).
+pub fn topic_event<'a>(
+    text: &'a str,
+    topic: &str,
+    undecodable: impl FnOnce(),
+) -> std::ops::ControlFlow<Option<Failure>, wire::InFrame<'a>> {
+    use std::ops::ControlFlow::{Break, Continue};
+    let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
+        undecodable();
+        return Break(None);
+    };
+    if frame.topic != topic || frame.event == events::REPLY {
+        return Break(None);
+    }
+    match channel_end(&frame, topic) {
+        Some(end) => Break(Some(end)),
+        None => Continue(frame),
+    }
+}
+
 /// A push frame.
 pub fn push_frame(
     topic: &str,

@@ -360,6 +360,19 @@ pub(crate) fn over_time(o: &mut String, t: &Timeline) {
             Series { name: format!("{name} p50"), points: of(|l| l.p50_ms), faint: true, color: k },
         ]
     };
+    // One rate curve per name, read from each row by `per_s`.
+    let rates = |names: &[&String], per_s: &dyn Fn(&TimelineRow, &str) -> f64| -> Vec<Series> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| Series {
+                name: (*name).clone(),
+                points: t.rows.iter().map(|r| (mid(r), per_s(r, name))).collect(),
+                faint: false,
+                color: k,
+            })
+            .collect()
+    };
     if !kinds.is_empty() {
         let series: Vec<Series> = kinds
             .iter()
@@ -367,20 +380,7 @@ pub(crate) fn over_time(o: &mut String, t: &Timeline) {
             .flat_map(|(k, name)| latency(&|r| r.actions.get(*name).map(|a| a.latency), name, k))
             .collect();
         figure(o, line_chart("Action latency per second (from intended start)", x_max, "ms", &series));
-        let series: Vec<Series> = kinds
-            .iter()
-            .enumerate()
-            .map(|(k, name)| Series {
-                name: (*name).clone(),
-                points: t
-                    .rows
-                    .iter()
-                    .map(|r| (mid(r), r.actions.get(*name).map_or(0.0, |a| a.completed_per_s)))
-                    .collect(),
-                faint: false,
-                color: k,
-            })
-            .collect();
+        let series = rates(&kinds, &|r, name| r.actions.get(name).map_or(0.0, |a| a.completed_per_s));
         figure(o, line_chart("Actions completed per second", x_max, "per second", &series));
     }
     if !groups.is_empty() {
@@ -390,20 +390,7 @@ pub(crate) fn over_time(o: &mut String, t: &Timeline) {
             .flat_map(|(k, name)| latency(&|r| r.groups.get(*name).map(|g| g.latency), name, k))
             .collect();
         figure(o, line_chart("Delivery latency per second", x_max, "ms", &series));
-        let series: Vec<Series> = groups
-            .iter()
-            .enumerate()
-            .map(|(k, name)| Series {
-                name: (*name).clone(),
-                points: t
-                    .rows
-                    .iter()
-                    .map(|r| (mid(r), r.groups.get(*name).map_or(0.0, |g| g.deliveries_per_s)))
-                    .collect(),
-                faint: false,
-                color: k,
-            })
-            .collect();
+        let series = rates(&groups, &|r, name| r.groups.get(name).map_or(0.0, |g| g.deliveries_per_s));
         figure(o, line_chart("Deliveries per second (owed, once)", x_max, "per second", &series));
     }
     let connections = vec![

@@ -8,17 +8,17 @@
 //! reach; `like_count` and `notification` are kept (a few words each) and matched when
 //! the run ends (`settle`), since they may arrive before the action's own answer.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use firehose_app::wire::{self, Vsn, events};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
 use super::Shared;
 use crate::engine::delivery::Seen;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, SeqCheck, channel_end};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, SeqCheck, topic_event};
 use crate::report::names::{Group, Kind};
 
 /// One listener to open: its group, the index of what it listens to (room, like
@@ -176,16 +176,10 @@ fn on_text(
     at: Instant,
 ) -> Option<Failure> {
     let group = sh.group(spec.group);
-    let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
-        group.decode_error();
-        return None;
+    let frame = match topic_event(text, &spec.topic, || group.decode_error()) {
+        ControlFlow::Continue(frame) => frame,
+        ControlFlow::Break(end) => return end,
     };
-    if frame.topic != spec.topic || frame.event == events::REPLY {
-        return None;
-    }
-    if let Some(f) = channel_end(&frame, &spec.topic) {
-        return Some(f);
-    }
     let tl = &sh.timeline;
     match (spec.group, frame.event.as_ref()) {
         (Group::Room, "new_message") => {

@@ -9,11 +9,11 @@
 //! Memory is the constraint here (thousands of sockets per process): the small-buffer
 //! socket, no per-listener histogram or channel, a few words of state.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-use firehose_app::wire::{self, Vsn, events};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -26,7 +26,7 @@ use crate::engine::delivery::{EventLedger, GroupStats, Seen};
 use crate::engine::dispatch::sleep_precisely_until;
 use crate::engine::workload::Cx;
 use crate::http::Draft;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, channel_end};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, topic_event};
 use crate::plan::profile::Profile;
 use crate::report::names::Group;
 
@@ -256,16 +256,10 @@ fn on_text(
     at: Instant,
 ) -> Option<Failure> {
     let group = sh.group(spec.group);
-    let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
-        group.decode_error();
-        return None;
+    let frame = match topic_event(text, &spec.topic, || group.decode_error()) {
+        ControlFlow::Continue(frame) => frame,
+        ControlFlow::Break(end) => return end,
     };
-    if frame.topic != spec.topic || frame.event == events::REPLY {
-        return None;
-    }
-    if let Some(f) = channel_end(&frame, &spec.topic) {
-        return Some(f);
-    }
     let events = &sh.profile.events;
     let checks_seq = events.seq.is_some();
     if !events.counts(&frame.event) {

@@ -7,16 +7,16 @@
 //! the drain, which compares it with the truth.
 
 use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use firehose_app::wire::{self, Vsn, events};
 use serde_json::Value;
 
 use super::Shared;
 use crate::engine::delivery::Seen;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, channel_end};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, topic_event};
 use crate::plan::pages::PATHS;
 
 const PRESENCE_STATE: &str = "presence_state";
@@ -101,16 +101,10 @@ pub async fn listen(sh: Arc<Shared>, index: usize) -> End {
 /// One frame of a page listener: presence is applied and every reader it names
 /// accounted; a channel end is returned as the failure that stops the listener.
 fn on_text(sh: &Shared, topic: &str, view: &mut View, end: &mut End, text: &str, at: Instant) -> Option<Failure> {
-    let Ok(frame) = wire::decode_text(Vsn::V2, text) else {
-        sh.group.decode_error();
-        return None;
+    let frame = match topic_event(text, topic, || sh.group.decode_error()) {
+        ControlFlow::Continue(frame) => frame,
+        ControlFlow::Break(end) => return end,
     };
-    if frame.topic != topic || frame.event == events::REPLY {
-        return None;
-    }
-    if let Some(f) = channel_end(&frame, topic) {
-        return Some(f);
-    }
     if frame.event != PRESENCE_STATE && frame.event != PRESENCE_DIFF {
         return None;
     }
