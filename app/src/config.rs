@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::ratelimit::Rate;
+use crate::ratelimit::{Rate, RateLimits};
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -20,6 +20,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Largest accepted uploaded file (`POST /api/uploads`), checked while it streams in.
     pub max_upload_bytes: usize,
+    /// Bytes of uploads one user may have stored in all (`None`: no quota). Default
+    /// 100 MiB. The per-hour budgets for uploads are in `limits`.
+    pub upload_quota_bytes: Option<u64>,
     pub socket: SocketConfig,
     /// Per-topic history kept for recovery after a reconnect (`since` on join).
     pub history: crate::pubsub::HistoryLimits,
@@ -28,7 +31,8 @@ pub struct Config {
     /// event on `room:<slug>`, which makes that room's actor panic. Off by default.
     pub debug_topics: bool,
     pub accounts: AccountsConfig,
-    /// Per-user budgets for messages, likes, bookmark creation and typing.
+    /// Budgets: per user for messages, likes, bookmark creation, typing and uploads;
+    /// per client IP for sign-ups (`crate::ratelimit::RateLimits`).
     pub limits: RateLimits,
     /// Page readers (`page:<path>`): diff/count throttle interval and queue bound.
     pub readers: crate::readers::ReadersConfig,
@@ -36,40 +40,36 @@ pub struct Config {
     pub chat: crate::chat::ChatConfig,
 }
 
-/// Per-user token buckets (keyed by user id), one per kind of action; `None` turns that
-/// limit off. Applied through `AppState::limits` (see `crate::ratelimit`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimits {
-    /// Chat messages. Default 10 per 10 s.
-    pub messages: Option<Rate>,
-    /// Likes and unlikes. Default 30 per 10 s.
-    pub likes: Option<Rate>,
-    /// Bookmark creation. Default 10 per 10 s.
-    pub bookmarks: Option<Rate>,
-    /// `typing` pushes. Default 30 per 10 s.
-    pub typing: Option<Rate>,
-    /// Users whose buckets are remembered at once, per action (memory bound).
-    pub max_keys: usize,
-}
+/// The default `Config::upload_quota_bytes`: 100 MiB per user.
+pub const DEFAULT_UPLOAD_QUOTA_BYTES: u64 = 100 * 1024 * 1024;
 
-impl Default for RateLimits {
-    fn default() -> Self {
-        let per_10s = |n| Some(Rate::new(n, Duration::from_secs(10)));
-        Self {
-            messages: per_10s(10),
-            likes: per_10s(30),
-            bookmarks: per_10s(10),
-            typing: per_10s(30),
-            max_keys: 100_000,
-        }
+/// A size from the command line: bytes (`1048576`), or with a unit — `KiB`, `MiB`,
+/// `GiB` (also `K`, `M`, `G`) are powers of 1024, `KB`, `MB`, `GB` powers of 1000; the
+/// unit is case-insensitive and may follow a space. `off` is `None`.
+pub fn parse_size(s: &str) -> Result<Option<u64>, String> {
+    let t = s.trim();
+    if t.eq_ignore_ascii_case("off") {
+        return Ok(None);
     }
-}
-
-impl RateLimits {
-    /// Every per-user limit off (load generators, tests that are not about limits).
-    pub fn off() -> Self {
-        Self { messages: None, likes: None, bookmarks: None, typing: None, ..Self::default() }
+    let bad = || format!("invalid size {s:?}: expected bytes or N with KiB, MiB, GiB, KB, MB or GB (or off)");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(multiplier).ok_or_else(|| format!("invalid size {s:?}: too large"))?;
+    if bytes == 0 {
+        return Err(format!("invalid size {s:?}: must be more than zero (use off to disable)"));
     }
+    Ok(Some(bytes))
 }
 
 /// Sign-in settings.
@@ -151,6 +151,7 @@ impl Config {
             cache_capacity: 10_000,
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 10 * 1024 * 1024,
+            upload_quota_bytes: Some(DEFAULT_UPLOAD_QUOTA_BYTES),
             socket: SocketConfig::default(),
             history: crate::pubsub::HistoryLimits::default(),
             debug_topics: false,
@@ -166,6 +167,25 @@ impl Config {
         match &self.database_url {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("firehose.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("1048576"), Ok(Some(1 << 20)));
+        assert_eq!(parse_size("100MiB"), Ok(Some(100 << 20)));
+        assert_eq!(parse_size("100 mib"), Ok(Some(100 << 20)));
+        assert_eq!(parse_size("2G"), Ok(Some(2 << 30)));
+        assert_eq!(parse_size("5kb"), Ok(Some(5_000)));
+        assert_eq!(parse_size("3MB"), Ok(Some(3_000_000)));
+        assert_eq!(parse_size("OFF"), Ok(None));
+        for bad in ["", "MiB", "0", "0MiB", "1.5MiB", "-1", "10 parsecs", "99999999999999999999GiB"] {
+            assert!(parse_size(bad).is_err(), "{bad:?} parsed");
         }
     }
 }

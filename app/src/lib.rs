@@ -19,5 +19,6 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod uploads;
+pub mod validation;
 pub mod web;
 pub mod wire;

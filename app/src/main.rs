@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use firehose_app::config::Config;
+use firehose_app::config::{Config, parse_size};
 use firehose_app::ratelimit::Rate;
 use tokio::net::TcpListener;
 
@@ -72,14 +72,44 @@ struct ServeArgs {
     /// Per-user limit on typing notifications: N/PERIOD or `off` [default: 30/10s].
     #[arg(long, env = "FIREHOSE_RATE_TYPING", value_name = "RATE", value_parser = parse_limit)]
     rate_typing: Option<Limit>,
+    /// Per-client-IP limit on account creation (`POST /api/users`, registration):
+    /// N/PERIOD or `off` (for load tests, which create many accounts) [default: 20/1m].
+    #[arg(long, env = "FIREHOSE_RATE_SIGNUPS", value_name = "RATE", value_parser = parse_limit)]
+    rate_signups: Option<Limit>,
+    /// Per-user limit on uploads (files): N/PERIOD or `off` [default: 100/1h].
+    #[arg(long, env = "FIREHOSE_RATE_UPLOADS", value_name = "RATE", value_parser = parse_limit)]
+    rate_uploads: Option<Limit>,
+    /// Per-user budget of uploaded bytes per hour: a size (200MiB, 1GiB, at most 4GiB)
+    /// or `off` [default: 200MiB].
+    #[arg(long, env = "FIREHOSE_UPLOAD_BYTES_PER_HOUR", value_name = "SIZE", value_parser = parse_bytes_per_hour)]
+    upload_bytes_per_hour: Option<Limit>,
+    /// Bytes of uploads one user may have stored in all: a size (100MiB, 1GiB) or `off`
+    /// [default: 100MiB].
+    #[arg(long, env = "FIREHOSE_UPLOAD_QUOTA", value_name = "SIZE", value_parser = parse_quota)]
+    upload_quota: Option<Quota>,
 }
 
-/// A per-user limit from the command line: a rate, or `None` for `off`.
+/// A limit from the command line: a rate, or `None` for `off`.
 #[derive(Clone, Copy)]
 struct Limit(Option<Rate>);
 
 fn parse_limit(s: &str) -> Result<Limit, String> {
     firehose_app::ratelimit::parse_limit(s).map(Limit)
+}
+
+/// A size per hour as a rate whose tokens are bytes.
+fn parse_bytes_per_hour(s: &str) -> Result<Limit, String> {
+    let Some(bytes) = parse_size(s)? else { return Ok(Limit(None)) };
+    let capacity = u32::try_from(bytes).map_err(|_| format!("{s:?} per hour is more than the 4GiB this allows"))?;
+    Ok(Limit(Some(Rate::new(capacity, Duration::from_secs(3600)))))
+}
+
+/// A total size, or `None` for `off`.
+#[derive(Clone, Copy)]
+struct Quota(Option<u64>);
+
+fn parse_quota(s: &str) -> Result<Quota, String> {
+    parse_size(s).map(Quota)
 }
 
 #[tokio::main]
@@ -104,10 +134,16 @@ async fn main() -> anyhow::Result<()> {
         (args.rate_likes, &mut limits.likes),
         (args.rate_bookmarks, &mut limits.bookmarks),
         (args.rate_typing, &mut limits.typing),
+        (args.rate_signups, &mut limits.signups),
+        (args.rate_uploads, &mut limits.uploads),
+        (args.upload_bytes_per_hour, &mut limits.upload_bytes),
     ] {
         if let Some(Limit(rate)) = arg {
             *limit = rate;
         }
+    }
+    if let Some(Quota(quota)) = args.upload_quota {
+        config.upload_quota_bytes = quota;
     }
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
     let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;

@@ -10,7 +10,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use parking_lot::Mutex;
 
-use crate::ratelimit::{Action, UserLimits};
+use crate::ratelimit::{Action, IpLimit, UserLimits};
 use crate::state::AppState;
 
 #[derive(Default)]
@@ -97,14 +97,16 @@ pub fn resident_memory_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// `firehose_rate_limited_total{action=…}`: attempts refused by the per-user limits.
-fn render_rate_limited(out: &mut String, limits: &UserLimits) {
-    let _ = writeln!(out, "# HELP firehose_rate_limited_total Attempts refused by the per-user rate limits");
+/// `firehose_rate_limited_total{action=…}`: attempts refused by the per-user limits,
+/// and by the per-IP sign-up budget (`action="signup"`).
+fn render_rate_limited(out: &mut String, limits: &UserLimits, signups: &IpLimit) {
+    let _ = writeln!(out, "# HELP firehose_rate_limited_total Attempts refused by the rate limits and budgets");
     let _ = writeln!(out, "# TYPE firehose_rate_limited_total counter");
     for action in Action::ALL {
         let _ =
             writeln!(out, "firehose_rate_limited_total{{action=\"{}\"}} {}", action.label(), limits.refused(action));
     }
+    let _ = writeln!(out, "firehose_rate_limited_total{{action=\"signup\"}} {}", signups.refused());
 }
 
 /// Gauges of what the process holds: topics, subscriptions, retained history events and
@@ -124,7 +126,7 @@ fn render_holdings(out: &mut String, census: crate::pubsub::Census) {
 
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = state.metrics.render();
-    render_rate_limited(&mut out, &state.limits);
+    render_rate_limited(&mut out, &state.limits, &state.signups);
     render_holdings(&mut out, state.pubsub.census());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }

@@ -1,13 +1,16 @@
 //! Per-key token buckets: `capacity` attempts at once, refilled continuously at
-//! `capacity` per `period`. Used per IP for login and registration (`RateLimiter`), and
-//! per user for messages, likes, bookmark creation and typing (`UserLimits`).
+//! `capacity` per `period`, and the budgets built from them (`RateLimits`, the
+//! configuration; `UserLimits` and `IpLimit`, the running limiters). Used per IP for
+//! login and registration (`RateLimiter`) and for sign-ups (`IpLimit`), and per user for
+//! messages, likes, bookmark creation, typing and uploads (`UserLimits`).
 //!
 //! ## Per-user limits
 //!
 //! `state.limits` (a `UserLimits` built from `Config::limits`) holds one bucket per
 //! user and `Action`; each action's `Rate` is configured on its own (`--rate-messages`,
-//! `--rate-likes`, `--rate-bookmarks`, `--rate-typing`, e.g. `10/10s`, or `off`). A
-//! handler asks before doing the work:
+//! `--rate-likes`, `--rate-bookmarks`, `--rate-typing`, `--rate-uploads`, e.g. `10/10s`,
+//! or `off`; `--upload-bytes-per-hour` for `Action::UploadBytes`, whose tokens are
+//! bytes). A handler asks before doing the work:
 //!
 //! ```ignore
 //! if let Err(wait) = state.limits.check(Action::Message, user.id) {
@@ -39,8 +42,6 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-
-use crate::config::RateLimits;
 
 /// How much a key may do: `capacity` at once, refilled at `capacity` per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,68 @@ pub fn parse_limit(s: &str) -> Result<Option<Rate>, String> {
     if s.trim().eq_ignore_ascii_case("off") { Ok(None) } else { s.parse().map(Some) }
 }
 
+/// Every configured budget: per user (keyed by user id) for messages, likes, bookmark
+/// creation, typing and uploads, and per client IP for sign-ups; `None` turns one off.
+/// Built into `UserLimits` and `IpLimit` at start (`AppState::limits`, `::signups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Chat messages. Default 10 per 10 s.
+    pub messages: Option<Rate>,
+    /// Likes and unlikes. Default 30 per 10 s.
+    pub likes: Option<Rate>,
+    /// Bookmark creation. Default 10 per 10 s.
+    pub bookmarks: Option<Rate>,
+    /// `typing` pushes. Default 30 per 10 s.
+    pub typing: Option<Rate>,
+    /// Uploads (files). Default 100 per hour.
+    pub uploads: Option<Rate>,
+    /// Uploaded bytes: `capacity` bytes per `period`. Default 200 MiB per hour.
+    pub upload_bytes: Option<Rate>,
+    /// Accounts created (`POST /api/users`, registration) per client IP. Default 20 per
+    /// minute.
+    pub signups: Option<Rate>,
+    /// Keys (users, client IPs) whose buckets are remembered at once, per budget
+    /// (memory bound).
+    pub max_keys: usize,
+}
+
+/// The default `RateLimits::upload_bytes`: 200 MiB per hour.
+pub const DEFAULT_UPLOAD_BYTES_PER_HOUR: u32 = 200 * 1024 * 1024;
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let per_10s = |n| Some(Rate::new(n, Duration::from_secs(10)));
+        let hour = Duration::from_secs(3600);
+        Self {
+            messages: per_10s(10),
+            likes: per_10s(30),
+            bookmarks: per_10s(10),
+            typing: per_10s(30),
+            uploads: Some(Rate::new(100, hour)),
+            upload_bytes: Some(Rate::new(DEFAULT_UPLOAD_BYTES_PER_HOUR, hour)),
+            signups: Some(Rate::new(20, Duration::from_secs(60))),
+            max_keys: 100_000,
+        }
+    }
+}
+
+impl RateLimits {
+    /// Every budget off, sign-ups included (load generators, which create many
+    /// accounts from one address, and tests that are not about limits).
+    pub fn off() -> Self {
+        Self {
+            messages: None,
+            likes: None,
+            bookmarks: None,
+            typing: None,
+            uploads: None,
+            upload_bytes: None,
+            signups: None,
+            ..Self::default()
+        }
+    }
+}
+
 /// What a signed-in user is doing, each with its own budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -105,10 +168,15 @@ pub enum Action {
     Bookmark,
     /// A `typing` push.
     Typing,
+    /// An upload (one token per file).
+    Upload,
+    /// Uploaded bytes (one token per byte of an accepted file).
+    UploadBytes,
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [Action::Message, Action::Like, Action::Bookmark, Action::Typing];
+    pub const ALL: [Action; 6] =
+        [Action::Message, Action::Like, Action::Bookmark, Action::Typing, Action::Upload, Action::UploadBytes];
 
     /// The `action` label of `firehose_rate_limited_total`.
     pub fn label(self) -> &'static str {
@@ -117,6 +185,8 @@ impl Action {
             Action::Like => "like",
             Action::Bookmark => "bookmark",
             Action::Typing => "typing",
+            Action::Upload => "upload",
+            Action::UploadBytes => "upload_bytes",
         }
     }
 
@@ -132,8 +202,10 @@ pub struct UserLimits {
     likes: Option<RateLimiter<i64>>,
     bookmarks: Option<RateLimiter<i64>>,
     typing: Option<RateLimiter<i64>>,
+    uploads: Option<RateLimiter<i64>>,
+    upload_bytes: Option<RateLimiter<i64>>,
     /// Attempts refused, by `Action::index`.
-    refused: [AtomicU64; 4],
+    refused: [AtomicU64; Action::ALL.len()],
 }
 
 impl UserLimits {
@@ -144,6 +216,8 @@ impl UserLimits {
             likes: make(limits.likes),
             bookmarks: make(limits.bookmarks),
             typing: make(limits.typing),
+            uploads: make(limits.uploads),
+            upload_bytes: make(limits.upload_bytes),
             refused: Default::default(),
         }
     }
@@ -154,6 +228,8 @@ impl UserLimits {
             Action::Like => self.likes.as_ref(),
             Action::Bookmark => self.bookmarks.as_ref(),
             Action::Typing => self.typing.as_ref(),
+            Action::Upload => self.uploads.as_ref(),
+            Action::UploadBytes => self.upload_bytes.as_ref(),
         }
     }
 
@@ -161,7 +237,13 @@ impl UserLimits {
     /// with the time until the next token. Always `Ok` for an action that is off.
     /// A refusal is counted (`refused`, shown as `firehose_rate_limited_total`).
     pub fn check(&self, action: Action, user_id: i64) -> Result<(), Duration> {
-        let checked = self.limiter(action).map_or(Ok(()), |l| l.check(user_id));
+        self.check_n(action, user_id, 1)
+    }
+
+    /// `check` for an attempt that costs `cost` tokens (bytes, for
+    /// `Action::UploadBytes`); see `RateLimiter::check_n`.
+    pub fn check_n(&self, action: Action, user_id: i64, cost: u64) -> Result<(), Duration> {
+        let checked = self.limiter(action).map_or(Ok(()), |l| l.check_n(user_id, cost));
         if checked.is_err() {
             self.refused[action.index()].fetch_add(1, Relaxed);
         }
@@ -176,6 +258,39 @@ impl UserLimits {
     /// The rate in effect for `action` (`None`: unlimited).
     pub fn rate(&self, action: Action) -> Option<Rate> {
         self.limiter(action).map(RateLimiter::rate)
+    }
+}
+
+/// A per-client-IP budget (keys from `ip_key`), off when built from `None`, with its
+/// refusals counted: sign-ups (`AppState::signups`).
+pub struct IpLimit {
+    limiter: Option<RateLimiter<IpAddr>>,
+    refused: AtomicU64,
+}
+
+impl IpLimit {
+    pub fn new(rate: Option<Rate>, max_keys: usize) -> Self {
+        Self { limiter: rate.map(|r| RateLimiter::new(r, max_keys)), refused: AtomicU64::new(0) }
+    }
+
+    /// Takes one token of `ip`'s budget; `Err(wait)` when it is spent. Always `Ok` when
+    /// off.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Duration> {
+        let checked = self.limiter.as_ref().map_or(Ok(()), |l| l.check(ip_key(ip)));
+        if checked.is_err() {
+            self.refused.fetch_add(1, Relaxed);
+        }
+        checked
+    }
+
+    /// Attempts refused so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Relaxed)
+    }
+
+    /// The rate in effect (`None`: unlimited).
+    pub fn rate(&self) -> Option<Rate> {
+        self.limiter.as_ref().map(RateLimiter::rate)
     }
 }
 
@@ -224,8 +339,20 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         self.check_at(key, Instant::now())
     }
 
+    /// Takes `cost` tokens for `key` at once, or none: `Err(wait)` with the time until
+    /// there are enough. A cost above the capacity is charged as the whole capacity (it
+    /// needs a full bucket and empties it), so no attempt is refused forever.
+    pub fn check_n(&self, key: K, cost: u64) -> Result<(), Duration> {
+        self.check_n_at(key, cost, Instant::now())
+    }
+
     /// `check` at a given instant (tests drive the clock).
     pub fn check_at(&self, key: K, now: Instant) -> Result<(), Duration> {
+        self.check_n_at(key, 1, now)
+    }
+
+    /// `check_n` at a given instant.
+    pub fn check_n_at(&self, key: K, cost: u64, now: Instant) -> Result<(), Duration> {
         if self.rate.capacity == 0 {
             return Err(self.rate.period.max(Duration::from_secs(1)));
         }
@@ -245,11 +372,13 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed / per_token).min(capacity);
         bucket.last = bucket.last.max(now);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        // u64 → f64 is exact up to 2^53; the cost is capped at the capacity (a u32) anyway.
+        let cost = (cost.max(1) as f64).min(capacity);
+        if bucket.tokens >= cost {
+            bucket.tokens -= cost;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) * per_token))
+            Err(Duration::from_secs_f64((cost - bucket.tokens) * per_token))
         }
     }
 
@@ -431,7 +560,7 @@ mod tests {
             likes: Some(Rate::new(1, Duration::from_secs(10))),
             bookmarks: None,
             typing: Some(Rate::new(3, Duration::from_secs(10))),
-            max_keys: 100,
+            ..RateLimits::off()
         });
         assert_eq!(limits.check(Action::Message, 1), Ok(()));
         assert_eq!(limits.check(Action::Message, 1), Ok(()));
@@ -450,9 +579,42 @@ mod tests {
         assert_eq!(limits.rate(Action::Bookmark), None);
         assert_eq!(limits.rate(Action::Like), Some(Rate::new(1, Duration::from_secs(10))));
         let off = UserLimits::new(&RateLimits::off());
-        for action in [Action::Message, Action::Like, Action::Bookmark, Action::Typing] {
+        for action in Action::ALL {
             assert_eq!(off.rate(action), None);
         }
+    }
+
+    #[test]
+    fn a_costly_attempt_takes_its_cost_or_nothing_and_waits_for_enough() {
+        // 1000 bytes per 100 s: 10 bytes a second.
+        let limiter = RateLimiter::new(Rate::new(1000, Duration::from_secs(100)), 10);
+        let t0 = Instant::now();
+        assert_eq!(limiter.check_n_at("u", 600, t0), Ok(()));
+        // 400 left: 500 more is refused, costs nothing, and needs 10 s.
+        let wait = limiter.check_n_at("u", 500, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 10.0).abs() < 1e-6, "{wait:?}");
+        assert_eq!(limiter.check_n_at("u", 400, t0), Ok(()));
+        // More than the capacity is charged as the whole capacity: a full bucket.
+        let wait = limiter.check_n_at("u", 5000, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 100.0).abs() < 1e-6, "{wait:?}");
+        assert_eq!(limiter.check_n_at("u", 5000, t0 + Duration::from_secs(100)), Ok(()));
+    }
+
+    #[test]
+    fn ip_limits_key_by_address_count_refusals_and_off_means_unlimited() {
+        let signups = IpLimit::new(Some(Rate::new(2, Duration::from_secs(60))), 100);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(signups.check(a), Ok(()));
+        assert_eq!(signups.check(a), Ok(()));
+        assert!(signups.check(a).is_err());
+        assert_eq!(signups.check(b), Ok(()));
+        assert_eq!(signups.refused(), 1);
+        let off = IpLimit::new(None, 100);
+        for _ in 0..1000 {
+            assert_eq!(off.check(a), Ok(()));
+        }
+        assert_eq!((off.rate(), off.refused()), (None, 0));
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Starting and stopping the server: open the store, load the cache, serve the router
-//! on a given listener until the shutdown future resolves, then drain the sockets.
+//! Starting and stopping the server: open the store, sweep orphaned upload files, load
+//! the cache, serve the router on a given listener until the shutdown future resolves,
+//! then drain the sockets.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
-use crate::ratelimit::{RateLimiter, UserLimits};
+use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
 use crate::state::AppState;
 use crate::store::{Store, StoreError};
 
@@ -61,11 +62,16 @@ pub async fn start(
             .map_err(|source| ServerError::DataDir { path: config.data_dir.display().to_string(), source })?;
     }
     let store = Store::open(&config.database_url()).await?;
+    // Before anything is served, so no upload is in flight: what a crash left behind.
+    if let Err(err) = crate::uploads::sweep_orphans(&store, &config.data_dir).await {
+        tracing::warn!(%err, "could not sweep orphaned upload files");
+    }
     let cache = RecentCache::load(&store, config.cache_capacity).await?;
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
     let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
     let history = config.history;
     let limits = UserLimits::new(&config.limits);
+    let signups = IpLimit::new(config.limits.signups, config.limits.max_keys);
     let readers_config = config.readers;
     let pubsub = Arc::new(PubSub::new(history));
     let shutdown_token = CancellationToken::new();
@@ -86,6 +92,7 @@ pub async fn start(
         shutdown: shutdown_token,
         sockets: TaskTracker::new(),
         auth_limiter: Arc::new(auth_limiter),
+        signups: Arc::new(signups),
         limits: Arc::new(limits),
         live_sockets: Arc::default(),
         rooms,

@@ -10,7 +10,7 @@ use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
-use crate::ratelimit::{RateLimiter, UserLimits};
+use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -26,7 +26,9 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Per-client-IP budget for login, registration and password change.
     pub auth_limiter: Arc<RateLimiter<IpAddr>>,
-    /// Per-user budgets for messages, likes, bookmark creation and typing.
+    /// Per-client-IP budget for creating accounts (`POST /api/users`, registration).
+    pub signups: Arc<IpLimit>,
+    /// Per-user budgets for messages, likes, bookmark creation, typing and uploads.
     pub limits: Arc<UserLimits>,
     /// Who reads which page (`page:<path>` topics); an actor owning all page state.
     pub readers: crate::readers::Readers,

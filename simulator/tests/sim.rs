@@ -220,7 +220,9 @@ async fn external_run_owes_tag_listeners_exactly_the_matching_tags() {
 }
 
 /// A firehose server this test boots itself on a free port, as an external target is
-/// run: without per-user limits (or with the app's defaults).
+/// run: without per-user limits (or with the app's defaults), and never with a sign-up
+/// budget, since a run creates all its accounts from this one address (as a load test's
+/// server is started with `--rate-signups off`).
 struct OwnServer {
     /// Its data dir; kept until the server stopped.
     _dir: tempfile::TempDir,
@@ -236,8 +238,9 @@ impl OwnServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let mut config = firehose_app::config::Config::for_data_dir(dir.path());
         if limits_off {
-            config.limits = firehose_app::config::RateLimits::off();
+            config.limits = firehose_app::ratelimit::RateLimits::off();
         }
+        config.limits.signups = None;
         let server = firehose_app::server::start(listener, config, async move {
             let _ = stopped.await;
         })

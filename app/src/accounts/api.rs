@@ -1,5 +1,6 @@
 //! The accounts router, and `POST /api/users`: create a token-only user and hand back
-//! its first API token (what the simulator and the tests use; unchanged).
+//! its first API token (what the simulator and the tests use). Like registration, it
+//! spends the caller's per-IP sign-up budget (`--rate-signups`).
 
 use axum::Json;
 use axum::Router;
@@ -7,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::{ApiToken, validate};
+use super::{ApiToken, ClientIp, spend_signup, validate};
 use crate::http::{ApiError, FieldErrors, JsonBody};
 use crate::state::AppState;
 
@@ -21,9 +22,11 @@ pub fn router() -> Router<AppState> {
 
 async fn create_user(
     state: axum::extract::State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let username = parse_username(&body)?;
+    spend_signup(&state, ip)?;
     let token = ApiToken::generate();
     let user = state.store.create_user(&username, &token.hash()).await?;
     let data = json!({"id": user.id, "username": user.username, "token": token.as_str()});
@@ -34,5 +37,6 @@ async fn create_user(
 fn parse_username(body: &Value) -> Result<String, ApiError> {
     let mut errors = FieldErrors::default();
     let raw = body.get("user").and_then(|u| u.get("username")).or_else(|| body.get("username"));
-    validate::username(raw, &mut errors).ok_or(ApiError::Validation(errors))
+    let username = validate::username(raw, &mut errors);
+    Ok(errors.into_result(username)?)
 }

@@ -17,8 +17,8 @@
 //! No user enumeration: a failed login answers "invalid email or password" whether the
 //! email is unknown or the password wrong, and an unknown email is verified against a
 //! dummy hash so the two take the same time. Registration does say that an email is
-//! taken (a 422 on `email`, nothing more): without sending mail there is no way to
-//! register without telling, and the per-IP limit keeps that from becoming a bulk
+//! taken (a 409 naming `email`, nothing more): without sending mail there is no way to
+//! register without telling, and the per-IP limits keep that from becoming a bulk
 //! lookup.
 
 mod api;
@@ -39,6 +39,7 @@ pub use extract::{
 };
 pub use live::{Credential, LiveSockets, Registration};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
+use session_api::spend_signup;
 pub use session_api::{end_session, register_account, set_session, sign_in};
 pub use tokens::{ApiToken, TokenHash, csrf_matches, csrf_token};
 

@@ -21,7 +21,6 @@ use super::{
 use crate::http::{ApiError, FieldErrors, JsonBody};
 use crate::ratelimit::ip_key;
 use crate::state::AppState;
-use crate::store::StoreError;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,6 +56,7 @@ pub async fn register_account(
     reject_cross_site(headers)?;
     limit(state, ip)?;
     let reg = validate::registration(body)?;
+    spend_signup(state, ip)?;
     let username = match reg.username {
         Some(name) => UsernameChoice::Exact(name),
         None => UsernameChoice::Derived(validate::username_from_email(&reg.email)),
@@ -64,10 +64,8 @@ pub async fn register_account(
     let password_hash = password::hash(reg.password).await?;
     let (token, session) = new_session(state, headers);
     let new = NewAccount { email: reg.email, password_hash, display_name: reg.display_name, username };
-    let account = state.store.register(&new, &session).await.map_err(|err| match err {
-        StoreError::Conflict(field @ ("email" | "username")) => field_error(field, "has already been taken"),
-        other => other.into(),
-    })?;
+    // A taken email or username is a 409 naming the field (`ApiError::Conflict`).
+    let account = state.store.register(&new, &session).await?;
     Ok((account, token))
 }
 
@@ -190,6 +188,13 @@ async fn update_profile(
 
 fn limit(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
     state.auth_limiter.check(ip_key(ip)).map_err(ApiError::RateLimited)
+}
+
+/// Takes one account creation from `ip`'s sign-up budget (`--rate-signups`): 429 with
+/// `Retry-After` when it is spent. Asked once the request is valid, just before the
+/// account is written, so a form sent back for a typo costs nothing.
+pub(super) fn spend_signup(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
+    state.signups.check(ip).map_err(ApiError::RateLimited)
 }
 
 fn field_error(field: &str, message: &str) -> ApiError {

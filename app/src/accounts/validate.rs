@@ -1,9 +1,10 @@
 //! Account input, validated once at the edge: every problem is reported per field
-//! (422), wrong JSON types included, before anything is hashed or stored.
+//! (`Invalid::Fields`, a 422 at the HTTP edge), wrong JSON types included, before
+//! anything is hashed or stored.
 
 use serde_json::Value;
 
-use crate::http::{ApiError, FieldErrors};
+use crate::validation::{FieldErrors, Invalid};
 
 pub const PASSWORD_MIN: usize = 12;
 pub const PASSWORD_MAX: usize = 256;
@@ -23,7 +24,7 @@ pub struct Registration {
 }
 
 /// `{email, password, display_name, username?}`.
-pub fn registration(body: &Value) -> Result<Registration, ApiError> {
+pub fn registration(body: &Value) -> Result<Registration, Invalid> {
     let mut errors = FieldErrors::default();
     let email = string_field(body, "email", &mut errors).and_then(|e| email(e, &mut errors));
     let password = string_field(body, "password", &mut errors).and_then(|p| new_password(p, "password", &mut errors));
@@ -36,44 +37,44 @@ pub fn registration(body: &Value) -> Result<Registration, ApiError> {
         (Some(email), Some(password), Some(display_name)) if errors.is_empty() => {
             Ok(Registration { email, password, display_name, username })
         }
-        _ => Err(ApiError::Validation(errors)),
+        _ => Err(Invalid::Fields(errors)),
     }
 }
 
 /// `{email, password}`: only presence and type are checked, so a malformed email is
 /// just another unknown one and gets the same answer as any failed login.
-pub fn login(body: &Value) -> Result<(String, String), ApiError> {
+pub fn login(body: &Value) -> Result<(String, String), Invalid> {
     let mut errors = FieldErrors::default();
     let email = string_field(body, "email", &mut errors).map(|e| e.trim().to_lowercase());
     let password = string_field(body, "password", &mut errors).map(str::to_owned);
     match (email, password) {
         (Some(e), Some(p)) if errors.is_empty() => Ok((e, p)),
-        _ => Err(ApiError::Validation(errors)),
+        _ => Err(Invalid::Fields(errors)),
     }
 }
 
 /// `{current_password, new_password}`.
-pub fn password_change(body: &Value) -> Result<(String, String), ApiError> {
+pub fn password_change(body: &Value) -> Result<(String, String), Invalid> {
     let mut errors = FieldErrors::default();
     let current = string_field(body, "current_password", &mut errors).map(str::to_owned);
     let new =
         string_field(body, "new_password", &mut errors).and_then(|p| new_password(p, "new_password", &mut errors));
     match (current, new) {
         (Some(c), Some(n)) if errors.is_empty() => Ok((c, n)),
-        _ => Err(ApiError::Validation(errors)),
+        _ => Err(Invalid::Fields(errors)),
     }
 }
 
 /// `{display_name}`.
-pub fn profile(body: &Value) -> Result<String, ApiError> {
+pub fn profile(body: &Value) -> Result<String, Invalid> {
     let mut errors = FieldErrors::default();
     string_field(body, "display_name", &mut errors)
         .and_then(|d| display_name(d, &mut errors))
-        .ok_or(ApiError::Validation(errors))
+        .ok_or(Invalid::Fields(errors))
 }
 
 /// `{name}` of a new API token: 1–100 characters, no control characters.
-pub fn token_name(body: &Value) -> Result<String, ApiError> {
+pub fn token_name(body: &Value) -> Result<String, Invalid> {
     let mut errors = FieldErrors::default();
     let name = string_field(body, "name", &mut errors).and_then(|n| {
         let n = n.trim();
@@ -86,7 +87,7 @@ pub fn token_name(body: &Value) -> Result<String, ApiError> {
         }
         None
     });
-    name.ok_or(ApiError::Validation(errors))
+    name.ok_or(Invalid::Fields(errors))
 }
 
 /// Usernames: 3–32 characters of `a-z`, `0-9` and `_` (what `POST /api/users` accepts).
@@ -196,9 +197,9 @@ mod tests {
 
     use super::*;
 
-    fn fields(err: ApiError) -> Value {
+    fn fields(err: Invalid) -> Value {
         match err {
-            ApiError::Validation(f) => json!(f),
+            Invalid::Fields(f) => json!(f),
             other => panic!("expected a validation error, got {other:?}"),
         }
     }

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::http::{ApiError, FieldErrors};
+use crate::validation::{FieldErrors, Invalid};
 
 pub const MAX_TITLE: usize = 300;
 pub const MAX_URL: usize = 2048;
@@ -21,13 +21,13 @@ pub struct NewBookmark {
 }
 
 impl NewBookmark {
-    /// Validates a request body `{"bookmark": {…}}`: 400 when the envelope is wrong,
-    /// 422 with every failing field otherwise.
-    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+    /// Validates a request body `{"bookmark": {…}}`: `Invalid::Shape` when the envelope
+    /// is wrong, `Invalid::Fields` with every failing field otherwise.
+    pub fn from_body(body: &Value) -> Result<Self, Invalid> {
         let fields = match body.get("bookmark") {
             Some(Value::Object(fields)) => fields,
-            Some(_) => return Err(ApiError::BadRequest("\"bookmark\" must be a JSON object".into())),
-            None => return Err(ApiError::BadRequest("request body must contain a \"bookmark\" object".into())),
+            Some(_) => return Err(Invalid::Shape("\"bookmark\" must be a JSON object".into())),
+            None => return Err(Invalid::Shape("request body must contain a \"bookmark\" object".into())),
         };
         let mut errors = FieldErrors::default();
         let title = required_text(fields, "title", MAX_TITLE, &mut errors);
@@ -47,7 +47,7 @@ impl NewBookmark {
         let tags = parse_tags(fields.get("tags"), &mut errors);
         match (title, url) {
             (Some(title), Some(url)) if errors.is_empty() => Ok(NewBookmark { title, description, url, public, tags }),
-            _ => Err(ApiError::Validation(errors)),
+            _ => Err(Invalid::Fields(errors)),
         }
     }
 }
@@ -169,8 +169,8 @@ mod tests {
 
     fn field_errors(v: Value) -> String {
         match NewBookmark::from_body(&json!({ "bookmark": v })) {
-            Err(ApiError::Validation(f)) => serde_json::to_string(&f).unwrap(),
-            other => panic!("expected 422, got {other:?}"),
+            Err(Invalid::Fields(f)) => serde_json::to_string(&f).unwrap(),
+            other => panic!("expected field errors, got {other:?}"),
         }
     }
 
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn envelope_errors_are_400() {
-        assert!(matches!(NewBookmark::from_body(&json!({})), Err(ApiError::BadRequest(_))));
-        assert!(matches!(NewBookmark::from_body(&json!({"bookmark": []})), Err(ApiError::BadRequest(_))));
+        assert!(matches!(NewBookmark::from_body(&json!({})), Err(Invalid::Shape(_))));
+        assert!(matches!(NewBookmark::from_body(&json!({"bookmark": []})), Err(Invalid::Shape(_))));
     }
 }

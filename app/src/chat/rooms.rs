@@ -5,8 +5,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::accounts::User;
-use crate::http::{ApiError, FieldErrors};
 use crate::uploads::Upload;
+use crate::validation::{FieldErrors, Invalid};
 
 pub const MAX_NAME: usize = 80;
 pub const MAX_SLUG: usize = 64;
@@ -164,7 +164,7 @@ impl NewRoom {
     /// Validates `{"room": {name, slug?, description?, private?}}` (the fields may also
     /// be given at the top level): 400 for a wrong envelope, 422 with every failing
     /// field otherwise.
-    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+    pub fn from_body(body: &Value) -> Result<Self, Invalid> {
         let fields = envelope(body)?;
         let mut errors = FieldErrors::default();
         let name = text(fields, "name", MAX_NAME, true, &mut errors);
@@ -187,7 +187,7 @@ impl NewRoom {
         };
         match (name, slug) {
             (Some(name), Some(slug)) if errors.is_empty() => Ok(NewRoom { name, slug, description, private }),
-            _ => Err(ApiError::Validation(errors)),
+            _ => Err(Invalid::Fields(errors)),
         }
     }
 }
@@ -202,7 +202,7 @@ pub struct RoomPatch {
 }
 
 impl RoomPatch {
-    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+    pub fn from_body(body: &Value) -> Result<Self, Invalid> {
         let fields = envelope(body)?;
         let mut errors = FieldErrors::default();
         if fields.contains_key("slug") {
@@ -213,7 +213,7 @@ impl RoomPatch {
             .contains_key("description")
             .then(|| text(fields, "description", MAX_DESCRIPTION, false, &mut errors).unwrap_or_default());
         let private = flag(fields, "private", &mut errors);
-        if errors.is_empty() { Ok(RoomPatch { name, description, private }) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() { Ok(RoomPatch { name, description, private }) } else { Err(Invalid::Fields(errors)) }
     }
 }
 
@@ -241,11 +241,11 @@ impl MessageBody {
     }
 }
 
-fn envelope(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+fn envelope(body: &Value) -> Result<&Map<String, Value>, Invalid> {
     match body.get("room") {
         Some(Value::Object(fields)) => Ok(fields),
-        Some(_) => Err(ApiError::BadRequest("\"room\" must be a JSON object".into())),
-        None => body.as_object().ok_or_else(|| ApiError::BadRequest("request body must be a JSON object".into())),
+        Some(_) => Err(Invalid::Shape("\"room\" must be a JSON object".into())),
+        None => body.as_object().ok_or_else(|| Invalid::Shape("request body must be a JSON object".into())),
     }
 }
 
@@ -315,10 +315,10 @@ mod tests {
     fn new_room() {
         let r = NewRoom::from_body(&json!({"room": {"name": " General ", "private": true}})).unwrap();
         assert_eq!((r.name.as_str(), r.slug.as_str(), r.private), ("General", "general", true));
-        assert!(matches!(NewRoom::from_body(&json!({"name": "x", "slug": "Bad"})), Err(ApiError::Validation(_))));
-        assert!(matches!(NewRoom::from_body(&json!({"name": "★"})), Err(ApiError::Validation(_))));
-        assert!(matches!(NewRoom::from_body(&json!({"room": 3})), Err(ApiError::BadRequest(_))));
-        assert!(matches!(RoomPatch::from_body(&json!({"slug": "x"})), Err(ApiError::Validation(_))));
+        assert!(matches!(NewRoom::from_body(&json!({"name": "x", "slug": "Bad"})), Err(Invalid::Fields(_))));
+        assert!(matches!(NewRoom::from_body(&json!({"name": "★"})), Err(Invalid::Fields(_))));
+        assert!(matches!(NewRoom::from_body(&json!({"room": 3})), Err(Invalid::Shape(_))));
+        assert!(matches!(RoomPatch::from_body(&json!({"slug": "x"})), Err(Invalid::Fields(_))));
     }
 
     #[test]

@@ -1,30 +1,16 @@
 //! One error type for every handler, rendered as `{"error": {status, message, fields?}}`.
 //! Internal errors are logged with their cause and answered with a bare 500.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
 
 use crate::store::StoreError;
-
-/// Per-field validation messages, in field order.
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
-pub struct FieldErrors(BTreeMap<String, Vec<String>>);
-
-impl FieldErrors {
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
-        self.0.entry(field.to_owned()).or_default().push(message.into());
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
+pub use crate::validation::FieldErrors;
+use crate::validation::Invalid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,12 +24,19 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error("method not allowed on this route")]
     MethodNotAllowed,
-    #[error("{0} already exists")]
+    /// A well-formed name that is already taken (`username`, `email`, `slug`): 409,
+    /// with the field in `fields` as `["has already been taken"]`. (A value that breaks
+    /// the field's own rules is a `Validation` error, 422.)
+    #[error("{0} has already been taken")]
     Conflict(&'static str),
     #[error("validation failed")]
     Validation(FieldErrors),
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// An upload that would take the user past their storage quota: 413, with the quota
+    /// and the bytes stored in the error body.
+    #[error("upload quota exceeded: {used} of {quota} bytes are stored; delete uploads to make room")]
+    QuotaExceeded { quota: u64, used: u64 },
     #[error("too many requests")]
     RateLimited(Duration),
     #[error("{0}")]
@@ -55,10 +48,25 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Validation failures at the edge: a wrong shape is a 400, failing fields a 422.
+impl From<Invalid> for ApiError {
+    fn from(err: Invalid) -> Self {
+        match err {
+            Invalid::Shape(message) => ApiError::BadRequest(message),
+            Invalid::Fields(fields) => ApiError::Validation(fields),
+        }
+    }
+}
+
+/// The message of a taken name, per field.
+pub const TAKEN: &str = "has already been taken";
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => ApiError::Conflict(what),
+            // Names people choose; any other unique key (a random token, upload key)
+            // colliding is our failure, not the client's.
+            StoreError::Conflict(field @ ("username" | "email" | "slug")) => ApiError::Conflict(field),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -74,11 +82,27 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) | ApiError::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl ApiError {
+    /// The per-field messages this error carries: a validation failure's, or the taken
+    /// field of a conflict.
+    pub fn fields(&self) -> Option<FieldErrors> {
+        match self {
+            ApiError::Validation(fields) => Some(fields.clone()),
+            ApiError::Conflict(field) => {
+                let mut fields = FieldErrors::default();
+                fields.add(field, TAKEN);
+                Some(fields)
+            }
+            _ => None,
         }
     }
 }
@@ -94,8 +118,12 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut body = json!({"status": status.as_u16(), "message": message});
-        if let ApiError::Validation(fields) = &self {
+        if let Some(fields) = self.fields() {
             body["fields"] = json!(fields);
+        }
+        if let ApiError::QuotaExceeded { quota, used } = &self {
+            body["quota_bytes"] = json!(quota);
+            body["used_bytes"] = json!(used);
         }
         let mut response = (status, Json(json!({ "error": body }))).into_response();
         if let ApiError::Unavailable(_) = self {

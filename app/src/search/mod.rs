@@ -11,9 +11,11 @@
 //! - **Safe queries**: user input never reaches FTS5 syntax. [`fts_query`] splits `q`
 //!   on whitespace and quotes every chunk as an FTS5 string (a `"` inside is doubled),
 //!   so `*`, `-`, `(`, `:`, `NEAR`, `^`… are plain text that the tokenizer treats like
-//!   the indexed bodies (`foo-bar` becomes the phrase "foo bar"). Chunks are ANDed.
-//!   Chunks without a letter or digit and the bare operator words `AND`, `OR`, `NOT`,
-//!   `NEAR` are dropped; a query left with nothing answers 200 with no results. A blank
+//!   the indexed bodies (`foo-bar` becomes the phrase "foo bar"). Chunks are ANDed:
+//!   a message matches when it has every word. There are no operators: `AND`, `OR`,
+//!   `NOT` and `NEAR`, in any case, are words like any other (`cats OR dogs` finds
+//!   messages with all of "cats", "or" and "dogs"). Chunks without a letter or digit
+//!   are dropped; a query left with nothing answers 200 with no results. A blank
 //!   `q` is a 400, as is one longer than [`MAX_QUERY_CHARS`] or with more than
 //!   [`MAX_TERMS`] terms.
 //! - **Safe output**: `snippet` (a window of up to [`SNIPPET_TOKENS`] tokens around the
@@ -105,7 +107,8 @@ impl From<QueryError> for ApiError {
 }
 
 /// The FTS5 `MATCH` expression for the user's `q`: each whitespace-separated chunk as a
-/// quoted FTS5 string, ANDed. `Ok(None)` when nothing searchable is left.
+/// quoted FTS5 string, ANDed; operator words are quoted like the rest, so they are
+/// words to find. `Ok(None)` when nothing searchable is left.
 pub fn fts_query(q: &str) -> Result<Option<String>, QueryError> {
     let q = q.trim();
     if q.is_empty() {
@@ -121,10 +124,6 @@ pub fn fts_query(q: &str) -> Result<Option<String>, QueryError> {
     let terms: Vec<String> = chunks
         .into_iter()
         .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
-        .filter(|chunk| {
-            let word = chunk.trim_matches(|c: char| !c.is_alphanumeric());
-            !matches!(word, "AND" | "OR" | "NOT" | "NEAR")
-        })
         // Control characters are never part of an indexed token; drop them so the
         // expression is plain text.
         .map(|chunk| chunk.chars().filter(|c| !c.is_control()).collect::<String>())
@@ -218,12 +217,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_chunk_is_quoted_and_operators_are_dropped() {
+    fn every_chunk_is_quoted_and_operator_words_are_plain_words() {
         assert_eq!(fts_query("hello world").unwrap().as_deref(), Some(r#""hello" "world""#));
         assert_eq!(fts_query(r#"say "hi""#).unwrap().as_deref(), Some(r#""say" """hi""""#));
         assert_eq!(fts_query("foo* -bar").unwrap().as_deref(), Some(r#""foo*" "-bar""#));
-        assert_eq!(fts_query("a OR b").unwrap().as_deref(), Some(r#""a" "b""#));
-        assert_eq!(fts_query("NEAR( x").unwrap().as_deref(), Some(r#""x""#));
+        assert_eq!(fts_query("a OR b").unwrap().as_deref(), Some(r#""a" "OR" "b""#));
+        assert_eq!(fts_query("a NOT b AND c").unwrap().as_deref(), Some(r#""a" "NOT" "b" "AND" "c""#));
+        assert_eq!(fts_query("NEAR( x").unwrap().as_deref(), Some(r#""NEAR(" "x""#));
         assert_eq!(fts_query("or").unwrap().as_deref(), Some(r#""or""#));
         assert_eq!(
             fts_query("x'; DROP TABLE messages;--").unwrap().as_deref(),
@@ -231,7 +231,7 @@ mod tests {
         );
         assert_eq!(fts_query("café 页面").unwrap().as_deref(), Some(r#""café" "页面""#));
         assert_eq!(fts_query("* - ( ) \" ;--").unwrap(), None);
-        assert_eq!(fts_query("OR AND NOT NEAR").unwrap(), None);
+        assert_eq!(fts_query("OR AND NOT NEAR").unwrap().as_deref(), Some(r#""OR" "AND" "NOT" "NEAR""#));
         assert_eq!(fts_query("  \t "), Err(QueryError::Blank));
         assert_eq!(fts_query(&"a".repeat(MAX_QUERY_CHARS + 1)), Err(QueryError::TooLong));
         assert_eq!(fts_query(&"a ".repeat(MAX_TERMS + 1)), Err(QueryError::TooManyTerms));

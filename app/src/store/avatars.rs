@@ -29,11 +29,11 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(row) = row else { return Ok(Err(AvatarRefusal::NotYours)) };
-                let content_type: String = row.get(1);
+                let content_type: String = row.get("content_type");
                 if !content_type.starts_with("image/") {
                     return Ok(Err(AvatarRefusal::NotAnImage));
                 }
-                Some(row.get::<String, _>(0))
+                Some(row.get::<String, _>("public_id"))
             }
         };
         sqlx::query("UPDATE users SET avatar_path = ? WHERE id = ?").bind(key).bind(user_id).execute(&mut *tx).await?;

@@ -11,21 +11,22 @@ use crate::bookmarks::{Bookmark, NewBookmark};
 /// never lets into a tag name.
 const TAG_SEP: char = '\u{1f}';
 
-const SELECT_BOOKMARK: &str = "SELECT b.id, b.title, b.description, b.url, b.public, b.inserted_at, u.id, u.username, \
+const SELECT_BOOKMARK: &str = "SELECT b.id AS id, b.title AS title, b.description AS description, b.url AS url, \
+     b.public AS public, b.inserted_at AS inserted_at, u.id AS user_id, u.username AS username, \
      (SELECT group_concat(t.name, char(31) ORDER BY bt.position) FROM bookmark_tags bt JOIN tags t ON t.id = bt.tag_id \
-      WHERE bt.bookmark_id = b.id) \
+      WHERE bt.bookmark_id = b.id) AS tags \
      FROM bookmarks b JOIN users u ON u.id = b.user_id";
 
 fn bookmark_from_row(row: &SqliteRow) -> Bookmark {
-    let tags: Option<String> = row.get(8);
+    let tags: Option<String> = row.get("tags");
     Bookmark {
-        id: row.get(0),
-        title: row.get(1),
-        description: row.get(2),
-        url: row.get(3),
-        public: row.get::<i64, _>(4) != 0,
-        inserted_at: row.get(5),
-        user: User { id: row.get(6), username: row.get(7) },
+        id: row.get("id"),
+        title: row.get("title"),
+        description: row.get("description"),
+        url: row.get("url"),
+        public: row.get::<i64, _>("public") != 0,
+        inserted_at: row.get("inserted_at"),
+        user: User { id: row.get("user_id"), username: row.get("username") },
         tags: tags.map(|t| t.split(TAG_SEP).map(str::to_owned).collect()).unwrap_or_default(),
     }
 }
@@ -47,7 +48,7 @@ impl Store {
         .bind(&now)
         .fetch_one(&mut *tx)
         .await?
-        .get(0);
+        .get("id");
         for (position, tag) in new.tags.iter().enumerate() {
             let tag_id = upsert_tag(&mut tx, tag).await?;
             sqlx::query("INSERT INTO bookmark_tags (bookmark_id, tag_id, position) VALUES (?, ?, ?)")
@@ -117,6 +118,6 @@ async fn upsert_tag(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64,
         .bind(name)
         .execute(&mut **tx)
         .await?;
-    let id = sqlx::query("SELECT id FROM tags WHERE name = ?").bind(name).fetch_one(&mut **tx).await?.get(0);
+    let id = sqlx::query("SELECT id FROM tags WHERE name = ?").bind(name).fetch_one(&mut **tx).await?.get("id");
     Ok(id)
 }

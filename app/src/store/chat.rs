@@ -7,20 +7,22 @@
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+use super::uploads::{COLUMNS as UPLOAD_COLUMNS, upload_from_row};
 use super::{Store, StoreError, conflict_as, now_timestamp};
 use crate::accounts::User;
 use crate::chat::{Member, Message, NewRoom, Role, Room, RoomPatch};
-use crate::uploads::{Kind, Upload, UploadKey};
+use crate::uploads::Upload;
 
 // Unqualified: no column name of `rooms` occurs in `room_members`, and RETURNING takes
 // no table qualifiers.
 const ROOM_COLUMNS: &str = "id, name, slug, description, private, creator_id, inserted_at, updated_at";
 
+// The attachment's columns carry an `up_` prefix (`uploads::upload_from_row`).
 const MESSAGE_SELECT: &str = "SELECT m.id, m.room_id, m.user_id, u.username, m.body, m.inserted_at, \
-     up.id, up.public_id, up.user_id, up.content_type, up.size, up.original_name, up.sha256, up.inserted_at \
+     up.id AS up_id, up.public_id AS up_public_id, up.user_id AS up_user_id, \
+     up.content_type AS up_content_type, up.size AS up_size, up.original_name AS up_original_name, \
+     up.sha256 AS up_sha256, up.inserted_at AS up_inserted_at \
      FROM messages m JOIN users u ON u.id = m.user_id LEFT JOIN uploads up ON up.id = m.attachment_id";
-
-const UPLOAD_COLUMNS: &str = "id, public_id, user_id, content_type, size, original_name, sha256, inserted_at";
 
 fn decode_error(what: String) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(what.into()))
@@ -28,14 +30,14 @@ fn decode_error(what: String) -> StoreError {
 
 fn room_from_row(row: &SqliteRow) -> Room {
     Room {
-        id: row.get(0),
-        name: row.get(1),
-        slug: row.get(2),
-        description: row.get(3),
-        private: row.get::<i64, _>(4) != 0,
-        creator_id: row.get(5),
-        inserted_at: row.get(6),
-        updated_at: row.get(7),
+        id: row.get("id"),
+        name: row.get("name"),
+        slug: row.get("slug"),
+        description: row.get("description"),
+        private: row.get::<i64, _>("private") != 0,
+        creator_id: row.get("creator_id"),
+        inserted_at: row.get("inserted_at"),
+        updated_at: row.get("updated_at"),
     }
 }
 
@@ -43,34 +45,17 @@ fn role_from(raw: &str) -> Result<Role, StoreError> {
     Role::parse(raw).ok_or_else(|| decode_error(format!("bad room role {raw:?}")))
 }
 
-/// An upload from eight columns starting at `at` (the order of `UPLOAD_COLUMNS`).
-fn upload_at(row: &SqliteRow, at: usize) -> Result<Upload, StoreError> {
-    let key: String = row.get(at + 1);
-    let content_type: String = row.get(at + 3);
-    Ok(Upload {
-        id: row.get(at),
-        key: UploadKey::parse(&key).ok_or_else(|| decode_error(format!("bad upload key {key:?}")))?,
-        user_id: row.get(at + 2),
-        kind: Kind::from_content_type(&content_type)
-            .ok_or_else(|| decode_error(format!("bad upload content type {content_type:?}")))?,
-        size: row.get(at + 4),
-        original_name: row.get(at + 5),
-        sha256: row.get(at + 6),
-        inserted_at: row.get(at + 7),
-    })
-}
-
 fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
-    let attachment = match row.get::<Option<i64>, _>(6) {
-        Some(_) => Some(upload_at(row, 6)?),
+    let attachment = match row.get::<Option<i64>, _>("up_id") {
+        Some(_) => Some(upload_from_row(row, "up_")?),
         None => None,
     };
     Ok(Message {
-        id: row.get(0),
-        room_id: row.get(1),
-        user: User { id: row.get(2), username: row.get(3) },
-        body: row.get(4),
-        inserted_at: row.get(5),
+        id: row.get("id"),
+        room_id: row.get("room_id"),
+        user: User { id: row.get("user_id"), username: row.get("username") },
+        body: row.get("body"),
+        inserted_at: row.get("inserted_at"),
         attachment,
     })
 }
@@ -94,7 +79,7 @@ impl Store {
             .bind(&now)
             .fetch_one(&mut *tx)
             .await
-            .map_err(conflict_as("room"))?;
+            .map_err(conflict_as("slug"))?;
         let room = room_from_row(&row);
         sqlx::query("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, 'admin', ?)")
             .bind(room.id)
@@ -146,7 +131,7 @@ impl Store {
         let rows = sqlx::query(&sql).bind(user.map(|u| u.id)).fetch_all(&self.read).await?;
         rows.iter()
             .map(|row| {
-                let role = row.get::<Option<String>, _>(8).as_deref().map(role_from).transpose()?;
+                let role = row.get::<Option<String>, _>("role").as_deref().map(role_from).transpose()?;
                 Ok((room_from_row(row), role))
             })
             .collect()
@@ -200,9 +185,9 @@ impl Store {
         rows.iter()
             .map(|row| {
                 Ok(Member {
-                    user: User { id: row.get(0), username: row.get(1) },
-                    role: role_from(&row.get::<String, _>(2))?,
-                    joined_at: row.get(3),
+                    user: User { id: row.get("id"), username: row.get("username") },
+                    role: role_from(&row.get::<String, _>("role"))?,
+                    joined_at: row.get("joined_at"),
                 })
             })
             .collect()
@@ -213,20 +198,20 @@ impl Store {
             .bind(username)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.map(|r| User { id: r.get(0), username: r.get(1) }))
+        Ok(row.map(|r| User { id: r.get("id"), username: r.get("username") }))
     }
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row =
             sqlx::query("SELECT id, username FROM users WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
-        Ok(row.map(|r| User { id: r.get(0), username: r.get(1) }))
+        Ok(row.map(|r| User { id: r.get("id"), username: r.get("username") }))
     }
 
     /// Upload `id` if `user_id` owns it: what a message may attach.
     pub async fn own_upload(&self, id: i64, user_id: i64) -> Result<Option<Upload>, StoreError> {
         let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND user_id = ?");
         let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&self.read).await?;
-        row.as_ref().map(|r| upload_at(r, 0)).transpose()
+        row.as_ref().map(|r| upload_from_row(r, "")).transpose()
     }
 
     /// Stores a message; the body is already validated, the attachment already checked.

@@ -32,9 +32,9 @@ impl Store {
         viewer: Option<i64>,
     ) -> Result<Option<BookmarkLikes>, StoreError> {
         let row = sqlx::query(
-            "SELECT b.user_id, b.public, \
-             (SELECT COUNT(*) FROM likes l WHERE l.bookmark_id = b.id), \
-             EXISTS (SELECT 1 FROM likes l WHERE l.bookmark_id = b.id AND l.user_id = ?) \
+            "SELECT b.user_id AS owner_id, b.public AS public, \
+             (SELECT COUNT(*) FROM likes l WHERE l.bookmark_id = b.id) AS count, \
+             EXISTS (SELECT 1 FROM likes l WHERE l.bookmark_id = b.id AND l.user_id = ?) AS liked \
              FROM bookmarks b WHERE b.id = ?",
         )
         .bind(viewer)
@@ -42,9 +42,9 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|row| BookmarkLikes {
-            owner_id: row.get(0),
-            public: row.get::<i64, _>(1) != 0,
-            likes: LikeSummary { count: row.get(2), liked: row.get::<i64, _>(3) != 0 },
+            owner_id: row.get("owner_id"),
+            public: row.get::<i64, _>("public") != 0,
+            likes: LikeSummary { count: row.get("count"), liked: row.get::<i64, _>("liked") != 0 },
         }))
     }
 
@@ -84,11 +84,10 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
         };
-        let count: i64 = sqlx::query("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
             .bind(bookmark_id)
             .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+            .await?;
         tx.commit().await?;
         Ok(Some(LikeWrite { count, changed: done.rows_affected() > 0 }))
     }

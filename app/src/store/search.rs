@@ -15,8 +15,8 @@ impl Store {
     /// The room `slug` and whether `user` is a member of it; `None` if there is none.
     pub async fn room_access(&self, slug: &str, user: Option<i64>) -> Result<Option<RoomAccess>, StoreError> {
         let row = sqlx::query(
-            "SELECT r.id, r.private, \
-             EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id AND rm.user_id = ?) \
+            "SELECT r.id AS id, r.private AS private, \
+             EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id AND rm.user_id = ?) AS member \
              FROM rooms r WHERE r.slug = ?",
         )
         .bind(user)
@@ -24,9 +24,9 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|row| RoomAccess {
-            id: row.get(0),
-            private: row.get::<i64, _>(1) != 0,
-            member: row.get::<i64, _>(2) != 0,
+            id: row.get("id"),
+            private: row.get::<i64, _>("private") != 0,
+            member: row.get::<i64, _>("member") != 0,
         }))
     }
 
@@ -40,11 +40,12 @@ impl Store {
             }
         };
         let sql = format!(
-            "SELECT m.id, m.room_id, r.slug, m.user_id, u.username, m.inserted_at, \
-             snippet(messages_fts, 0, {MARKS}, '…', {SNIPPET_TOKENS}), \
-             highlight(messages_fts, 0, {MARKS}), \
+            "SELECT m.id AS id, m.room_id AS room_id, r.slug AS room_slug, m.user_id AS user_id, \
+             u.username AS username, m.inserted_at AS inserted_at, \
+             snippet(messages_fts, 0, {MARKS}, '…', {SNIPPET_TOKENS}) AS snippet, \
+             highlight(messages_fts, 0, {MARKS}) AS highlight, \
              bm25(messages_fts) AS score, \
-             instr(m.body, char(57344)) > 0 OR instr(m.body, char(57345)) > 0 \
+             instr(m.body, char(57344)) > 0 OR instr(m.body, char(57345)) > 0 AS tainted \
              FROM messages_fts \
              JOIN messages m ON m.id = messages_fts.rowid \
              JOIN rooms r ON r.id = m.room_id \
@@ -57,16 +58,16 @@ impl Store {
         Ok(rows
             .iter()
             .map(|row| Hit {
-                id: row.get(0),
-                room_id: row.get(1),
-                room_slug: row.get(2),
-                user_id: row.get(3),
-                username: row.get(4),
-                inserted_at: row.get(5),
-                snippet: row.get(6),
-                highlight: row.get(7),
-                bm25: row.get(8),
-                tainted: row.get::<i64, _>(9) != 0,
+                id: row.get("id"),
+                room_id: row.get("room_id"),
+                room_slug: row.get("room_slug"),
+                user_id: row.get("user_id"),
+                username: row.get("username"),
+                inserted_at: row.get("inserted_at"),
+                snippet: row.get("snippet"),
+                highlight: row.get("highlight"),
+                bm25: row.get("score"),
+                tainted: row.get::<i64, _>("tainted") != 0,
             })
             .collect())
     }

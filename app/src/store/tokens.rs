@@ -11,7 +11,8 @@ impl Store {
     /// One indexed lookup per table; this is on every authenticated request.
     pub async fn resolve_token(&self, token: &TokenHash, now: &str) -> Result<Option<TokenOwner>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.username, 0, t.id, t.last_used_at \
+            "SELECT u.id AS user_id, u.username AS username, 0 AS is_session, t.id AS token_id, \
+             t.last_used_at AS last_used_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? \
              UNION ALL \
              SELECT u.id, u.username, 1, s.id, NULL \
@@ -24,11 +25,11 @@ impl Store {
         .fetch_optional(&self.read)
         .await?;
         Ok(row.map(|r| {
-            let user = User { id: r.get(0), username: r.get(1) };
-            let kind = if r.get::<i64, _>(2) == 0 {
-                TokenKind::Api { id: r.get(3), last_used_at: r.get(4) }
+            let user = User { id: r.get("user_id"), username: r.get("username") };
+            let kind = if r.get::<i64, _>("is_session") == 0 {
+                TokenKind::Api { id: r.get("token_id"), last_used_at: r.get("last_used_at") }
             } else {
-                TokenKind::Session { id: r.get(3) }
+                TokenKind::Session { id: r.get("token_id") }
             };
             TokenOwner { user, kind }
         }))
@@ -57,7 +58,7 @@ impl Store {
     ) -> Result<Option<ApiTokenInfo>, StoreError> {
         let now = now_timestamp();
         let mut tx = self.write.begin().await?;
-        let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -74,7 +75,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_as("token"))?
-        .get(0);
+        .get("id");
         tx.commit().await?;
         Ok(Some(ApiTokenInfo { id, name: name.to_owned(), inserted_at: now, last_used_at: None }))
     }
@@ -88,7 +89,12 @@ impl Store {
                 .await?;
         Ok(rows
             .iter()
-            .map(|r| ApiTokenInfo { id: r.get(0), name: r.get(1), inserted_at: r.get(2), last_used_at: r.get(3) })
+            .map(|r| ApiTokenInfo {
+                id: r.get("id"),
+                name: r.get("name"),
+                inserted_at: r.get("inserted_at"),
+                last_used_at: r.get("last_used_at"),
+            })
             .collect())
     }
 

@@ -13,11 +13,11 @@ const SELECT_ACCOUNT: &str = "SELECT id, username, email, display_name, avatar_p
 
 fn account_from_row(row: &SqliteRow) -> Account {
     Account {
-        user: User { id: row.get(0), username: row.get(1) },
-        email: row.get(2),
-        display_name: row.get(3),
-        avatar_path: row.get(4),
-        inserted_at: row.get(5),
+        user: User { id: row.get("id"), username: row.get("username") },
+        email: row.get("email"),
+        display_name: row.get("display_name"),
+        avatar_path: row.get("avatar_path"),
+        inserted_at: row.get("inserted_at"),
     }
 }
 
@@ -32,7 +32,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict_as("username"))?
-            .get(0);
+            .get("id");
         sqlx::query("INSERT INTO api_tokens (user_id, token_hash, inserted_at) VALUES (?, ?, ?)")
             .bind(id)
             .bind(token.as_bytes())
@@ -75,7 +75,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(conflict_as("email"))?
-        .get(0);
+        .get("id");
         insert_session(&mut tx, id, session, &now).await?;
         tx.commit().await?;
         Ok(Account {
@@ -92,7 +92,7 @@ impl Store {
         let sql = "SELECT id, username, email, display_name, avatar_path, inserted_at, password_hash \
                    FROM users WHERE email = ?";
         let row = sqlx::query(sql).bind(email).fetch_optional(&self.read).await?;
-        Ok(row.map(|r| (account_from_row(&r), r.get(6))))
+        Ok(row.map(|r| (account_from_row(&r), r.get("password_hash"))))
     }
 
     pub async fn account(&self, user_id: i64) -> Result<Option<Account>, StoreError> {
@@ -107,7 +107,7 @@ impl Store {
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.and_then(|r| r.get(0)))
+        Ok(row.and_then(|r| r.get("password_hash")))
     }
 
     /// Sets a new password hash and ends every session of the user, then (when given)

@@ -1,10 +1,13 @@
 //! The uploads router: `POST /api/uploads` (multipart, signed in), `DELETE
 //! /api/uploads/{id}` (owner only) and `GET /uploads/{key}` (see `serve`).
 //!
-//! An upload is stored in this order: received and accepted into a partial file,
-//! renamed into `uploads/`, then its row committed; the 201 goes out only after the
-//! commit. A crash (or a cancelled request) between the rename and the commit leaves a
-//! file no row points at — never a row without its file.
+//! An upload is stored in this order: the user's budgets and quota checked (`budget`),
+//! received and accepted into a partial file, checked against the quota and the byte
+//! budget, renamed into `uploads/`, then its row committed (the quota checked once more
+//! in the same statement); the 201 goes out only after the commit. A refusal at any
+//! step leaves nothing on disk. A crash (or a cancelled request) between the rename and
+//! the commit leaves a file no row points at — never a row without its file — and the
+//! next start sweeps it (`sweep`).
 
 use axum::Json;
 use axum::Router;
@@ -14,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
-use super::receive::{FORM_OVERHEAD, receive};
-use super::{NewUpload, Upload, UploadDir, UploadKey, serve};
+use super::receive::{FORM_OVERHEAD, discard, receive};
+use super::{NewUpload, Upload, UploadDir, UploadKey, budget, serve};
 use crate::accounts::CurrentUser;
 use crate::http::{ApiError, params};
 use crate::state::AppState;
@@ -58,8 +61,15 @@ pub fn refuse_declared_oversize(state: &AppState, headers: &HeaderMap) -> Result
 /// stored, recorded (the one path for `POST /api/uploads` and the profile page).
 pub async fn accept(state: &AppState, user_id: i64, multipart: &mut Multipart) -> Result<Upload, ApiError> {
     let max = state.config.max_upload_bytes;
+    if let Err(refused) = budget::before(state, user_id).await {
+        // Read on (nothing is written) so the client gets to read the refusal.
+        discard(multipart, max.saturating_add(FORM_OVERHEAD)).await;
+        return Err(refused);
+    }
     let dir = UploadDir::new(&state.config.data_dir);
     let received = receive(multipart, &dir, max).await?;
+    // Refused here, `received` is dropped and its partial file deleted.
+    budget::after(state, user_id, received.size as u64).await?;
     let key = UploadKey::generate();
     let new = NewUpload {
         key,
@@ -70,15 +80,16 @@ pub async fn accept(state: &AppState, user_id: i64, multipart: &mut Multipart) -
     };
     let path = dir.path_of(&new.key, new.kind);
     received.partial.keep_as(&path).await.map_err(|e| ApiError::Internal(format!("storing an upload: {e}")))?;
-    match state.store.insert_upload(user_id, &new).await {
-        Ok(upload) => Ok(upload),
-        Err(err) => {
-            if let Err(e) = dir.remove(&new.key, new.kind).await {
-                tracing::warn!(%e, "could not remove the file of an unrecorded upload");
-            }
-            Err(err.into())
-        }
+    let recorded = match state.store.insert_upload(user_id, &new, state.config.upload_quota_bytes).await {
+        Ok(Some(upload)) => return Ok(upload),
+        // A concurrent upload of the same user took the room first.
+        Ok(None) => budget::over_quota(state, state.store.uploaded_bytes(user_id).await.unwrap_or(0)),
+        Err(err) => err.into(),
+    };
+    if let Err(e) = dir.remove(&new.key, new.kind).await {
+        tracing::warn!(%e, "could not remove the file of an unrecorded upload");
     }
+    Err(recorded)
 }
 
 /// Deletes the caller's upload: the row first (from then on it is not served), then

@@ -8,17 +8,22 @@
 //! - `model`: the `Upload` row, its unguessable `UploadKey`, its JSON.
 //! - `storage`: where files live on disk; partial files until accepted.
 //! - `receive`: streaming the multipart form into a partial file.
+//! - `budget`: how many files and bytes a user may upload per hour, and store in all.
+//! - `sweep`: at start, removing files no row points at (left by a crash).
 //! - `api`: the routes; `serve`: `GET /uploads/{key}`.
 
 mod api;
+mod budget;
 mod model;
 mod name;
 mod receive;
 mod serve;
 mod sniff;
 mod storage;
+mod sweep;
 
 pub use api::{accept, refuse_declared_oversize, router};
 pub use model::{NewUpload, Upload, UploadKey};
 pub use sniff::{Kind, Sniffer};
 pub use storage::UploadDir;
+pub use sweep::{Swept, sweep_orphans};

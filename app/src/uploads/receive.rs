@@ -59,6 +59,16 @@ pub async fn receive(multipart: &mut Multipart, dir: &UploadDir, max_file: usize
     }
 }
 
+/// Reads the rest of a form and throws it away, within `budget` bytes: for a request
+/// refused before its file was read, so the client gets to read the answer.
+pub async fn discard(multipart: &mut Multipart, mut budget: usize) {
+    while let Ok(Some(field)) = multipart.next_field().await {
+        if !skip(field, &mut budget).await {
+            return;
+        }
+    }
+}
+
 /// A rejected file, and whether the body was read to the end of its field (so reading
 /// can go on with the next one).
 struct Rejected {

@@ -28,6 +28,16 @@ impl UploadDir {
         Self { stored: data_dir.join("uploads"), partial: data_dir.join("uploads-partial") }
     }
 
+    /// Where stored files live (`<data_dir>/uploads`).
+    pub fn stored_dir(&self) -> &Path {
+        &self.stored
+    }
+
+    /// Where files being received live (`<data_dir>/uploads-partial`).
+    pub fn partial_dir(&self) -> &Path {
+        &self.partial
+    }
+
     /// Where the file of an upload lives.
     pub fn path_of(&self, key: &UploadKey, kind: Kind) -> PathBuf {
         self.stored.join(format!("{}.{}", key.as_str(), kind.extension()))

@@ -20,6 +20,7 @@ use crate::accounts::{self, ClientIp, clear_session_cookie};
 use crate::http::{ApiError, FieldErrors};
 use crate::state::AppState;
 use crate::store::AvatarRefusal;
+use crate::validation::Invalid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -151,7 +152,9 @@ async fn finish(
             accounts::set_session(&ctx.state, response.headers_mut(), &token);
             return Ok(response);
         }
-        Err(ApiError::Validation(errors)) => (StatusCode::UNPROCESSABLE_ENTITY, String::new(), errors),
+        Err(err @ (ApiError::Validation(_) | ApiError::Conflict(_))) => {
+            (err.status(), String::new(), err.fields().unwrap_or_default())
+        }
         Err(err @ (ApiError::Unauthorized(_) | ApiError::RateLimited(_) | ApiError::Forbidden(_))) => {
             let notice = match &err {
                 ApiError::RateLimited(_) => {
@@ -253,15 +256,12 @@ async fn update_profile(ctx: Ctx, PageForm(form): PageForm<ProfileForm>) -> Resu
             ctx.state.store.set_display_name(user.id, &display_name).await?;
             Ok(see_other("/profile?saved=name"))
         }
-        Err(ApiError::Validation(errors)) => {
-            let message = serde_json::to_value(&errors)
-                .ok()
-                .and_then(|v| v.get("display_name").and_then(|m| m.get(0)).and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| "is not valid".to_owned());
+        Err(Invalid::Fields(errors)) => {
+            let message = errors.get("display_name").first().map_or("is not valid", String::as_str);
             let page = profile_page(&ctx, Some(form.display_name), "", &format!("Display name {message}.")).await?;
             Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, &page))
         }
-        Err(other) => Err(other.into()),
+        Err(other) => Err(ApiError::from(other).into()),
     }
 }
 
@@ -294,6 +294,13 @@ async fn upload_avatar(
             format!("That file is too big (at most {}).", super::views::size_label(max as i64))
         }
         Err(ApiError::Validation(_)) => "Choose an image file first.".to_owned(),
+        Err(ApiError::QuotaExceeded { quota, .. }) => format!(
+            "Your uploads fill your quota of {}; delete some to make room.",
+            super::views::size_label(i64::try_from(quota).unwrap_or(i64::MAX))
+        ),
+        Err(ApiError::RateLimited(wait)) => {
+            format!("Too many uploads for now; try again in {} s.", wait.as_secs().max(1))
+        }
         Err(other) => return Err(other.into()),
     };
     let page = profile_page(&ctx, None, "", &outcome).await?;

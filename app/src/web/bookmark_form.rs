@@ -19,6 +19,7 @@ use super::viewer::Ctx;
 use crate::bookmarks::{NewBookmark, service};
 use crate::http::{ApiError, FieldErrors, JsonBody, params};
 use crate::state::AppState;
+use crate::validation::Invalid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -156,11 +157,11 @@ async fn create(ctx: Ctx, PageForm(fields): PageForm<Fields>) -> Result<Response
     let user = ctx.require_user("/bookmarks/new")?.clone();
     let new = match NewBookmark::from_body(&fields.to_body()) {
         Ok(new) => new,
-        Err(ApiError::Validation(errors)) => {
+        Err(Invalid::Fields(errors)) => {
             let page = page(&ctx, &fields, fields.public.is_some(), field_messages(&errors)).await;
             return Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, &page));
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => return Err(ApiError::from(other).into()),
     };
     let bookmark = service::create(&ctx.state, &user, &new).await?;
     if fields.popup.is_some() {
@@ -177,8 +178,8 @@ async fn create(ctx: Ctx, PageForm(fields): PageForm<Fields>) -> Result<Response
 async fn validate(JsonBody(body): JsonBody) -> Response {
     match NewBookmark::from_body(&body) {
         Ok(_) => Json(json!({"ok": true, "fields": {}})).into_response(),
-        Err(ApiError::Validation(errors)) => Json(json!({"ok": false, "fields": errors})).into_response(),
-        Err(other) => other.into_response(),
+        Err(Invalid::Fields(errors)) => Json(json!({"ok": false, "fields": errors})).into_response(),
+        Err(other) => ApiError::from(other).into_response(),
     }
 }
 

@@ -106,15 +106,13 @@ async fn create(ctx: Ctx, PageForm(form): PageForm<RoomForm>) -> Result<Response
     }
     let created = match NewRoom::from_body(&body) {
         Ok(new) => membership::create(&ctx.state, &user, &new).await,
-        Err(err) => Err(err),
+        Err(err) => Err(ApiError::from(err)),
     };
-    let errors = match created {
+    // The status of the API's answer: 422 for a rule broken, 409 for a taken slug.
+    let (status, errors) = match created {
         Ok(room) => return Ok(see_other(&format!("/rooms/{}", room.slug))),
-        Err(ApiError::Validation(errors)) => errors,
-        Err(ApiError::Conflict(_)) => {
-            let mut errors = crate::http::FieldErrors::default();
-            errors.add("slug", "is already taken; choose another");
-            errors
+        Err(err @ (ApiError::Validation(_) | ApiError::Conflict(_))) => {
+            (err.status(), err.fields().unwrap_or_default())
         }
         Err(other) => return Err(other.into()),
     };
@@ -127,7 +125,7 @@ async fn create(ctx: Ctx, PageForm(form): PageForm<RoomForm>) -> Result<Response
         private: form.private.is_some(),
         errors: serde_json::to_value(&errors).ok().and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default(),
     };
-    Ok(ctx.render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+    Ok(ctx.render(status, &page))
 }
 
 #[derive(Template)]

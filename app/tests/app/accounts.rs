@@ -152,17 +152,17 @@ async fn registration_signs_in_with_a_safe_cookie_and_derives_a_unique_username(
     assert_eq!(me_body["data"]["user"], *user);
     assert_eq!(me_body["data"]["csrf_token"], json!(session.csrf));
 
-    // Same email in another case: 422 on email only. Same local part elsewhere: a
-    // derived username with a suffix. A chosen username that is taken: 422.
+    // Same email in another case: 409 naming email only. Same local part elsewhere: a
+    // derived username with a suffix. A chosen username that is taken: 409.
     let dup = json!({"email": "ALICE@example.com", "password": PASSWORD, "display_name": "Other"});
     let error =
-        assert_error(call(&app, Method::POST, "/api/accounts/register", As::Nobody, Some(dup)).await, 422).await;
+        assert_error(call(&app, Method::POST, "/api/accounts/register", As::Nobody, Some(dup)).await, 409).await;
     assert_eq!(error["fields"], json!({"email": ["has already been taken"]}));
     let (_, second) = register(&app, "alice@other.org", "Alice Two").await;
     assert_eq!(second["username"], "alice_2");
     let taken = json!({"email": "x@y.org", "password": PASSWORD, "display_name": "X", "username": "alice"});
     let error =
-        assert_error(call(&app, Method::POST, "/api/accounts/register", As::Nobody, Some(taken)).await, 422).await;
+        assert_error(call(&app, Method::POST, "/api/accounts/register", As::Nobody, Some(taken)).await, 409).await;
     assert_eq!(error["fields"], json!({"username": ["has already been taken"]}));
     assert_eq!(count(&app, "users").await, 2);
     assert_eq!(count(&app, "sessions").await, 2);

@@ -290,7 +290,9 @@ async fn users_are_validated_and_unique() {
     let app = spawn_app().await;
     app.create_user("alice").await;
     let resp = app.post_json("/api/users", None, &json!({"username": "alice"})).await;
-    assert_error(resp, 409).await;
+    let error = assert_error(resp, 409).await;
+    assert_eq!(error["fields"], json!({"username": ["has already been taken"]}));
+    assert_eq!(error["message"], json!("username has already been taken"));
     for bad in [
         json!({"username": "Al"}),
         json!({"username": "ALICE2"}),

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use firehose_app::config::{Config, RateLimits};
+use firehose_app::config::Config;
+use firehose_app::ratelimit::RateLimits;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -129,7 +130,7 @@ async fn rooms_api_permissions_and_lobby_events() {
     // Slugs: taken → 409, malformed → 422, underivable → 422.
     let dup =
         app.post_json("/api/rooms", Some(&bob.token), &json!({"room": {"name": "x", "slug": "general-chat"}})).await;
-    assert_error(dup, 409).await;
+    assert_eq!(assert_error(dup, 409).await["fields"], json!({"slug": ["has already been taken"]}));
     let bad = app.post_json("/api/rooms", Some(&bob.token), &json!({"room": {"name": "x", "slug": "Bad Slug"}})).await;
     assert_error(bad, 422).await;
     let none = app.post_json("/api/rooms", Some(&bob.token), &json!({"room": {"name": "★★★"}})).await;

@@ -1,6 +1,8 @@
 //! A bookmark acknowledged with 201 survives the process being killed: the real
 //! `firehose` binary is SIGKILLed (no graceful shutdown, no WAL checkpoint) and a new
 //! process on the same data dir serves every acknowledged bookmark, from its cache too.
+//! The partial file of an upload cut off by a SIGKILL is swept by the next start. And
+//! the budget flags reach the server through the command line and the environment.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -23,11 +25,18 @@ struct Process {
 impl Process {
     /// Starts the binary on an ephemeral port and waits for its "listening" line.
     async fn start(data_dir: &Path) -> Process {
+        Self::start_with(data_dir, &[], &[]).await
+    }
+
+    /// `start` with more flags and environment variables.
+    async fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_firehose"))
             .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--data-dir"])
             .arg(data_dir)
             // Like every test server: no per-user limits on the bursts of creates.
             .args(["--rate-bookmarks", "off"])
+            .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -51,7 +60,7 @@ impl Process {
     }
 
     async fn create_user(&self, username: &str) -> TestUser {
-        let resp = self.http.post(self.url("/api/users")).json(&json!({"username": username})).send().await.unwrap();
+        let resp = self.sign_up(username).await;
         assert_eq!(resp.status(), 201);
         let body: Value = resp.json().await.unwrap();
         TestUser {
@@ -59,6 +68,10 @@ impl Process {
             username: username.to_owned(),
             token: body["data"]["token"].as_str().unwrap().to_owned(),
         }
+    }
+
+    async fn sign_up(&self, username: &str) -> reqwest::Response {
+        self.http.post(self.url("/api/users")).json(&json!({"username": username})).send().await.unwrap()
     }
 
     /// POSTs a bookmark; returns its `data` once acknowledged with 201.
@@ -137,4 +150,83 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     assert_eq!(status, 200);
     assert_eq!(body["data"], data);
     second.kill().await;
+}
+
+/// Files directly in `dir` (none when it does not exist).
+fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.map(|e| e.unwrap().path()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_mid_upload_leaves_a_partial_file_that_the_next_start_sweeps() {
+    use tokio::io::AsyncWriteExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let partial_dir = dir.path().join("uploads-partial");
+    let first = Process::start(dir.path()).await;
+    let alice = first.create_user("alice").await;
+    let kept = {
+        let form = reqwest::multipart::Form::new()
+            .part("file", reqwest::multipart::Part::bytes(b"kept across restarts\n".to_vec()).file_name("a.txt"));
+        let resp = first.http.post(first.url("/api/uploads")).bearer_auth(&alice.token).multipart(form).send().await;
+        let body: Value = resp.unwrap().json().await.unwrap();
+        body["data"]["url"].as_str().expect("upload url").to_owned()
+    };
+
+    // A multipart upload that announces 1 MiB and sends the first 64 KiB, then stalls.
+    let boundary = "sweepboundary";
+    let head = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n\r\n");
+    let addr = first.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!(
+        "POST /api/uploads HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n{head}",
+        alice.token,
+        1024 * 1024
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(&b"x".repeat(64 * 1024)).await.unwrap();
+    stream.flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while files_in(&partial_dir).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no partial file appeared");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    first.kill().await;
+    drop(stream);
+    assert_eq!(files_in(&partial_dir).len(), 1, "SIGKILL leaves the partial file behind");
+
+    let second = Process::start(dir.path()).await;
+    assert_eq!(files_in(&partial_dir), Vec::<std::path::PathBuf>::new(), "swept at start");
+    let (status, _) = second.get_json(&kept).await;
+    // A stored upload is served as the file itself (not JSON): only the status counts.
+    assert_eq!(status, 200, "the recorded upload stays");
+    assert_eq!(files_in(&dir.path().join("uploads")).len(), 1);
+    second.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn budget_flags_and_their_environment_variables_reach_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_flag = Process::start_with(dir.path(), &["--rate-signups", "2/1m"], &[]).await;
+    assert_eq!(by_flag.sign_up("user_a1").await.status(), 201);
+    assert_eq!(by_flag.sign_up("user_a2").await.status(), 201);
+    let refused = by_flag.sign_up("user_a3").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    by_flag.kill().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let by_env = Process::start_with(dir.path(), &[], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
+    assert_eq!(by_env.sign_up("user_b1").await.status(), 201);
+    assert_eq!(by_env.sign_up("user_b2").await.status(), 429);
+    by_env.kill().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let off = Process::start_with(dir.path(), &["--rate-signups", "off"], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
+    for i in 0..25 {
+        assert_eq!(off.sign_up(&format!("user_c{i}")).await.status(), 201, "the flag wins over the environment");
+    }
+    off.kill().await;
 }

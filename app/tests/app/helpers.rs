@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use firehose_app::config::{Config, RateLimits};
+use firehose_app::config::Config;
+use firehose_app::ratelimit::RateLimits;
 use firehose_app::server::{self, Running};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -56,10 +57,15 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Starts the server with a config adjusted by `configure`. Per-user rate limits start
-/// off (tests post in bursts no person would); tests of the limits set them.
+/// Starts the server with a config adjusted by `configure`. Rate limits and budgets
+/// start off (tests post in bursts no person would, and create many users from one
+/// address); tests of the limits set them.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    let data_dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), configure).await
+}
+
+/// `spawn_app_with` on an existing data dir (a restart sees what the last run left).
+pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_data_dir(data_dir.path());
     config.limits = RateLimits::off();
     configure(&mut config);
@@ -97,6 +103,14 @@ impl TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+    }
+
+    /// Shuts the server down gracefully, then starts a new one (test defaults) on the
+    /// same data dir.
+    pub async fn restarted(mut self) -> TestApp {
+        self.trigger_shutdown();
+        self.stopped().await;
+        spawn_app_in(self.data_dir, |_| {}).await
     }
 
     /// Waits until the server has finished shutting down.

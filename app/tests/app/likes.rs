@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use firehose_app::config::RateLimits;
-use firehose_app::ratelimit::Rate;
+use firehose_app::ratelimit::{Rate, RateLimits};
 use serde_json::{Value, json};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;

@@ -13,5 +13,6 @@ mod likes;
 mod pages;
 mod recovery;
 mod search;
+mod signups;
 mod uploads;
 mod web;

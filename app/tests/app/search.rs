@@ -101,6 +101,43 @@ async fn more_matches_rank_higher() {
     assert_eq!(body["data"][0]["user"], json!({"id": alice.id, "username": "alice"}));
 }
 
+/// The ids `q` finds, in id order.
+async fn sorted_ids(app: &TestApp, q: &str) -> Vec<i64> {
+    let mut found = ids(app, &[("q", q)], None).await;
+    found.sort_unstable();
+    found
+}
+
+/// AND, OR and NOT (any case) are no operators: each is one more word a message must
+/// have, like every word of `q`.
+#[tokio::test]
+async fn and_or_not_are_plain_words_that_every_match_must_contain() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let mut conn = db(&app).await;
+    let lobby = room(&mut conn, &alice, "lobby", false).await;
+    let with_or = message(&mut conn, lobby, &alice, "cats or dogs").await;
+    let with_and = message(&mut conn, lobby, &alice, "cats and dogs").await;
+    let with_not = message(&mut conn, lobby, &alice, "cats not dogs").await;
+    let only_cats = message(&mut conn, lobby, &alice, "only cats here").await;
+    let only_dogs = message(&mut conn, lobby, &alice, "only dogs here").await;
+
+    let found = |q: &'static str| sorted_ids(&app, q);
+    // As operators, OR would find all five and NOT `only_cats`; as dropped words, each
+    // query would find the three messages with both animals.
+    assert_eq!(found("cats OR dogs").await, [with_or]);
+    assert_eq!(found("cats or dogs").await, [with_or]);
+    assert_eq!(found("cats AND dogs").await, [with_and]);
+    assert_eq!(found("cats NOT dogs").await, [with_not]);
+    assert_eq!(found("NOT dogs").await, [with_not]);
+    let mut both = vec![with_or, with_and, with_not];
+    both.sort_unstable();
+    assert_eq!(found("cats dogs").await, both, "words are ANDed");
+    assert_eq!(found("only").await, [only_cats, only_dogs]);
+    let (_, body) = search(&app, &[("q", "cats OR dogs")], None).await;
+    assert_eq!(body["meta"]["match"], json!(r#""cats" "OR" "dogs""#));
+}
+
 #[tokio::test]
 async fn matches_are_marked_and_everything_else_is_escaped() {
     let app = spawn_app().await;
@@ -198,7 +235,9 @@ async fn query_metacharacters_never_cause_an_error() {
     assert_eq!(ids(&app, &[("q", "it's")], None).await, [quoted]);
     assert_eq!(ids(&app, &[("q", "页面")], None).await, [quoted]);
     assert_eq!(ids(&app, &[("q", "(really)")], None).await, [quoted]);
-    // Operator-only and punctuation-only queries find nothing, without an error.
+    // Operator words are plain words (the message has "or" and "not", not "and");
+    // punctuation-only queries find nothing, without an error.
+    assert_eq!(ids(&app, &[("q", "OR NOT")], None).await, [quoted]);
     assert_eq!(ids(&app, &[("q", "OR AND NOT")], None).await, Vec::<i64>::new());
     assert_eq!(ids(&app, &[("q", "* - ( ) ;--")], None).await, Vec::<i64>::new());
 

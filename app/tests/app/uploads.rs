@@ -1,7 +1,8 @@
 //! Uploads: each allowed kind stored and served back byte for byte with inert headers;
 //! the kind decided by content whatever the name or declared type; lying files,
 //! executables and HTML refused; `../` in filenames and in URLs harmless; the size
-//! limit enforced with nothing left on disk; only owners delete.
+//! limit, the per-user budgets and the quota enforced with nothing left on disk; only
+//! owners delete; files a crash left behind swept at start.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +13,11 @@ use sqlx::sqlite::SqliteConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, assert_error, spawn_app};
+use std::time::Duration;
+
+use firehose_app::ratelimit::{Rate, RateLimits};
+
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
 
 const LIMIT: usize = 10 * 1024 * 1024;
 
@@ -469,4 +474,109 @@ async fn an_avatar_is_one_of_the_users_own_image_uploads() {
     // Unauthenticated: 401.
     let anon = app.http.put(app.url("/api/accounts/me/avatar")).json(&json!({"upload_id": 1})).send().await.unwrap();
     assert_eq!(anon.status(), 401);
+}
+
+fn per_hour(n: u32) -> Option<Rate> {
+    Some(Rate::new(n, Duration::from_secs(3600)))
+}
+
+/// The `Retry-After` of a response, in seconds.
+fn retry_after(resp: &reqwest::Response) -> u64 {
+    resp.headers()["retry-after"].to_str().unwrap().parse().expect("Retry-After in seconds")
+}
+
+#[tokio::test]
+async fn the_per_user_upload_count_is_budgeted_with_429_and_nothing_stored_past_it() {
+    let app = spawn_app_with(|c| c.limits = RateLimits { uploads: per_hour(2), ..RateLimits::off() }).await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    upload_ok(&app, &alice.token, jpeg(), "1.jpg", "image/jpeg").await;
+    upload_ok(&app, &alice.token, png(), "2.png", "image/png").await;
+    let resp = upload(&app, &alice.token, gif(), "3.gif", "image/gif").await;
+    // 2 per hour: the next one in half an hour.
+    let wait = retry_after(&resp);
+    assert!((1700..=1800).contains(&wait), "Retry-After {wait}");
+    assert_error(resp, 429).await;
+    assert_eq!((upload_files(&app).len(), stored_uploads(&app).await), (2, 2), "nothing stored past the budget");
+    upload_ok(&app, &bob.token, gif(), "3.gif", "image/gif").await;
+    assert_eq!(app.metric(r#"firehose_rate_limited_total{action="upload"}"#).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn the_per_user_byte_budget_counts_the_bytes_of_accepted_files() {
+    let budget = (jpeg().len() + png().len()) as u32;
+    let app = spawn_app_with(|c| c.limits = RateLimits { upload_bytes: per_hour(budget), ..RateLimits::off() }).await;
+    let alice = app.create_user("alice").await;
+    upload_ok(&app, &alice.token, jpeg(), "1.jpg", "image/jpeg").await;
+    upload_ok(&app, &alice.token, png(), "2.png", "image/png").await;
+    let resp = upload(&app, &alice.token, gif(), "3.gif", "image/gif").await;
+    assert!(retry_after(&resp) >= 1);
+    assert_error(resp, 429).await;
+    assert_eq!((upload_files(&app).len(), stored_uploads(&app).await), (2, 2), "the refused file is not kept");
+    assert_eq!(files_under(&app.data_dir.path().join("uploads-partial")), Vec::<PathBuf>::new());
+    assert_eq!(app.metric(r#"firehose_rate_limited_total{action="upload_bytes"}"#).await, Some(1.0));
+}
+
+#[tokio::test]
+async fn the_storage_quota_is_413_with_what_is_used_until_uploads_are_deleted() {
+    let quota = (jpeg().len() + png().len() + 10) as u64;
+    let app = spawn_app_with(|c| c.upload_quota_bytes = Some(quota)).await;
+    let alice = app.create_user("alice").await;
+    let bob = app.create_user("bob").await;
+    let first = upload_ok(&app, &alice.token, jpeg(), "1.jpg", "image/jpeg").await;
+    upload_ok(&app, &alice.token, png(), "2.png", "image/png").await;
+    // Only 10 bytes left: the file is received, found too big for the quota, dropped.
+    let error = assert_error(upload(&app, &alice.token, gif(), "3.gif", "image/gif").await, 413).await;
+    assert!(error["message"].as_str().unwrap().contains("quota"), "{error}");
+    assert_eq!(error["quota_bytes"], json!(quota));
+    assert_eq!(error["used_bytes"], json!(jpeg().len() + png().len()));
+    assert_eq!((upload_files(&app).len(), stored_uploads(&app).await), (2, 2), "the refused file is not kept");
+    // Another user's quota is their own.
+    upload_ok(&app, &bob.token, gif(), "3.gif", "image/gif").await;
+    // Deleting makes room again.
+    let path = format!("/api/uploads/{}", first["id"]);
+    assert_eq!(app.delete_as(&path, &alice.token).await.status(), 204);
+    upload_ok(&app, &alice.token, gif(), "3.gif", "image/gif").await;
+}
+
+#[tokio::test]
+async fn a_full_quota_refuses_before_reading_and_the_client_still_reads_the_answer() {
+    let app = spawn_app_with(|c| c.upload_quota_bytes = Some(jpeg().len() as u64)).await;
+    let alice = app.create_user("alice").await;
+    upload_ok(&app, &alice.token, jpeg(), "1.jpg", "image/jpeg").await;
+    for _ in 0..3 {
+        let error = assert_error(upload(&app, &alice.token, text(), "a.txt", "text/plain").await, 413).await;
+        assert_eq!(error["used_bytes"], json!(jpeg().len()), "{error}");
+    }
+    assert_eq!((upload_files(&app).len(), stored_uploads(&app).await), (1, 1));
+}
+
+#[tokio::test]
+async fn files_a_crash_left_behind_are_swept_at_start_and_real_uploads_stay() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let kept = upload_ok(&app, &alice.token, png(), "keep.png", "image/png").await;
+    let kept_file = app.data_dir.path().join("uploads").join(format!("{}.png", key_of(&kept)));
+    assert!(kept_file.is_file());
+
+    // What a SIGKILL can leave: a half-received file, and a stored file whose row was
+    // never committed. And a file that is not ours at all.
+    let dir = app.data_dir.path().to_owned();
+    let partial = dir.join("uploads-partial").join("0123456789abcdef0123456789abcdef.part");
+    let orphan = dir.join("uploads").join("fedcba9876543210fedcba9876543210.jpg");
+    let foreign = dir.join("uploads").join("README.txt");
+    std::fs::create_dir_all(dir.join("uploads-partial")).unwrap();
+    std::fs::write(&partial, b"half a fi").unwrap();
+    std::fs::write(&orphan, jpeg()).unwrap();
+    std::fs::write(&foreign, b"left by an operator").unwrap();
+
+    let app = app.restarted().await;
+    assert!(!partial.exists(), "the partial file is swept");
+    assert!(!orphan.exists(), "the unrecorded file is swept");
+    assert!(foreign.exists(), "a file we never make is left alone");
+    assert!(kept_file.is_file(), "a recorded upload stays");
+    let resp = app.get(kept["url"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), png().as_slice());
+    assert_eq!(stored_uploads(&app).await, 1);
 }

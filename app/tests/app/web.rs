@@ -7,8 +7,7 @@
 
 use std::time::Duration;
 
-use firehose_app::config::RateLimits;
-use firehose_app::ratelimit::Rate;
+use firehose_app::ratelimit::{Rate, RateLimits};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;

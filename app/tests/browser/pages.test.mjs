@@ -150,7 +150,7 @@ test("the Content-Security-Policy forbids inline scripts, and Chromium enforces 
 test("sign up, log out and log in through the forms; the session cookie's flags", async () => {
   const anon = await anonymousContext(browser, server, errors)
   const page = await anon.open("/signup")
-  // The server's answer to a taken email comes back in the form, the fields kept.
+  // The server's answer to a taken email (409) comes back in the form, the fields kept.
   await page.fill("#acc-email", `${alice.username}@example.com`)
   await page.fill("#acc-password", "a long enough password")
   await page.fill("#acc-display", "Carol")
@@ -179,7 +179,7 @@ test("sign up, log out and log in through the forms; the session cookie's flags"
   await page.fill("#acc-password", "a long enough password")
   await page.click("form.stacked button[type=submit]")
   await page.waitForURL(`${server.url}/rooms`)
-  errors.expectDocumentStatus("/signup", 422)
+  errors.expectDocumentStatus("/signup", 409)
   errors.expectDocumentStatus("/login", 401)
   await anon.context.close()
 })

@@ -22,9 +22,10 @@ const LISTENING = /^firehose listening on (http:\/\/127\.0\.0\.1:(\d+))$/
 const START_TIMEOUT_MS = 30_000
 const STOP_TIMEOUT_MS = 15_000
 const STDERR_TAIL_LINES = 60
-// Tests post in bursts no person would: per-user rate limits are off unless a test sets
-// them through `extraArgs` (which then replaces that one).
-const LIMITS_OFF = ["--rate-bookmarks", "--rate-likes", "--rate-messages", "--rate-typing"]
+// Tests post in bursts no person would, and create many accounts from one address: the
+// per-user rate limits and the sign-up budget are off unless a test sets one through
+// `extraArgs` (which then replaces that one).
+const LIMITS_OFF = ["--rate-bookmarks", "--rate-likes", "--rate-messages", "--rate-typing", "--rate-signups"]
 
 function limitsOff(extraArgs){
   return LIMITS_OFF.filter(flag => !extraArgs.includes(flag)).flatMap(flag => [flag, "off"])

@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use firehose_app::config::{Config, RateLimits};
+use firehose_app::config::Config;
+use firehose_app::ratelimit::RateLimits;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -88,7 +89,8 @@ async fn boot() -> Result<Target, SimError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| setup("bind", &e))?;
     let (stop, stopped) = oneshot::channel::<()>();
     let mut config = Config::for_data_dir(dir.path());
-    // A load generator posts far more per user than a person may: no per-user limits.
+    // A load generator posts far more per user than a person may, and creates all its
+    // accounts from one address: no per-user limits and no sign-up budget.
     config.limits = RateLimits::off();
     let running = firehose_app::server::start(listener, config, async move {
         let _ = stopped.await;

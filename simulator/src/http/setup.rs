@@ -1,7 +1,8 @@
 //! Setup calls, before anything is measured: accounts, rooms and memberships, bookmarks.
 //! Many at once (bounded), each retried after its `Retry-After` when the target answers
-//! 429, and any other refusal a message that names the request, the status and what to
-//! do. Nothing here is timed.
+//! 429 — except account creation, where a 429 is the server's per-address sign-up budget
+//! and stops the setup with a message saying so — and any other refusal a message that
+//! names the request, the status and what to do. Nothing here is timed.
 
 use std::time::Duration;
 
@@ -46,6 +47,16 @@ where
     ))
 }
 
+/// What a 429 to an account creation means, and what to do about it.
+fn signups_refused(name: &str, retry_after: Option<u64>) -> String {
+    let wait = retry_after.map_or_else(String::new, |s| format!(", Retry-After {s} s"));
+    format!(
+        "creating user {name:?} was refused with 429{wait}: the server's sign-up budget (accounts per client \
+         address) was hit. A run creates many accounts from one address: start the server with `--rate-signups \
+         off` (env FIREHOSE_RATE_SIGNUPS=off) for load tests"
+    )
+}
+
 fn refused(what: &str, answer: &Answer) -> String {
     let text: String = String::from_utf8_lossy(&answer.body).chars().take(200).collect();
     format!("{what} answered {}: {text}", answer.status)
@@ -86,27 +97,22 @@ impl Client {
         }
     }
 
-    /// One account: `Ok(Ok(account))`, or `Ok(Err(status))` when refused.
+    /// One account: `Ok(Ok(account))`, or `Ok(Err(status))` when refused. A 429 stops
+    /// the setup at once: it is the server's per-address sign-up budget, which a run
+    /// creating its accounts from one address cannot wait out (`signups_refused`).
     async fn account(&self, name: &str) -> Result<Result<Account, u16>, String> {
-        for _ in 0..RATE_LIMITED_TRIES {
-            let (answer, token) = self.create_user(name).await?;
-            if answer.status == 429 {
-                tokio::time::sleep(Duration::from_secs(answer.retry_after.unwrap_or(1).clamp(1, 10))).await;
-                continue;
-            }
-            let Some(token) = token else { return Ok(Err(answer.status)) };
-            #[derive(Deserialize)]
-            struct User {
-                #[serde(default)]
-                id: i64,
-            }
-            let id = answer.data::<User>().map_or(0, |u| u.id);
-            return Ok(Ok(Account { id, username: name.to_owned(), token }));
+        let (answer, token) = self.create_user(name).await?;
+        if answer.status == 429 {
+            return Err(signups_refused(name, answer.retry_after));
         }
-        Err(format!(
-            "creating user {name:?}: the target limits sign-ups (429 after {RATE_LIMITED_TRIES} tries); for load tests \
-             start it with `--rate-signups off`"
-        ))
+        let Some(token) = token else { return Ok(Err(answer.status)) };
+        #[derive(Deserialize)]
+        struct User {
+            #[serde(default)]
+            id: i64,
+        }
+        let id = answer.data::<User>().map_or(0, |u| u.id);
+        Ok(Ok(Account { id, username: name.to_owned(), token }))
     }
 
     /// Creates a public (or private) room `slug` as `token`.
@@ -184,5 +190,48 @@ impl Client {
             return Err(format!("no seed bookmark was created (statuses: {refused:?})"));
         }
         Ok(created)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use firehose_app::config::Config;
+    use firehose_app::ratelimit::{Rate, RateLimits};
+
+    use super::*;
+    use crate::plan::profile::Profile;
+
+    /// A firehose server on 127.0.0.1:0 allowing `signups` accounts per minute per address.
+    async fn server(signups: Option<Rate>) -> (firehose_app::server::Running, tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_data_dir(dir.path());
+        config.limits = RateLimits { signups, ..RateLimits::off() };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = firehose_app::server::start(listener, config, std::future::pending()).await.unwrap();
+        let base = format!("http://{}", running.addr);
+        (running, dir, base)
+    }
+
+    #[tokio::test]
+    async fn a_spent_sign_up_budget_stops_the_setup_at_once_and_says_which_flag_to_use() {
+        let (_running, _dir, base) = server(Some(Rate::new(3, Duration::from_secs(60)))).await;
+        let client = Client::new(&base, 4, None, Profile::firehose()).unwrap();
+        let names: Vec<String> = (0..6).map(|i| format!("seed{i}")).collect();
+        let started = std::time::Instant::now();
+        let err = client.create_accounts(&names, "x").await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "no waiting out the budget: {:?}", started.elapsed());
+        assert!(err.contains("sign-up budget") && err.contains("--rate-signups off"), "{err}");
+        assert!(err.contains("429"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn without_a_sign_up_budget_many_accounts_are_created() {
+        let (_running, _dir, base) = server(None).await;
+        let client = Client::new(&base, 4, None, Profile::firehose()).unwrap();
+        let names: Vec<String> = (0..40).map(|i| format!("seed{i}")).collect();
+        let accounts = client.create_accounts(&names, "x").await.unwrap();
+        assert_eq!(accounts.len(), 40);
     }
 }
