@@ -1,6 +1,7 @@
 //! Per-key token buckets: `capacity` attempts at once, refilled continuously at
-//! `capacity` per `period`. Used per IP for login and registration (`RateLimiter`), and
-//! per user for messages, likes, bookmark creation and typing (`UserLimits`).
+//! `capacity` per `period`. Used per IP for login and registration and for anonymous
+//! searches (`RateLimiter`), per user for messages, likes, bookmark creation and typing
+//! (`UserLimits`), and as a lone `Bucket` per anonymous socket for its costly pushes.
 //!
 //! ## Per-user limits
 //!
@@ -186,10 +187,34 @@ pub fn retry_after_ms(wait: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
+/// One token bucket. `RateLimiter` keeps one per key; an owner that is a budget's only
+/// user (an anonymous socket, for its costly pushes) keeps one itself.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    /// A bucket holding `rate.capacity` tokens.
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Self { tokens: f64::from(rate.capacity), last: now }
+    }
+
+    /// Refills for the time since the last call, then takes one token; `Err(wait)` when
+    /// none is left, with the time until the next one.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        let per_token = rate.secs_per_token();
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed / per_token).min(f64::from(rate.capacity));
+        self.last = self.last.max(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - self.tokens) * per_token))
+        }
+    }
 }
 
 /// A token bucket per key.
@@ -229,8 +254,6 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         if self.rate.capacity == 0 {
             return Err(self.rate.period.max(Duration::from_secs(1)));
         }
-        let capacity = f64::from(self.rate.capacity);
-        let per_token = self.rate.secs_per_token();
         let mut inner = self.inner.lock();
         if now.saturating_duration_since(inner.last_sweep) >= self.rate.period {
             self.sweep(&mut inner, now);
@@ -241,16 +264,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
                 evict_least_recent(&mut inner.buckets);
             }
         }
-        let bucket = inner.buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed / per_token).min(capacity);
-        bucket.last = bucket.last.max(now);
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((1.0 - bucket.tokens) * per_token))
-        }
+        inner.buckets.entry(key).or_insert(Bucket::full(self.rate, now)).take(self.rate, now)
     }
 
     /// Buckets currently kept.

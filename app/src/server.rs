@@ -66,6 +66,11 @@ pub async fn start(
     let history = config.history;
     let limits = UserLimits::new(&config.limits);
     let readers_config = config.readers;
+    let socket_slots = crate::connections::SocketSlots::new(crate::connections::resolve_max_connections(
+        config.connections.max_connections,
+    ));
+    let anon_search =
+        config.anonymous.search.map(|rate| Arc::new(RateLimiter::new(rate, config.anonymous.search_max_keys)));
     let pubsub = Arc::new(PubSub::new(history));
     let shutdown_token = CancellationToken::new();
     let rooms = crate::chat::RoomRegistry::new(
@@ -88,6 +93,8 @@ pub async fn start(
         limits: Arc::new(limits),
         live_sockets: Arc::default(),
         rooms,
+        socket_slots,
+        anon_search,
     };
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());
@@ -99,12 +106,10 @@ pub async fn start(
             tracing::info!("shutting down");
             token.cancel();
         };
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .await;
-        if let Err(err) = served {
-            tracing::error!(%err, "server error");
-        }
+        tokio::spawn(signal);
+        let header_timeout = task_state.config.connections.header_timeout;
+        let metrics = task_state.metrics.clone();
+        crate::connections::serve(listener, router, header_timeout, metrics, task_state.shutdown.clone()).await;
         // Upgraded sockets outlive hyper's connection tracking: wait for them here.
         task_state.sockets.close();
         task_state.sockets.wait().await;
