@@ -84,7 +84,7 @@ pub async fn start(
         config: Arc::new(config),
         store,
         cache: Arc::new(cache),
-        readers: crate::readers::Readers::spawn(readers_config, pubsub.clone()),
+        readers: crate::readers::Readers::spawn(readers_config),
         pubsub,
         metrics: Arc::new(Metrics::default()),
         shutdown: shutdown_token,

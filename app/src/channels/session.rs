@@ -33,7 +33,7 @@ pub(super) mod close_code {
 }
 
 struct Joined {
-    join_ref: Option<String>,
+    join_ref: Option<Box<str>>,
     kind: ChannelKind,
     sub: Option<SubId>,
     state: ChannelState,
@@ -44,11 +44,11 @@ struct Joined {
 /// `Joined` entries would cost hundreds of bytes on each of tens of thousands of
 /// sockets. Lookups are linear over at most `max_channels` (100) entries.
 #[derive(Default)]
-struct JoinedChannels(Vec<(String, Joined)>);
+struct JoinedChannels(Vec<(Box<str>, Joined)>);
 
 impl JoinedChannels {
     fn position(&self, topic: &str) -> Option<usize> {
-        self.0.iter().position(|(t, _)| t == topic)
+        self.0.iter().position(|(t, _)| &**t == topic)
     }
 
     fn get(&self, topic: &str) -> Option<&Joined> {
@@ -73,7 +73,7 @@ impl JoinedChannels {
     }
 
     /// Inserts or replaces. The first entry allocates room for exactly one.
-    fn insert(&mut self, topic: String, joined: Joined) {
+    fn insert(&mut self, topic: Box<str>, joined: Joined) {
         if let Some(i) = self.position(&topic) {
             self.0[i].1 = joined;
             return;
@@ -84,7 +84,7 @@ impl JoinedChannels {
         self.0.push((topic, joined));
     }
 
-    fn take_all(&mut self) -> Vec<(String, Joined)> {
+    fn take_all(&mut self) -> Vec<(Box<str>, Joined)> {
         std::mem::take(&mut self.0)
     }
 }
@@ -238,7 +238,7 @@ impl Session {
         .await;
         match handled {
             Ok(outcome) => {
-                self.joined.insert(topic.to_owned(), joined);
+                self.joined.insert(topic.into(), joined);
                 match outcome {
                     Outcome::Reply(response) => {
                         self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Ok, &response)
@@ -355,7 +355,7 @@ impl Session {
             }
             _ => {}
         }
-        self.joined.insert(topic.to_owned(), Joined { join_ref: jr.map(str::to_owned), kind, sub, state: grant.state });
+        self.joined.insert(topic.into(), Joined { join_ref: jr.map(Box::from), kind, sub, state: grant.state });
         Metrics::add(&metrics.joins, 1);
         self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &response);
         if let Some(old_jr) = old_jr {

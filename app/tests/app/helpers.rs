@@ -436,6 +436,18 @@ impl ServerProcess {
         metric_value(&resp.text().await.expect("metrics text"), name)
     }
 
+    pub async fn create_user(&self, username: &str) -> TestUser {
+        let resp =
+            self.http.post(self.url("/api/users")).json(&json!({ "username": username })).send().await.expect("POST");
+        assert_eq!(resp.status(), 201, "creating user {username}");
+        let body: Value = resp.json().await.expect("user JSON");
+        TestUser {
+            id: body["data"]["id"].as_i64().expect("user id"),
+            username: username.to_owned(),
+            token: body["data"]["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
