@@ -38,6 +38,54 @@ pub struct Config {
     pub readers: crate::readers::ReadersConfig,
     /// Chat room actors: idle timeout, typing timeout, queue bound.
     pub chat: crate::chat::ChatConfig,
+    /// Connection-level limits: request-head and body deadlines, the WebSocket cap.
+    pub connections: ConnectionsConfig,
+    /// What anonymous clients (no token, no session) may do.
+    pub anonymous: AnonymousLimits,
+}
+
+/// Limits below the router (see `crate::connections`).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionsConfig {
+    /// A connection that has not sent a complete request head this long after it was
+    /// accepted (or after its previous response, when kept alive) is closed.
+    pub header_timeout: Duration,
+    /// A request body must arrive at this many bytes per second on average, after a
+    /// grace of `header_timeout`; else 408 and the connection closes. 0: no minimum.
+    pub body_min_rate: u32,
+    /// Open WebSockets at most; upgrades past it get 503. `None`: what the process's
+    /// open-file limit allows, minus a reserve (`connections::default_max_connections`).
+    pub max_connections: Option<usize>,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(10), body_min_rate: 1024, max_connections: None }
+    }
+}
+
+/// Budgets of anonymous clients, which have no user id to key a per-user limit by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AnonymousLimits {
+    /// Channels one anonymous socket may join (signed-in sockets: `SocketConfig::max_channels`).
+    pub max_channels: usize,
+    /// Per anonymous socket: costly pushes (`history` on a room, `page:` joins).
+    pub costly_pushes: Option<Rate>,
+    /// Per client IP: anonymous searches (`GET /api/search`, the `/search` page).
+    pub search: Option<Rate>,
+    /// Client IPs whose search buckets are remembered at once.
+    pub search_max_keys: usize,
+}
+
+impl Default for AnonymousLimits {
+    fn default() -> Self {
+        Self {
+            max_channels: 10,
+            costly_pushes: Some(Rate::new(20, Duration::from_secs(10))),
+            search: Some(Rate::new(30, Duration::from_secs(60))),
+            search_max_keys: 100_000,
+        }
+    }
 }
 
 /// The default `Config::upload_quota_bytes`: 100 MiB per user.
@@ -117,8 +165,6 @@ pub struct SocketConfig {
     pub read_buffer_bytes: usize,
     /// Per-socket write buffer before a flush is forced.
     pub write_buffer_bytes: usize,
-    /// Refuse new sockets (HTTP 429) past this many open ones.
-    pub max_sockets: usize,
     /// On shutdown, sockets close in this many batches spread over `drain_window`.
     pub drain_batches: u32,
     pub drain_window: Duration,
@@ -135,7 +181,6 @@ impl Default for SocketConfig {
             max_message_bytes: 64 * 1024,
             read_buffer_bytes: 512,
             write_buffer_bytes: 4 * 1024,
-            max_sockets: 100_000,
             drain_batches: 10,
             drain_window: Duration::from_millis(500),
         }
@@ -159,6 +204,8 @@ impl Config {
             limits: RateLimits::default(),
             readers: crate::readers::ReadersConfig::default(),
             chat: crate::chat::ChatConfig::default(),
+            connections: ConnectionsConfig::default(),
+            anonymous: AnonymousLimits::default(),
         }
     }
 

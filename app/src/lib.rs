@@ -7,6 +7,7 @@ pub mod bookmarks;
 pub mod channels;
 pub mod chat;
 pub mod config;
+pub mod connections;
 pub mod http;
 pub mod likes;
 pub mod metrics;

@@ -47,6 +47,21 @@ struct ServeArgs {
     /// Channels one socket may join.
     #[arg(long, env = "FIREHOSE_MAX_CHANNELS", default_value_t = 100)]
     max_channels: usize,
+    /// Channels one anonymous socket (no token, no session) may join.
+    #[arg(long, env = "FIREHOSE_ANON_MAX_CHANNELS", default_value_t = 10)]
+    anon_max_channels: usize,
+    /// Close a connection that has not sent a complete request head within this many
+    /// seconds (after it was accepted, or after its previous response).
+    #[arg(long, env = "FIREHOSE_HEADER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_secs: u64,
+    /// Minimum average rate of a request body in bytes per second, after a grace of the
+    /// header timeout (slower: 408 and the connection closes; 0: no minimum).
+    #[arg(long, env = "FIREHOSE_BODY_MIN_RATE", default_value_t = 1024)]
+    body_min_rate: u32,
+    /// Open WebSockets at most; upgrades past it get 503 [default: the open-file limit
+    /// minus a reserve of a quarter of it, at most 256].
+    #[arg(long, env = "FIREHOSE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// Enable `debug:*` topics (a `crash` event makes the channel fail), for testing.
     #[arg(long, env = "FIREHOSE_DEBUG_TOPICS")]
     debug_topics: bool,
@@ -87,6 +102,13 @@ struct ServeArgs {
     /// [default: 100MiB].
     #[arg(long, env = "FIREHOSE_UPLOAD_QUOTA", value_name = "SIZE", value_parser = parse_quota)]
     upload_quota: Option<Quota>,
+    /// Per anonymous socket: `history` pushes and `page:` joins, N/PERIOD or `off`
+    /// [default: 20/10s].
+    #[arg(long, env = "FIREHOSE_RATE_ANON_COSTLY", value_name = "RATE", value_parser = parse_limit)]
+    rate_anon_costly: Option<Limit>,
+    /// Per client IP: anonymous searches, N/PERIOD or `off` [default: 30/1m].
+    #[arg(long, env = "FIREHOSE_RATE_ANON_SEARCH", value_name = "RATE", value_parser = parse_limit)]
+    rate_anon_search: Option<Limit>,
 }
 
 /// A limit from the command line: a rate, or `None` for `off`.
@@ -124,6 +146,10 @@ async fn main() -> anyhow::Result<()> {
     config.socket.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.socket.outbox_capacity = args.outbox as usize;
     config.socket.max_channels = args.max_channels;
+    config.anonymous.max_channels = args.anon_max_channels;
+    config.connections.header_timeout = Duration::from_secs(args.header_timeout_secs);
+    config.connections.body_min_rate = args.body_min_rate;
+    config.connections.max_connections = args.max_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     config.debug_topics = args.debug_topics;
     config.chat.room_idle_timeout = Duration::from_secs(args.room_idle_secs.max(1));
     config.readers.interval = Duration::from_millis(args.readers_interval_ms);
@@ -144,6 +170,14 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Quota(quota)) = args.upload_quota {
         config.upload_quota_bytes = quota;
+    }
+    let anonymous = &mut config.anonymous;
+    for (arg, limit) in
+        [(args.rate_anon_costly, &mut anonymous.costly_pushes), (args.rate_anon_search, &mut anonymous.search)]
+    {
+        if let Some(Limit(rate)) = arg {
+            *limit = rate;
+        }
     }
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
     let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;

@@ -3,19 +3,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use parking_lot::Mutex;
 
+use crate::connections::SocketSlots;
 use crate::ratelimit::{Action, IpLimit, UserLimits};
 use crate::state::AppState;
 
 #[derive(Default)]
 pub struct Metrics {
-    pub open_sockets: AtomicI64,
     pub sockets_opened: AtomicU64,
     pub sockets_refused: AtomicU64,
     pub joins: AtomicU64,
@@ -26,6 +26,10 @@ pub struct Metrics {
     pub revoked_closes: AtomicU64,
     pub bad_frames: AtomicU64,
     pub channel_crashes: AtomicU64,
+    pub accept_errors: AtomicU64,
+    pub header_timeouts: AtomicU64,
+    pub slow_bodies: AtomicU64,
+    pub anonymous_refused: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
@@ -41,7 +45,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 10] = [
+        let counters: [(&str, &str, &AtomicU64); 14] = [
             ("firehose_sockets_opened_total", "WebSocket connections accepted", &self.sockets_opened),
             (
                 "firehose_sockets_refused_total",
@@ -64,10 +68,23 @@ impl Metrics {
             ),
             ("firehose_bad_frames_total", "Client frames that could not be decoded", &self.bad_frames),
             ("firehose_channel_crashes_total", "Channel handlers that failed (phx_error sent)", &self.channel_crashes),
+            (
+                "firehose_accept_errors_total",
+                "Failed accepts (out of descriptors: the loop backs off and keeps accepting)",
+                &self.accept_errors,
+            ),
+            (
+                "firehose_header_timeouts_total",
+                "Connections closed without a complete request head within the header timeout",
+                &self.header_timeouts,
+            ),
+            ("firehose_slow_bodies_total", "Requests answered 408: the body came too slowly", &self.slow_bodies),
+            (
+                "firehose_anonymous_refused_total",
+                "Anonymous costly pushes (history, page joins) and searches refused over their budgets",
+                &self.anonymous_refused,
+            ),
         ];
-        let _ = writeln!(out, "# HELP firehose_open_sockets Open WebSocket connections");
-        let _ = writeln!(out, "# TYPE firehose_open_sockets gauge");
-        let _ = writeln!(out, "firehose_open_sockets {}", self.open_sockets.load(Relaxed));
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
         }
@@ -109,23 +126,43 @@ fn render_rate_limited(out: &mut String, limits: &UserLimits, signups: &IpLimit)
     let _ = writeln!(out, "firehose_rate_limited_total{{action=\"signup\"}} {}", signups.refused());
 }
 
-/// Gauges of what the process holds: topics, subscriptions, retained history events and
-/// the runtime's live tasks (what a soak watches for growth).
-fn render_holdings(out: &mut String, census: crate::pubsub::Census) {
-    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
-    let gauges: [(&str, &str, usize); 4] = [
-        ("firehose_topics", "Pub/sub topics held (idle ones are freed after the recovery window)", census.topics),
-        ("firehose_subscriptions", "Channel subscriptions across all topics", census.subscribers),
-        ("firehose_history_events", "Broadcasts retained for recovery, all topics", census.history_events),
-        ("firehose_tasks", "Tokio tasks alive in the server's runtime", tasks),
-    ];
+/// Writes each `(name, help, value)` as a Prometheus gauge.
+fn write_gauges(out: &mut String, gauges: &[(&str, &str, usize)]) {
     for (name, help, value) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     }
 }
 
+/// Gauges of what the process holds: topics, subscriptions, retained history events and
+/// the runtime's live tasks (what a soak watches for growth).
+fn render_holdings(out: &mut String, census: crate::pubsub::Census) {
+    let tasks = tokio::runtime::Handle::current().metrics().num_alive_tasks();
+    write_gauges(
+        out,
+        &[
+            ("firehose_topics", "Pub/sub topics held (idle ones are freed after the recovery window)", census.topics),
+            ("firehose_subscriptions", "Channel subscriptions across all topics", census.subscribers),
+            ("firehose_history_events", "Broadcasts retained for recovery, all topics", census.history_events),
+            ("firehose_tasks", "Tokio tasks alive in the server's runtime", tasks),
+        ],
+    );
+}
+
+/// `firehose_open_sockets` and `firehose_max_connections`, from the WebSocket slots.
+fn render_connections(out: &mut String, slots: &SocketSlots) {
+    write_gauges(
+        out,
+        &[
+            ("firehose_open_sockets", "Open WebSocket connections (upgrades under way included)", slots.open()),
+            ("firehose_max_connections", "WebSocket connections allowed at once", slots.max()),
+        ],
+    );
+}
+
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
-    let mut out = state.metrics.render();
+    let mut out = String::with_capacity(4096);
+    render_connections(&mut out, &state.socket_slots);
+    out.push_str(&state.metrics.render());
     render_rate_limited(&mut out, &state.limits, &state.signups);
     render_holdings(&mut out, state.pubsub.census());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)

@@ -1,8 +1,9 @@
 //! Per-key token buckets: `capacity` attempts at once, refilled continuously at
 //! `capacity` per `period`, and the budgets built from them (`RateLimits`, the
 //! configuration; `UserLimits` and `IpLimit`, the running limiters). Used per IP for
-//! login and registration (`RateLimiter`) and for sign-ups (`IpLimit`), and per user for
-//! messages, likes, bookmark creation, typing and uploads (`UserLimits`).
+//! login and registration (`RateLimiter`), sign-ups (`IpLimit`) and anonymous searches,
+//! per user for messages, likes, bookmark creation, typing and uploads (`UserLimits`),
+//! and as a lone `Bucket` per anonymous socket for its costly pushes.
 //!
 //! ## Per-user limits
 //!
@@ -301,10 +302,43 @@ pub fn retry_after_ms(wait: Duration) -> u64 {
     u64::try_from(ms).unwrap_or(u64::MAX).max(1)
 }
 
+/// One token bucket. `RateLimiter` keeps one per key; an owner that is a budget's only
+/// user (an anonymous socket, for its costly pushes) keeps one itself.
 #[derive(Debug, Clone, Copy)]
-struct Bucket {
+pub struct Bucket {
     tokens: f64,
     last: Instant,
+}
+
+impl Bucket {
+    /// A bucket holding `rate.capacity` tokens.
+    pub fn full(rate: Rate, now: Instant) -> Self {
+        Self { tokens: f64::from(rate.capacity), last: now }
+    }
+
+    /// Refills for the time since the last call, then takes one token; `Err(wait)` when
+    /// none is left, with the time until the next one.
+    pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.take_n(rate, 1, now)
+    }
+
+    /// [`Bucket::take`] of `cost` tokens at once, or none. A cost above the capacity is
+    /// charged as the whole capacity (it could never be paid otherwise).
+    pub fn take_n(&mut self, rate: Rate, cost: u64, now: Instant) -> Result<(), Duration> {
+        let per_token = rate.secs_per_token();
+        let capacity = f64::from(rate.capacity);
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.tokens = (self.tokens + elapsed / per_token).min(capacity);
+        self.last = self.last.max(now);
+        // u64 → f64 is exact up to 2^53; the cost is capped at the capacity (a u32) anyway.
+        let cost = (cost.max(1) as f64).min(capacity);
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((cost - self.tokens) * per_token))
+        }
+    }
 }
 
 /// A token bucket per key.
@@ -356,8 +390,6 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
         if self.rate.capacity == 0 {
             return Err(self.rate.period.max(Duration::from_secs(1)));
         }
-        let capacity = f64::from(self.rate.capacity);
-        let per_token = self.rate.secs_per_token();
         let mut inner = self.inner.lock();
         if now.saturating_duration_since(inner.last_sweep) >= self.rate.period {
             self.sweep(&mut inner, now);
@@ -368,18 +400,7 @@ impl<K: Hash + Eq + Clone> RateLimiter<K> {
                 evict_least_recent(&mut inner.buckets);
             }
         }
-        let bucket = inner.buckets.entry(key).or_insert(Bucket { tokens: capacity, last: now });
-        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
-        bucket.tokens = (bucket.tokens + elapsed / per_token).min(capacity);
-        bucket.last = bucket.last.max(now);
-        // u64 → f64 is exact up to 2^53; the cost is capped at the capacity (a u32) anyway.
-        let cost = (cost.max(1) as f64).min(capacity);
-        if bucket.tokens >= cost {
-            bucket.tokens -= cost;
-            Ok(())
-        } else {
-            Err(Duration::from_secs_f64((cost - bucket.tokens) * per_token))
-        }
+        inner.buckets.entry(key).or_insert(Bucket::full(self.rate, now)).take_n(self.rate, cost, now)
     }
 
     /// Buckets currently kept.

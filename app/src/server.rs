@@ -73,6 +73,11 @@ pub async fn start(
     let limits = UserLimits::new(&config.limits);
     let signups = IpLimit::new(config.limits.signups, config.limits.max_keys);
     let readers_config = config.readers;
+    let socket_slots = crate::connections::SocketSlots::new(crate::connections::resolve_max_connections(
+        config.connections.max_connections,
+    ));
+    let anon_search =
+        config.anonymous.search.map(|rate| Arc::new(RateLimiter::new(rate, config.anonymous.search_max_keys)));
     let pubsub = Arc::new(PubSub::new(history));
     let shutdown_token = CancellationToken::new();
     let rooms = crate::chat::RoomRegistry::new(
@@ -86,7 +91,7 @@ pub async fn start(
         config: Arc::new(config),
         store,
         cache: Arc::new(cache),
-        readers: crate::readers::Readers::spawn(readers_config, pubsub.clone()),
+        readers: crate::readers::Readers::spawn(readers_config),
         pubsub,
         metrics: Arc::new(Metrics::default()),
         shutdown: shutdown_token,
@@ -96,6 +101,8 @@ pub async fn start(
         limits: Arc::new(limits),
         live_sockets: Arc::default(),
         rooms,
+        socket_slots,
+        anon_search,
     };
     spawn_topic_sweeper(&state);
     let addr = listener.local_addr()?;
@@ -108,12 +115,10 @@ pub async fn start(
             tracing::info!("shutting down");
             token.cancel();
         };
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(signal)
-            .await;
-        if let Err(err) = served {
-            tracing::error!(%err, "server error");
-        }
+        tokio::spawn(signal);
+        let header_timeout = task_state.config.connections.header_timeout;
+        let metrics = task_state.metrics.clone();
+        crate::connections::serve(listener, router, header_timeout, metrics, task_state.shutdown.clone()).await;
         // Upgraded sockets outlive hyper's connection tracking: wait for them here.
         task_state.sockets.close();
         task_state.sockets.wait().await;

@@ -37,4 +37,8 @@ pub struct AppState {
     pub live_sockets: Arc<crate::accounts::LiveSockets>,
     /// The chat rooms' actors by slug (`crate::chat`).
     pub rooms: crate::chat::RoomRegistry,
+    /// The cap on open WebSockets: an upgrade takes a slot, its socket task holds it.
+    pub socket_slots: Arc<crate::connections::SocketSlots>,
+    /// Per-client-IP budget for anonymous searches (`None`: off).
+    pub anon_search: Option<Arc<RateLimiter<IpAddr>>>,
 }

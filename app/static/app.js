@@ -323,7 +323,9 @@ function readersOnline(socket){
 // Like buttons: optimistic, rolled back with a message when refused; counts live from
 // `likes:<id>` broadcasts, which never touch the viewer's own `liked`.
 
-const LIKE_CHANNELS_MAX = 40
+// A signed-out socket may join only a few channels (the server's --anon-max-channels,
+// 10 by default); the page and its stream take two of them.
+const LIKE_CHANNELS_MAX = me ? 40 : 6
 const likes = new Map() // bookmark id -> {count, liked, pending, since, channel}
 
 function likeState(id, form){

@@ -79,6 +79,13 @@ pub enum Outcome {
     Error(Value),
 }
 
+/// Whether a join (`event` is `phx_join`) or a push is costly enough to count against
+/// an anonymous socket's budget (`AnonymousLimits::costly_pushes`): a page join (presence
+/// work reaching every reader of the page) and a room's `history` (a database read).
+pub fn costly(kind: &ChannelKind, event: &str) -> bool {
+    matches!((kind, event), (ChannelKind::Page, crate::wire::events::JOIN) | (ChannelKind::Room { .. }, "history"))
+}
+
 /// The `response` of an error reply.
 pub fn reason(reason: &str) -> Value {
     serde_json::json!({ "reason": reason })

@@ -1,8 +1,8 @@
 //! `page:<path>`: page readers ("N readers online"). Anyone may join; each join is one
 //! reader, keyed by the user id when signed in or by the socket otherwise. The reply
 //! gives `{readers, total}`, then `presence_state` follows; throttled `presence_diff`
-//! and `readers` broadcasts come from the readers actor (`crate::readers`), which also
-//! subscribes the socket, so the session does not.
+//! and `readers` broadcasts come from the readers actor (`crate::readers`), which sends
+//! them to the page's readers itself, so the session subscribes to nothing.
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -22,7 +22,7 @@ pub async fn join(ctx: &Ctx<'_>, topic: &str, _payload: &RawValue) -> Result<Joi
     let joined = ctx.state.readers.join(topic, reader).await.ok_or_else(|| reason("readers unavailable"))?;
     Ok(JoinGrant {
         response: json!({"readers": joined.readers, "total": joined.total}),
-        // The actor subscribed the socket together with the snapshot below.
+        // The actor seated the socket together with the snapshot below.
         subscribe: false,
         pushes: vec![(presence::events::STATE, serde_json::from_str(&joined.state).unwrap_or_default())],
         state: ChannelState::Page(joined.ticket),

@@ -4,6 +4,7 @@
 //! channel does is in `channel.rs`.
 
 use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::Message;
 use futures_util::FutureExt;
@@ -16,6 +17,7 @@ use super::topics::{self, ChannelKind, JoinRefusal};
 use crate::accounts::{Registration, User};
 use crate::metrics::Metrics;
 use crate::pubsub::{Since, SocketHandle, SubId};
+use crate::ratelimit::Bucket;
 use crate::state::AppState;
 use crate::wire::{self, DecodeError, ErrorReason, InFrame, ReplyStatus, Vsn, events};
 
@@ -31,7 +33,7 @@ pub(super) mod close_code {
 }
 
 struct Joined {
-    join_ref: Option<String>,
+    join_ref: Option<Box<str>>,
     kind: ChannelKind,
     sub: Option<SubId>,
     state: ChannelState,
@@ -42,11 +44,11 @@ struct Joined {
 /// `Joined` entries would cost hundreds of bytes on each of tens of thousands of
 /// sockets. Lookups are linear over at most `max_channels` (100) entries.
 #[derive(Default)]
-struct JoinedChannels(Vec<(String, Joined)>);
+struct JoinedChannels(Vec<(Box<str>, Joined)>);
 
 impl JoinedChannels {
     fn position(&self, topic: &str) -> Option<usize> {
-        self.0.iter().position(|(t, _)| t == topic)
+        self.0.iter().position(|(t, _)| &**t == topic)
     }
 
     fn get(&self, topic: &str) -> Option<&Joined> {
@@ -71,7 +73,7 @@ impl JoinedChannels {
     }
 
     /// Inserts or replaces. The first entry allocates room for exactly one.
-    fn insert(&mut self, topic: String, joined: Joined) {
+    fn insert(&mut self, topic: Box<str>, joined: Joined) {
         if let Some(i) = self.position(&topic) {
             self.0[i].1 = joined;
             return;
@@ -82,7 +84,7 @@ impl JoinedChannels {
         self.0.push((topic, joined));
     }
 
-    fn take_all(&mut self) -> Vec<(String, Joined)> {
+    fn take_all(&mut self) -> Vec<(Box<str>, Joined)> {
         std::mem::take(&mut self.0)
     }
 }
@@ -104,11 +106,13 @@ pub(super) struct Session {
     /// Frames produced while handling one client message, written right after.
     pub(super) out: Vec<Message>,
     pub(super) close: Option<(u16, &'static str)>,
+    /// An anonymous socket's budget for costly pushes, made at its first one.
+    costly: Option<Box<Bucket>>,
 }
 
 impl Session {
     pub(super) fn new(state: AppState, vsn: Vsn, user: Option<Box<SignedIn>>, handle: SocketHandle) -> Self {
-        Self { state, vsn, user, handle, joined: JoinedChannels::default(), out: Vec::new(), close: None }
+        Self { state, vsn, user, handle, joined: JoinedChannels::default(), out: Vec::new(), close: None, costly: None }
     }
 
     fn user(&self) -> Option<&User> {
@@ -208,6 +212,12 @@ impl Session {
             self.push_close(current_jr.as_deref(), topic);
             return;
         }
+        if channel::costly(&current.kind, &frame.event)
+            && let Err(wait) = self.spend_costly()
+        {
+            self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Error, &channel::rate_limited(wait));
+            return;
+        }
         let Some(mut joined) = self.joined.remove(topic) else { return };
         let ctx = Ctx {
             state: &self.state,
@@ -228,7 +238,7 @@ impl Session {
         .await;
         match handled {
             Ok(outcome) => {
-                self.joined.insert(topic.to_owned(), joined);
+                self.joined.insert(topic.into(), joined);
                 match outcome {
                     Outcome::Reply(response) => {
                         self.reply(current_jr.as_deref(), msg_ref, topic, ReplyStatus::Ok, &response)
@@ -269,9 +279,20 @@ impl Session {
         };
         self.forget_closed().await;
         let rejoin = self.joined.contains_key(topic);
-        if !rejoin && self.joined.len() >= self.state.config.socket.max_channels {
+        let max_channels = match self.user {
+            Some(_) => self.state.config.socket.max_channels,
+            None => self.state.config.anonymous.max_channels,
+        };
+        if !rejoin && self.joined.len() >= max_channels {
             Metrics::add(&metrics.join_errors, 1);
             self.reply(jr, msg_ref, topic, ReplyStatus::Error, &ErrorReason::new("too many channels joined"));
+            return;
+        }
+        if channel::costly(&kind, events::JOIN)
+            && let Err(wait) = self.spend_costly()
+        {
+            Metrics::add(&metrics.join_errors, 1);
+            self.reply(jr, msg_ref, topic, ReplyStatus::Error, &channel::rate_limited(wait));
             return;
         }
         let since = match parse_since(payload) {
@@ -334,7 +355,7 @@ impl Session {
             }
             _ => {}
         }
-        self.joined.insert(topic.to_owned(), Joined { join_ref: jr.map(str::to_owned), kind, sub, state: grant.state });
+        self.joined.insert(topic.into(), Joined { join_ref: jr.map(Box::from), kind, sub, state: grant.state });
         Metrics::add(&metrics.joins, 1);
         self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &response);
         if let Some(old_jr) = old_jr {
@@ -382,6 +403,22 @@ impl Session {
         for (topic, joined) in joined {
             self.release(&topic, joined).await;
         }
+    }
+
+    /// Takes a token of an anonymous socket's budget for costly pushes
+    /// (`AnonymousLimits::costly_pushes`); `Err(wait)` over it. Signed-in sockets answer
+    /// to their user's limits instead, so this never refuses them.
+    fn spend_costly(&mut self) -> Result<(), Duration> {
+        let Some(rate) = self.state.config.anonymous.costly_pushes else { return Ok(()) };
+        if self.user.is_some() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let spent = self.costly.get_or_insert_with(|| Box::new(Bucket::full(rate, now))).take(rate, now);
+        if spent.is_err() {
+            Metrics::add(&self.state.metrics.anonymous_refused, 1);
+        }
+        spent
     }
 
     fn reply<R: Serialize + ?Sized>(

@@ -18,6 +18,7 @@ use tokio::time::{Instant, sleep, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Session, SignedIn, close_code};
+use crate::connections::SocketSlot;
 use crate::metrics::Metrics;
 use crate::pubsub::{SharedFrame, SocketHandle};
 use crate::state::AppState;
@@ -30,6 +31,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// value once (tens of thousands of these are alive at a time).
 struct Connection {
     ws: WebSocket,
+    /// This socket's place under the connection cap, given back when the task ends.
+    _slot: SocketSlot,
     rx: mpsc::Receiver<SharedFrame>,
     sock: Session,
     guard: WriteGuard,
@@ -42,10 +45,10 @@ pub(super) fn run(
     state: AppState,
     vsn: Vsn,
     user: Option<Box<SignedIn>>,
+    slot: SocketSlot,
 ) -> impl Future<Output = ()> + Send {
     let metrics = state.metrics.clone();
     let socket_id = metrics.sockets_opened.fetch_add(1, Relaxed);
-    metrics.open_sockets.fetch_add(1, Relaxed);
     let cfg = &state.config.socket;
     let (tx, rx) = mpsc::channel(cfg.outbox_capacity);
     // A signed-in socket's close signal also fires when its credential is revoked.
@@ -62,7 +65,7 @@ pub(super) fn run(
         metrics,
     };
     let sock = Session::new(state, vsn, user, handle);
-    Connection { ws, rx, sock, guard, socket_id }.serve()
+    Connection { ws, _slot: slot, rx, sock, guard, socket_id }.serve()
 }
 
 impl Connection {
@@ -128,7 +131,6 @@ impl Connection {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             let _ = Box::pin(timeout(CLOSE_TIMEOUT, self.ws.send(Message::Close(Some(frame))))).await;
         }
-        self.guard.metrics.open_sockets.fetch_sub(1, Relaxed);
     }
 
     /// The credential this socket connected with was revoked (token deleted, logout,

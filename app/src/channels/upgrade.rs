@@ -1,10 +1,10 @@
 //! The HTTP side of a socket: version negotiation, connect authentication (query
 //! `token`, phoenix.js's `base64url.bearer.phx.` subprotocol, or — for the app's own
-//! pages — the session cookie of a same-origin upgrade), load refusal, and the
+//! pages — the session cookie of a same-origin upgrade), load refusal (503 past the
+//! cap of `crate::connections::SocketSlots`), and the
 //! WebSocket buffer sizes, all decided before the upgrade.
 
 use std::collections::HashMap;
-use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -50,9 +50,8 @@ async fn prepare(
     let vsn = Vsn::from_param(params.get("vsn").map(String::as_str))
         .ok_or_else(|| ApiError::BadRequest("unsupported vsn; use 2.0.0 or 1.0.0".into()))?;
     let cfg = &state.config.socket;
-    if state.metrics.open_sockets.load(Relaxed) >= cfg.max_sockets as i64 {
-        return Err(ApiError::RateLimited(std::time::Duration::from_secs(1)));
-    }
+    // Taken before anything else is spent on the connect; given back if it fails.
+    let slot = state.socket_slots.try_take().ok_or(ApiError::Unavailable("too many connections; try again later"))?;
     let token = params.get("token").cloned().or_else(|| subprotocol_token(headers));
     let user = match token {
         Some(token) => Some(Box::new(sign_in(state, &token).await?)),
@@ -71,7 +70,7 @@ async fn prepare(
         .max_write_buffer_size(cfg.write_buffer_bytes.max(64 * 1024) * 4)
         .max_message_size(cfg.max_message_bytes)
         .max_frame_size(cfg.max_message_bytes)
-        .on_upgrade(move |ws| tracker.track_future(socket::run(ws, state, vsn, user)));
+        .on_upgrade(move |ws| tracker.track_future(socket::run(ws, state, vsn, user, slot)));
     Ok(response)
 }
 

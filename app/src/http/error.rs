@@ -41,6 +41,9 @@ pub enum ApiError {
     RateLimited(Duration),
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
+    /// The request body came too slowly (`crate::connections`); 408.
+    #[error("the request body arrived too slowly")]
+    RequestTimeout,
     /// Temporarily unable to serve (a busy or restarting part); 503 with `Retry-After: 1`.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) | ApiError::QuotaExceeded { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -29,6 +29,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(crate::metrics::render))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside the count, so a 408 for a trickling body is counted like any answer.
+        .layer(middleware::from_fn_with_state(state.clone(), crate::connections::pace_bodies))
         .layer(middleware::from_fn_with_state(state.clone(), metrics_layer::count_requests))
         .with_state(state)
 }

@@ -6,6 +6,7 @@
 //!   (`tracker.rs`);
 //! - [`Diff`]: a `presence_diff` payload and how diffs coalesce (`diff.rs`);
 //! - [`DiffThrottle`]: one merged diff per interval on busy topics (`throttle.rs`);
+//! - [`SmallMap`]: the sorted map behind presences, compact while small (`small_map.rs`);
 //! - serialization to the exact `presence_state` / `presence_diff` shapes (`wire.rs`).
 //!
 //! Unlike Phoenix there is no process linking and no cross-node CRDT: the channel code
@@ -14,6 +15,7 @@
 mod diff;
 mod meta;
 mod phx_ref;
+mod small_map;
 mod throttle;
 mod tracker;
 mod wire;
@@ -21,6 +23,7 @@ mod wire;
 pub use diff::Diff;
 pub use meta::{Meta, PHX_REF, PHX_REF_PREV};
 pub use phx_ref::{PHX_REF_LEN, PhxRef, PhxRefGen};
+pub use small_map::SmallMap;
 pub use throttle::DiffThrottle;
 pub use tracker::Presences;
 

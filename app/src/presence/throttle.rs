@@ -18,7 +18,8 @@ use super::diff::Diff;
 #[derive(Debug, Clone)]
 pub struct DiffThrottle {
     interval: Duration,
-    pending: Option<Diff>,
+    /// Boxed: one throttle per page, and most hold nothing most of the time.
+    pending: Option<Box<Diff>>,
     last_flush: Option<Instant>,
 }
 
@@ -47,7 +48,7 @@ impl DiffThrottle {
             self.last_flush = Some(now);
             return Some(diff);
         }
-        self.pending = Some(diff);
+        self.pending = Some(Box::new(diff));
         None
     }
 
@@ -64,7 +65,7 @@ impl DiffThrottle {
     pub fn flush(&mut self, now: Instant) -> Option<Diff> {
         let diff = self.pending.take().filter(|d| !d.is_empty())?;
         self.last_flush = Some(now);
-        Some(diff)
+        Some(*diff)
     }
 
     /// When to call [`DiffThrottle::poll`] next; `None` while nothing is held.

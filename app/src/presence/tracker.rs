@@ -14,15 +14,17 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::diff::{Diff, Grouped};
+use super::diff::Diff;
 use super::meta::Meta;
 use super::phx_ref::{PhxRef, PhxRefGen};
+use super::small_map::{self, SmallMap};
 
 /// The presences of one topic: key (e.g. a user id) → metas (one per tab or device).
 #[derive(Debug)]
 pub struct Presences {
     refs: Arc<PhxRefGen>,
-    entries: Grouped,
+    /// Key → metas, keys sorted (the order Phoenix's serializer emits them).
+    entries: SmallMap<Arc<str>, Vec<Arc<Meta>>>,
     metas: usize,
 }
 
@@ -40,7 +42,7 @@ impl Presences {
 
     /// An empty topic drawing refs from `refs`.
     pub fn with_ref_gen(refs: Arc<PhxRefGen>) -> Self {
-        Self { refs, entries: Grouped::new(), metas: 0 }
+        Self { refs, entries: SmallMap::new(), metas: 0 }
     }
 
     /// Adds a meta under `key` (another one if the key is already present, e.g. a second
@@ -49,7 +51,12 @@ impl Presences {
         let phx_ref = self.refs.next_ref();
         let meta = Arc::new(Meta::new(meta, phx_ref, None));
         let key = self.key_arc(key);
-        self.entries.entry(key.clone()).or_default().push(meta.clone());
+        let metas = self.entries.get_or_insert_with(key.clone(), Vec::new);
+        // Room for one at first: a key usually has one meta (one tab).
+        if metas.capacity() == 0 {
+            metas.reserve_exact(1);
+        }
+        metas.push(meta.clone());
         self.metas += 1;
         (phx_ref, Diff::joined(key, meta))
     }
@@ -84,7 +91,7 @@ impl Presences {
         edit: impl FnOnce(&mut Map<String, Value>),
     ) -> Option<(PhxRef, Diff)> {
         self.replace(key, phx_ref, |old| {
-            let mut fields = old.fields().clone();
+            let mut fields = old.to_map();
             edit(&mut fields);
             fields
         })
@@ -146,12 +153,14 @@ impl Presences {
         serde_json::to_value(self).unwrap_or_default()
     }
 
-    pub(super) fn grouped(&self) -> &Grouped {
-        &self.entries
+    /// Keys and their metas, keys sorted.
+    pub(super) fn entries(&self) -> small_map::Iter<'_, Arc<str>, Vec<Arc<Meta>>> {
+        self.entries.iter()
     }
 
-    /// The stored key, shared with diffs, so a present key is never allocated again.
-    fn key_arc(&self, key: &str) -> Arc<str> {
+    /// The stored key (shared with diffs, and with callers that keep it, so a present
+    /// key is allocated once), or a new one when `key` is absent.
+    pub fn key_arc(&self, key: &str) -> Arc<str> {
         self.entries.get_key_value(key).map_or_else(|| Arc::from(key), |(k, _)| k.clone())
     }
 }

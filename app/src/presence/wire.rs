@@ -83,6 +83,6 @@ impl Serialize for Diff {
 /// Serializes as the `presence_state` payload.
 impl Serialize for Presences {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        Group(self.grouped()).serialize(s)
+        s.collect_map(self.entries().map(|(k, metas)| (&**k, Metas(metas))))
     }
 }

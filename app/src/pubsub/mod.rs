@@ -197,20 +197,6 @@ impl PubSub {
         }
     }
 
-    /// Forgets `topic` if it has no subscribers, its `seq` and history with it; returns
-    /// whether it did. Only for topics with one owner that does all their subscribing
-    /// and broadcasting (the page readers actor), so nothing can race the removal.
-    pub fn remove_idle(&self, topic: &str) -> bool {
-        let mut topics = self.topics.write();
-        let Some(t) = topics.get(topic).cloned() else { return false };
-        let mut state = t.state.lock();
-        if !state.subscribers.is_empty() {
-            return false;
-        }
-        self.free(&mut topics, topic, &mut state);
-        true
-    }
-
     /// Drops aged-out history everywhere and forgets every topic with no subscribers and
     /// no history left; returns how many it forgot. The server calls it every few seconds.
     pub fn sweep(&self) -> usize {

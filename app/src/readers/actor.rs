@@ -1,6 +1,6 @@
 //! The task that owns every page's readers: it applies joins and leaves in arrival
-//! order, broadcasts what the throttles release, and wakes on a tick while anything is
-//! held.
+//! order, sends what the throttles release to each page's seats, and wakes on a tick
+//! while anything is held.
 //!
 //! Work per tick is bounded by the pages that changed (`dirty`), except when the total
 //! moved: then every page is visited once to refresh its `readers` count, which is
@@ -10,36 +10,51 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
+use serde::Serialize;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, sleep_until};
 
 use super::{Command, Joined, Reader, ReadersConfig, Seat, Ticket, events};
-use crate::presence::{self, Diff, DiffThrottle, Presences};
-use crate::pubsub::PubSub;
+use crate::presence::{self, Diff, DiffThrottle, Presences, SmallMap};
+use crate::pubsub::SharedFrame;
+use crate::wire::{self, Vsn};
 
 /// A tick every quarter interval: a held diff waits at most 1.25 intervals.
 const TICKS_PER_INTERVAL: u32 = 4;
 const MIN_TICK: Duration = Duration::from_millis(5);
+/// Pages with this many keys keep each key's `presence_state` text ready; pages that
+/// fall below half of it drop the cache again.
+const FRAGMENTS_FROM: usize = 32;
 
 struct Page {
     presences: Presences,
     throttle: DiffThrottle,
-    /// The reader each socket holds here, by socket id (a socket joins a topic once).
-    seats: HashMap<u64, Seat>,
+    /// The reader each socket holds here, by socket id (a socket joins a topic once);
+    /// also the page's audience.
+    seats: SmallMap<u64, Seat>,
     /// Counts last broadcast, and when.
     sent: Option<(usize, usize)>,
     sent_at: Option<Instant>,
-    /// Each present key's `"<key>":{"metas":[…]}` text, in key order (the order of
-    /// `Presences` and of its serialization): a join's `presence_state` is these joined,
-    /// so a join on a page with N readers copies text instead of serializing N metas.
-    fragments: BTreeMap<Arc<str>, String>,
-    fragments_len: usize,
+    /// Busy pages only: each key's `presence_state` text (see [`Fragments`]).
+    fragments: Option<Box<Fragments>>,
+}
+
+/// Each present key's `"<key>":{"metas":[…]}` text, in key order (the order of
+/// `Presences` and of its serialization): a join's `presence_state` is these joined, so
+/// a join on a page with N readers copies text instead of serializing N metas.
+#[derive(Default)]
+struct Fragments {
+    by_key: BTreeMap<Arc<str>, String>,
+    len: usize,
 }
 
 struct Actor {
     interval: Duration,
-    pubsub: Arc<PubSub>,
-    pages: HashMap<Arc<str>, Page>,
+    /// Boxed: most pages are small, and a vacant slot of the table costs what a page
+    /// does.
+    pages: HashMap<Arc<str>, Box<Page>>,
     /// Key → number of pages it is present on; its length is the total.
     keys: HashMap<Arc<str>, usize>,
     /// Pages with a held diff or unsent counts.
@@ -48,10 +63,9 @@ struct Actor {
     total_changed: bool,
 }
 
-pub(super) async fn run(config: ReadersConfig, pubsub: Arc<PubSub>, mut rx: mpsc::Receiver<Command>) {
+pub(super) async fn run(config: ReadersConfig, mut rx: mpsc::Receiver<Command>) {
     let mut actor = Actor {
         interval: config.interval,
-        pubsub,
         pages: HashMap::new(),
         keys: HashMap::new(),
         dirty: HashSet::new(),
@@ -111,13 +125,12 @@ impl Actor {
     fn join(&mut self, topic: Arc<str>, reader: Reader) -> Joined {
         let now = Instant::now();
         let interval = self.interval;
-        let page = self.pages.entry(topic.clone()).or_insert_with(|| Page::new(interval));
+        let page = self.pages.entry(topic.clone()).or_insert_with(|| Box::new(Page::new(interval)));
         let socket_id = reader.socket.id;
         let mut diff = Diff::new();
         let mut key_changes = Vec::new();
         // A re-join from the same socket replaces its earlier reader here.
         if let Some(old) = page.seats.remove(&socket_id) {
-            self.pubsub.unsubscribe(&topic, old.sub);
             if let Some(left) = page.presences.untrack(&old.key, old.phx_ref) {
                 diff.merge_from(left);
             }
@@ -129,19 +142,19 @@ impl Actor {
         let had_key = page.presences.contains_key(&reader.key);
         let (phx_ref, joined) = page.presences.track(&reader.key, reader.meta);
         diff.merge_from(joined);
-        let key: Arc<str> = reader.key.into();
+        let key = page.presences.key_arc(&reader.key);
         page.refresh_fragment(&key);
         if !had_key {
             key_changes.push((key.clone(), true));
         }
-        // Subscribed in the same step as the snapshot: no diff falls in between.
-        let sub = self.pubsub.subscribe(&topic, reader.vsn, reader.socket);
-        // Text, cheap to build here; the joining channel parses it into its push, off
-        // this task.
+        page.keep_fragments();
+        // Seated in the same step as the snapshot: no diff falls in between. Text,
+        // cheap to build here; the joining channel parses it into its push, off this
+        // task.
         let state = page.state_text();
         #[cfg(test)]
         assert_eq!(state, serde_json::to_string(&page.presences).unwrap_or_default(), "fragments in sync");
-        page.seats.insert(socket_id, Seat { key, phx_ref, sub });
+        page.seats.insert(socket_id, Seat { key, phx_ref, socket: reader.socket, vsn: reader.vsn });
         let readers = page.presences.key_count();
         for (k, present) in key_changes {
             self.count_key(k, present);
@@ -157,17 +170,15 @@ impl Actor {
             return;
         }
         let Some(seat) = page.seats.remove(&ticket.socket_id) else { return };
-        self.pubsub.unsubscribe(&ticket.topic, seat.sub);
         let diff = page.presences.untrack(&seat.key, seat.phx_ref);
         page.refresh_fragment(&seat.key);
+        page.keep_fragments();
         let gone = !page.presences.contains_key(&seat.key);
         if page.presences.is_empty() && page.seats.is_empty() {
-            // Nobody is left to tell: drop the page and anything it held.
+            // Nobody is left to tell: drop the page and anything it held. Page paths
+            // are the client's choice, so nothing of a page outlives its last reader.
             self.pages.remove(&ticket.topic);
             self.dirty.remove(&ticket.topic);
-            // Page paths are the client's choice: forget the topic too, so joins of
-            // ever new paths cannot grow the pub/sub table.
-            self.pubsub.remove_idle(&ticket.topic);
         }
         if gone {
             self.count_key(seat.key, false);
@@ -192,14 +203,14 @@ impl Actor {
         }
     }
 
-    /// Passes a page's diff through its throttle, broadcasting what is due now.
+    /// Passes a page's diff through its throttle, sending what is due now.
     fn offer(&mut self, topic: &Arc<str>, diff: Diff, now: Instant) {
         let total = self.total();
         let Some(page) = self.pages.get_mut(topic) else { return };
         if let Some(diff) = page.throttle.push(now.into_std(), diff) {
-            broadcast_diff(&self.pubsub, topic, &diff);
+            page.send(topic, presence::events::DIFF, &diff);
         }
-        if page.send_counts(&self.pubsub, topic, total, self.interval, now) || page.throttle.has_pending() {
+        if page.send_counts(topic, total, self.interval, now) || page.throttle.has_pending() {
             self.dirty.insert(topic.clone());
         }
     }
@@ -218,14 +229,18 @@ impl Actor {
                 continue;
             };
             if let Some(diff) = page.throttle.poll(now.into_std()) {
-                broadcast_diff(&self.pubsub, &topic, &diff);
+                page.send(&topic, presence::events::DIFF, &diff);
             }
-            let counts_held = page.send_counts(&self.pubsub, &topic, total, self.interval, now);
+            let counts_held = page.send_counts(&topic, total, self.interval, now);
             if counts_held || page.throttle.has_pending() {
                 self.dirty.insert(topic);
             } else {
                 self.dirty.remove(&topic);
             }
+        }
+        // A burst can leave the set with room for every page; give it back.
+        if self.dirty.capacity() > 64 && self.dirty.len() < self.dirty.capacity() / 8 {
+            self.dirty.shrink_to(self.dirty.len() * 2);
         }
     }
 }
@@ -235,38 +250,52 @@ impl Page {
         Self {
             presences: Presences::new(),
             throttle: DiffThrottle::new(interval),
-            seats: HashMap::new(),
+            seats: SmallMap::new(),
             sent: None,
             sent_at: None,
-            fragments: BTreeMap::new(),
-            fragments_len: 0,
+            fragments: None,
         }
     }
 
-    /// Re-renders `key`'s fragment after its metas changed.
+    /// Re-renders `key`'s fragment after its metas changed (busy pages only).
     fn refresh_fragment(&mut self, key: &Arc<str>) {
-        let metas = self.presences.metas(key);
-        let fragment = (!metas.is_empty()).then(|| {
-            let metas: Vec<&presence::Meta> = metas.iter().map(|m| &**m).collect();
-            let key = serde_json::to_string(&**key).unwrap_or_default();
-            let metas = serde_json::to_string(&metas).unwrap_or_default();
-            format!("{key}:{{\"metas\":{metas}}}")
-        });
-        let old = match fragment {
+        let Some(fragments) = self.fragments.as_deref_mut() else { return };
+        let old = match fragment(&self.presences, key) {
             Some(f) => {
-                self.fragments_len += f.len();
-                self.fragments.insert(key.clone(), f)
+                fragments.len += f.len();
+                fragments.by_key.insert(key.clone(), f)
             }
-            None => self.fragments.remove(key),
+            None => fragments.by_key.remove(key),
         };
-        self.fragments_len -= old.map_or(0, |f| f.len());
+        fragments.len -= old.map_or(0, |f| f.len());
+    }
+
+    /// Builds the fragment cache when the page got busy, drops it when it got quiet.
+    fn keep_fragments(&mut self) {
+        let keys = self.presences.key_count();
+        if self.fragments.is_none() && keys >= FRAGMENTS_FROM {
+            let mut fragments = Fragments::default();
+            for key in self.presences.keys() {
+                let key: Arc<str> = key.into();
+                if let Some(f) = fragment(&self.presences, &key) {
+                    fragments.len += f.len();
+                    fragments.by_key.insert(key, f);
+                }
+            }
+            self.fragments = Some(Box::new(fragments));
+        } else if keys < FRAGMENTS_FROM / 2 {
+            self.fragments = None;
+        }
     }
 
     /// The `presence_state` payload as JSON text.
     fn state_text(&self) -> String {
-        let mut out = String::with_capacity(self.fragments_len + self.fragments.len() + 2);
+        let Some(fragments) = &self.fragments else {
+            return serde_json::to_string(&self.presences).unwrap_or_default();
+        };
+        let mut out = String::with_capacity(fragments.len + fragments.by_key.len() + 2);
         out.push('{');
-        for (i, fragment) in self.fragments.values().enumerate() {
+        for (i, fragment) in fragments.by_key.values().enumerate() {
             if i > 0 {
                 out.push(',');
             }
@@ -276,9 +305,27 @@ impl Page {
         out
     }
 
-    /// Broadcasts the counts if they changed and the last count is an interval old.
+    /// Queues `event` on every seat's outbox, encoded once per protocol version in use.
+    /// A full outbox marks its socket a slow consumer, which then closes (and leaves).
+    fn send<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P) {
+        let (mut v1, mut v2): (Option<SharedFrame>, Option<SharedFrame>) = (None, None);
+        for seat in self.seats.values() {
+            let slot = match seat.vsn {
+                Vsn::V1 => &mut v1,
+                Vsn::V2 => &mut v2,
+            };
+            let frame = slot.get_or_insert_with(|| {
+                Arc::new(Utf8Bytes::from(wire::encode_broadcast(seat.vsn, topic, event, payload)))
+            });
+            if let Err(TrySendError::Full(_)) = seat.socket.outbox.try_send(frame.clone()) {
+                seat.socket.slow.cancel();
+            }
+        }
+    }
+
+    /// Sends the counts if they changed and the last count is an interval old.
     /// Returns whether changed counts are still held.
-    fn send_counts(&mut self, pubsub: &PubSub, topic: &str, total: usize, interval: Duration, now: Instant) -> bool {
+    fn send_counts(&mut self, topic: &str, total: usize, interval: Duration, now: Instant) -> bool {
         let counts = (self.presences.key_count(), total);
         if self.sent == Some(counts) {
             return false;
@@ -288,11 +335,19 @@ impl Page {
         }
         self.sent = Some(counts);
         self.sent_at = Some(now);
-        pubsub.broadcast(topic, events::READERS, |_| serde_json::json!({"readers": counts.0, "total": counts.1}));
+        self.send(topic, events::READERS, &serde_json::json!({"readers": counts.0, "total": counts.1}));
         false
     }
 }
 
-fn broadcast_diff(pubsub: &PubSub, topic: &str, diff: &Diff) {
-    pubsub.broadcast(topic, presence::events::DIFF, |_| diff);
+/// `"<key>":{"metas":[…]}` for a present key.
+fn fragment(presences: &Presences, key: &str) -> Option<String> {
+    let metas = presences.metas(key);
+    if metas.is_empty() {
+        return None;
+    }
+    let metas: Vec<&presence::Meta> = metas.iter().map(|m| &**m).collect();
+    let key = serde_json::to_string(key).unwrap_or_default();
+    let metas = serde_json::to_string(&metas).unwrap_or_default();
+    Some(format!("{key}:{{\"metas\":{metas}}}"))
 }

@@ -14,12 +14,20 @@
 //!
 //! All page state lives in one task (the actor in `actor.rs`), reached through the
 //! [`Readers`] handle over a bounded queue: it needs a timer to release held diffs, and
-//! owning the state outright means a join's snapshot, its subscription and later diffs
-//! are ordered without locks. The actor subscribes a joining socket to the page topic
-//! in the same step that takes the `presence_state` snapshot, so no diff can fall in
-//! between (a diff may repeat a join the snapshot already holds; phoenix.js applies that
-//! idempotently). The channel keeps a [`Ticket`] and hands it back on leave, re-join,
-//! crash or socket close; the actor then untracks the reader and unsubscribes it.
+//! owning the state outright means a join's snapshot, its seat and later diffs are
+//! ordered without locks. A page's readers are its audience: the actor queues each
+//! broadcast on the outbox of every seat itself (the pub/sub's rules: encoded once per
+//! protocol version, `try_send`, a full outbox marks the socket a slow consumer), and
+//! a join takes its seat in the same step as the `presence_state` snapshot, so no diff
+//! can fall in between (a diff may repeat a join the snapshot already holds; phoenix.js
+//! applies that idempotently). The channel keeps a [`Ticket`] and hands it back on
+//! leave, re-join, crash or socket close; the actor then untracks the reader.
+//!
+//! Memory is the point of that design: a page read by one socket costs under 1 KiB
+//! (a pub/sub topic per page, with its own subscriber list and recovery history, cost
+//! more than the page itself). Pages keep no history — presence is state, not a stream,
+//! and a rejoin gets a fresh `presence_state` — and the per-key text of the
+//! `presence_state` is cached only on busy pages.
 
 mod actor;
 
@@ -30,7 +38,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::presence::PhxRef;
-use crate::pubsub::{PubSub, SocketHandle, SubId};
+use crate::pubsub::SocketHandle;
 use crate::wire::Vsn;
 
 /// Topics of page readers: `page:<path>`.
@@ -84,7 +92,7 @@ pub struct Joined {
     /// Distinct readers on all pages.
     pub total: usize,
     /// The page's `presence_state` payload (JSON text), taken when the joiner was
-    /// subscribed.
+    /// seated.
     pub state: String,
 }
 
@@ -110,21 +118,21 @@ pub struct Readers {
 
 impl Readers {
     /// Starts the actor on the current runtime. It stops when every handle is dropped.
-    pub fn spawn(config: ReadersConfig, pubsub: Arc<PubSub>) -> Self {
+    pub fn spawn(config: ReadersConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(actor::run(config, pubsub, rx));
+        tokio::spawn(actor::run(config, rx));
         Self { tx }
     }
 
-    /// Tracks `reader` on `topic` (a valid `page:<path>`) and subscribes its socket to
-    /// the topic. `None` if the actor is gone.
+    /// Tracks `reader` on `topic` (a valid `page:<path>`) and seats its socket in the
+    /// page's audience. `None` if the actor is gone.
     pub async fn join(&self, topic: &str, reader: Reader) -> Option<Joined> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Command::Join { topic: topic.into(), reader, reply }).await.ok()?;
         rx.await.ok()
     }
 
-    /// Untracks and unsubscribes the reader of `ticket` (a no-op if a re-join of the
+    /// Untracks the reader of `ticket` and takes its seat (a no-op if a re-join of the
     /// same socket already replaced it).
     pub async fn leave(&self, ticket: Ticket) {
         if self.tx.send(Command::Leave(ticket)).await.is_err() {
@@ -140,12 +148,13 @@ impl Readers {
     }
 }
 
-/// A reader's seat on a page: which key and meta it holds and its subscription.
-#[derive(Debug)]
+/// A reader's seat on a page: which key and meta it holds, and where its page's
+/// broadcasts go.
 struct Seat {
     key: Arc<str>,
     phx_ref: PhxRef,
-    sub: SubId,
+    socket: SocketHandle,
+    vsn: Vsn,
 }
 
 #[cfg(test)]

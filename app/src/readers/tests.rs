@@ -1,6 +1,5 @@
 //! The readers actor driven directly, with sockets that are just outboxes.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -8,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::pubsub::{PubSub, SharedFrame, SocketHandle};
+use crate::pubsub::{SharedFrame, SocketHandle};
 use crate::wire::Vsn;
 
 struct FakeSocket {
@@ -35,15 +34,19 @@ fn drain(s: &mut FakeSocket) -> Vec<(String, Value)> {
     out
 }
 
-fn setup(interval_ms: u64) -> (Readers, Arc<PubSub>) {
-    let pubsub = Arc::new(PubSub::default());
+fn setup(interval_ms: u64) -> Readers {
     let config = ReadersConfig { interval: Duration::from_millis(interval_ms), queue: 16 };
-    (Readers::spawn(config, pubsub.clone()), pubsub)
+    Readers::spawn(config)
+}
+
+/// How many frames of `event` the socket got whose payload mentions `needle`.
+fn count(frames: &[(String, Value)], event: &str, needle: &str) -> usize {
+    frames.iter().filter(|(e, p)| e == event && p.to_string().contains(needle)).count()
 }
 
 #[tokio::test]
 async fn a_join_and_leave_within_one_interval_is_never_broadcast() {
-    let (readers, _) = setup(500);
+    let readers = setup(500);
     let mut watcher = socket(1);
     let visitor = socket(2);
     readers.join("page:/a", reader("w", &watcher)).await.unwrap();
@@ -61,33 +64,38 @@ async fn a_join_and_leave_within_one_interval_is_never_broadcast() {
 
 #[tokio::test]
 async fn the_total_counts_each_key_once_and_stale_leaves_are_ignored() {
-    let (readers, pubsub) = setup(10);
-    let (s1, s2, s3) = (socket(1), socket(2), socket(3));
+    let readers = setup(10);
+    let (s1, s2, mut s3) = (socket(1), socket(2), socket(3));
     let a1 = readers.join("page:/a", reader("u1", &s1)).await.unwrap();
     let b1 = readers.join("page:/b", reader("u1", &s2)).await.unwrap();
     assert_eq!((b1.readers, b1.total), (1, 1), "one user on two pages is one reader in total");
     let b2 = readers.join("page:/b", reader("u2", &s3)).await.unwrap();
     assert_eq!((b2.readers, b2.total), (2, 2));
-    assert_eq!(pubsub.subscriber_count("page:/b"), 2);
 
-    // A re-join from the same socket replaces its reader; the old ticket is then stale.
+    // A re-join from the same socket replaces its reader (and its seat: later changes
+    // reach it once); the old ticket is then stale.
     let b2again = readers.join("page:/b", reader("u2", &s3)).await.unwrap();
     assert_eq!((b2again.readers, b2again.total), (2, 2));
-    assert_eq!(pubsub.subscriber_count("page:/b"), 2, "the old subscription was dropped");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drain(&mut s3);
+    let s4 = socket(4);
+    let b3 = readers.join("page:/b", reader("u3", &s4)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(count(&drain(&mut s3), "presence_diff", "u3"), 1, "one seat per socket");
+    readers.leave(b3.ticket).await;
     readers.leave(b2.ticket).await;
     assert_eq!(readers.counts("page:/b").await, Some((2, 2)));
 
     readers.leave(b2again.ticket).await;
     readers.leave(b1.ticket).await;
     assert_eq!(readers.counts("page:/b").await, Some((0, 1)));
-    assert_eq!(pubsub.subscriber_count("page:/b"), 0);
     readers.leave(a1.ticket).await;
     assert_eq!(readers.counts("page:/a").await, Some((0, 0)));
 }
 
 #[tokio::test]
 async fn held_diffs_are_merged_and_released_once_per_interval() {
-    let (readers, _) = setup(400);
+    let readers = setup(400);
     let mut watcher = socket(1);
     readers.join("page:/busy", reader("w", &watcher)).await.unwrap();
     drain(&mut watcher);
@@ -110,6 +118,30 @@ async fn held_diffs_are_merged_and_released_once_per_interval() {
     assert_eq!(diffs[0]["leaves"], json!({}));
     let counts: Vec<&Value> = got.iter().filter(|(e, _)| e == "readers").map(|(_, p)| p).collect();
     assert_eq!(counts, [&json!({"readers": 11, "total": 11})]);
+}
+
+#[tokio::test]
+async fn a_busy_page_caches_its_state_text_and_a_quiet_one_drops_it() {
+    let readers = setup(10);
+    let sockets: Vec<FakeSocket> = (1..=40).map(socket).collect();
+    let mut tickets = Vec::new();
+    // Each join checks (in test builds) that the cached text equals the serialized
+    // state, through the cache being built at 32 keys and dropped below 16.
+    for (i, s) in sockets.iter().enumerate() {
+        let joined = readers.join("page:/hot", reader(&format!("k{i:02}"), s)).await.unwrap();
+        assert_eq!(joined.readers, i + 1);
+        let state: Value = serde_json::from_str(&joined.state).unwrap();
+        assert_eq!(state.as_object().unwrap().len(), i + 1);
+        tickets.push(joined.ticket);
+    }
+    let late = socket(99);
+    for ticket in tickets.drain(..35) {
+        readers.leave(ticket).await;
+    }
+    let joined = readers.join("page:/hot", reader("k99", &late)).await.unwrap();
+    let state: Value = serde_json::from_str(&joined.state).unwrap();
+    let keys: Vec<&String> = state.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["k35", "k36", "k37", "k38", "k39", "k99"]);
 }
 
 #[test]

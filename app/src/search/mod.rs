@@ -18,6 +18,8 @@
 //!   are dropped; a query left with nothing answers 200 with no results. A blank
 //!   `q` is a 400, as is one longer than [`MAX_QUERY_CHARS`] or with more than
 //!   [`MAX_TERMS`] terms.
+//! - **Budget**: anonymous callers share a per-IP budget ([`check_anonymous`],
+//!   `--rate-anon-search`, default 30 a minute): over it, 429 with `Retry-After`.
 //! - **Safe output**: `snippet` (a window of up to [`SNIPPET_TOKENS`] tokens around the
 //!   matches) and `highlight` (the whole body) are HTML: every match is wrapped in
 //!   `<mark>`…`</mark>` and everything else is escaped ([`render_marked`]). FTS5 marks
@@ -26,6 +28,8 @@
 //!   stored message can never forge markup.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
@@ -33,8 +37,10 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::accounts::MaybeUser;
+use crate::accounts::{ClientIp, MaybeUser, User};
 use crate::http::{ApiError, params};
+use crate::metrics::Metrics;
+use crate::ratelimit::ip_key;
 use crate::state::AppState;
 
 /// Longest accepted `q`, in characters.
@@ -83,6 +89,18 @@ pub struct RoomAccess {
     pub id: i64,
     pub private: bool,
     pub member: bool,
+}
+
+/// Takes a token of an anonymous caller's per-IP search budget
+/// (`AnonymousLimits::search`, shared by `GET /api/search` and the `/search` page);
+/// `Err(wait)` over it. Signed-in callers are not limited here.
+pub fn check_anonymous(state: &AppState, user: Option<&User>, ip: IpAddr) -> Result<(), Duration> {
+    let Some(limiter) = state.anon_search.as_ref().filter(|_| user.is_none()) else { return Ok(()) };
+    let checked = limiter.check(ip_key(ip));
+    if checked.is_err() {
+        Metrics::add(&state.metrics.anonymous_refused, 1);
+    }
+    checked
 }
 
 pub fn router() -> Router<AppState> {
@@ -167,8 +185,10 @@ pub fn render_marked(text: &str, tainted: bool) -> String {
 async fn search(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
+    ClientIp(ip): ClientIp,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
+    check_anonymous(&state, user.as_ref(), ip).map_err(ApiError::RateLimited)?;
     let q = params.get("q").map(String::as_str).unwrap_or_default();
     let expr = fts_query(q)?;
     let raw_limit = params.get("limit").map(|l| l.trim()).filter(|l| !l.is_empty());

@@ -15,8 +15,9 @@ use axum::routing::get;
 use super::render::{Layout, WebError};
 use super::viewer::Ctx;
 use super::views::time_label;
+use crate::accounts::ClientIp;
 use crate::http::ApiError;
-use crate::search::{MARK_CLOSE, MARK_OPEN, Scope, fts_query};
+use crate::search::{MARK_CLOSE, MARK_OPEN, Scope, check_anonymous, fts_query};
 use crate::state::AppState;
 
 const LIMIT: u32 = 20;
@@ -48,7 +49,11 @@ struct SearchPage {
     notice: String,
 }
 
-async fn search(ctx: Ctx, Query(params): Query<HashMap<String, String>>) -> Result<Response, WebError> {
+async fn search(
+    ctx: Ctx,
+    ClientIp(ip): ClientIp,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, WebError> {
     let q = params.get("q").map(|q| q.trim().to_owned()).unwrap_or_default();
     let room = params.get("room").map(|r| r.trim().to_owned()).unwrap_or_default();
     let user_id = ctx.user().map(|u| u.id);
@@ -56,7 +61,14 @@ async fn search(ctx: Ctx, Query(params): Query<HashMap<String, String>>) -> Resu
     let mut results = Vec::new();
     let mut notice = String::new();
     let mut status = StatusCode::OK;
-    if !q.is_empty() {
+    let over_budget = if q.is_empty() { None } else { check_anonymous(&ctx.state, ctx.user(), ip).err() };
+    if let Some(wait) = over_budget {
+        notice = format!(
+            "Too many searches from your address; try again in {} s (or sign in).",
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        );
+        status = StatusCode::TOO_MANY_REQUESTS;
+    } else if !q.is_empty() {
         let scope = if room.is_empty() {
             Some(Scope::Readable { member: user_id })
         } else {

@@ -190,7 +190,9 @@ async fn rejoin_replies_first_then_closes_the_old_join_and_broadcasts_keep_flowi
 #[tokio::test]
 async fn the_101st_channel_is_refused() {
     let app = spawn_app().await;
-    let mut ws = app.ws("&user=carol").await;
+    // Signed in: anonymous sockets have a smaller limit (`anonymous_sockets_…` in abuse.rs).
+    let carol = app.create_user("carol").await;
+    let mut ws = app.ws(&format!("&token={}", carol.token)).await;
     for i in 1..=99 {
         ws.join(&i.to_string(), &format!("bookmarks:tag:t{i}")).await;
     }
@@ -405,7 +407,8 @@ async fn shutdown_completes_even_with_a_socket_that_stopped_reading() {
     let mut app = spawn_app().await;
     let alice = app.create_user("alice").await;
     let tags: Vec<String> = (0..10).map(|i| format!("t{i}")).collect();
-    let mut stuck = WsClient::connect_small_rcvbuf(app.addr, "vsn=2.0.0").await;
+    // Signed in, for more channels than an anonymous socket may join.
+    let mut stuck = WsClient::connect_small_rcvbuf(app.addr, &format!("vsn=2.0.0&token={}", alice.token)).await;
     stuck.join("1", FIREHOSE).await;
     for (i, tag) in tags.iter().enumerate() {
         stuck.join(&(i + 2).to_string(), &tag_topic(tag)).await;
@@ -440,8 +443,9 @@ async fn a_slow_consumer_is_closed_and_counted_while_others_get_every_event() {
 
     // Two sockets on the same eleven topics: one reads, the other never reads again
     // after its joins (and has a tiny kernel receive buffer).
-    let mut slow = WsClient::connect_small_rcvbuf(app.addr, "vsn=2.0.0").await;
-    let mut listener = app.ws("").await;
+    // Signed in, for more channels than an anonymous socket may join.
+    let mut slow = WsClient::connect_small_rcvbuf(app.addr, &format!("vsn=2.0.0&token={}", alice.token)).await;
+    let mut listener = app.ws(&format!("&token={}", alice.token)).await;
     for (i, topic) in topics.iter().enumerate() {
         slow.join(&(i + 1).to_string(), topic).await;
         listener.join(&(i + 1).to_string(), topic).await;
@@ -549,18 +553,18 @@ async fn the_upgrade_negotiates_vsn_and_authenticates_before_upgrading() {
 }
 
 #[tokio::test]
-async fn connects_past_max_sockets_are_refused_with_429() {
-    let app = spawn_app_with(|c| c.socket.max_sockets = 1).await;
+async fn connects_past_max_connections_are_refused_with_503() {
+    let app = spawn_app_with(|c| c.connections.max_connections = Some(1)).await;
     let mut first = app.ws("").await;
     first.heartbeat("1").await;
-    assert_eq!(http_status(WsClient::connect(app.addr, "vsn=2.0.0").await), 429);
+    assert_eq!(http_status(WsClient::connect(app.addr, "vsn=2.0.0").await), 503);
     first.close().await;
     // The slot frees once the server has finished with the first socket.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match WsClient::connect(app.addr, "vsn=2.0.0").await {
             Ok(mut ws) => break ws.heartbeat("1").await,
-            Err(tungstenite::Error::Http(resp)) if resp.status() == 429 && Instant::now() < deadline => {
+            Err(tungstenite::Error::Http(resp)) if resp.status() == 503 && Instant::now() < deadline => {
                 tokio::task::yield_now().await;
             }
             Err(err) => panic!("unexpected refusal: {err:?}"),

@@ -268,8 +268,23 @@ impl WsClient {
     }
 
     async fn handshake(stream: TcpStream, request: Request) -> Result<WsClient, tungstenite::Error> {
+        Self::handshake_within(stream, request, WAIT).await
+    }
+
+    /// Connects and upgrades, allowing `within` for the upgrade (for a server that is
+    /// not accepting at the moment, e.g. out of descriptors).
+    pub async fn connect_within(addr: SocketAddr, query: &str, within: Duration) -> WsClient {
+        let stream = TcpStream::connect(addr).await.expect("TCP connect");
+        Self::handshake_within(stream, Self::request(addr, query), within).await.expect("WebSocket upgrade")
+    }
+
+    async fn handshake_within(
+        stream: TcpStream,
+        request: Request,
+        within: Duration,
+    ) -> Result<WsClient, tungstenite::Error> {
         let (ws, response) =
-            timeout(WAIT, tokio_tungstenite::client_async(request, stream)).await.expect("handshake timed out")?;
+            timeout(within, tokio_tungstenite::client_async(request, stream)).await.expect("handshake timed out")?;
         Ok(WsClient { ws, response })
     }
 
@@ -371,5 +386,84 @@ impl WsClient {
     pub async fn heartbeat(&mut self, msg_ref: &str) {
         self.push(None, msg_ref, "phoenix", "heartbeat", json!({})).await;
         assert_eq!(self.expect_frame().await, ok_reply(None, msg_ref, "phoenix"), "heartbeat reply");
+    }
+}
+
+/// A `firehose serve` child process on an ephemeral port (its own memory and file
+/// descriptors, unlike `spawn_app`). `FIREHOSE_BIN` names another binary to run instead
+/// of this checkout's (e.g. an older build, to compare a measurement).
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    _data_dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Starts `[wrapper…] firehose serve --bind 127.0.0.1:0 … <extra>` and waits for its
+    /// listening line. `wrapper` runs the binary through another program (e.g.
+    /// `prlimit --nofile=256:256`).
+    pub async fn start(wrapper: &[&str], extra: &[&str]) -> ServerProcess {
+        use std::process::Stdio;
+        use tokio::io::AsyncBufReadExt;
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let bin = std::env::var("FIREHOSE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_firehose").to_owned());
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(&bin);
+                c
+            }
+            None => tokio::process::Command::new(&bin),
+        };
+        command
+            .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--rate-bookmarks", "off", "--data-dir"])
+            .arg(data_dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {wrapper:?} {bin}: {e}"));
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let line = timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("firehose did not report listening within 30 s")
+            .expect("read stdout")
+            .expect("firehose exited before listening");
+        let addr = line
+            .strip_prefix("firehose listening on http://")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+        ServerProcess { child, addr, http: http_client(), _data_dir: data_dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// The value of one metric line of `/metrics`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let resp = self.http.get(self.url("/metrics")).send().await.expect("GET /metrics");
+        assert_eq!(resp.status(), 200);
+        metric_value(&resp.text().await.expect("metrics text"), name)
+    }
+
+    pub async fn create_user(&self, username: &str) -> TestUser {
+        let resp =
+            self.http.post(self.url("/api/users")).json(&json!({ "username": username })).send().await.expect("POST");
+        assert_eq!(resp.status(), 201, "creating user {username}");
+        let body: Value = resp.json().await.expect("user JSON");
+        TestUser {
+            id: body["data"]["id"].as_i64().expect("user id"),
+            username: username.to_owned(),
+            token: body["data"]["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 }

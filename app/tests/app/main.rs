@@ -2,6 +2,7 @@
 //! ephemeral port with a fresh data dir per test (or the real binary, for crashes),
 //! driven over raw HTTP and raw WebSocket frames.
 
+mod abuse;
 mod accounts;
 mod api;
 mod chat;

@@ -264,3 +264,46 @@ async fn invalid_page_paths_are_refused() {
     ws.push(Some("9"), "10", &ok, "shout", json!({})).await;
     assert_eq!(reply_to(&mut ws, "10").await, error_reply(Some("9"), "10", &ok, "unknown event"));
 }
+
+/// Server memory per joined page channel, from the RSS of a server process before and
+/// after 2,000 joins of distinct pages (20 signed-in sockets × 100 pages, the worst case:
+/// every join makes a page). `FIREHOSE_BIN=<older firehose>` measures another build.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_presence_costs_at_most_1_kib_per_joined_channel() {
+    const SOCKETS: usize = 20;
+    const PAGES: usize = 100;
+    let server = ServerProcess::start(&[], &[]).await;
+    let reader = server.create_user("reader").await;
+    let query = format!("vsn=2.0.0&token={}", reader.token);
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut ws = WsClient::connect(server.addr, &query).await.expect("upgrade");
+        ws.heartbeat("0").await;
+        sockets.push(ws);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.metric("process_resident_memory_bytes").await.expect("RSS");
+    for (s, ws) in sockets.iter_mut().enumerate() {
+        for p in 1..=PAGES {
+            let jr = p.to_string();
+            ws.push(Some(&jr), &jr, &format!("page:/memory/{s}/{p}"), "phx_join", json!({})).await;
+        }
+        for p in 1..=PAGES {
+            let reply = reply_to(ws, &p.to_string()).await;
+            assert_eq!(reply[4]["status"], json!("ok"), "{reply}");
+        }
+    }
+    // Let the throttles release what they hold, then read what stays.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for ws in &mut sockets {
+        ws.push(None, "h", "phoenix", "heartbeat", json!({})).await;
+        reply_to(ws, "h").await;
+    }
+    let after = server.metric("process_resident_memory_bytes").await.expect("RSS");
+    let channels = (SOCKETS * PAGES) as f64;
+    let per_channel = (after - before) / channels;
+    println!(
+        "page presence: {per_channel:.0} B per joined channel ({channels} channels on distinct pages, RSS {before} -> {after})"
+    );
+    assert!(per_channel <= 1024.0, "{per_channel:.0} B per joined page channel, over 1 KiB");
+}

@@ -718,17 +718,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(number * scale).map_err(|e| e.to_string())
 }
 
-/// The soft limit on open files from `/proc/self/limits`; `None` when unlimited or
-/// unreadable (then no budget is enforced).
-pub fn open_files_limit() -> Option<u64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    parse_open_files_limit(&limits)
-}
-
-fn parse_open_files_limit(limits: &str) -> Option<u64> {
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..].split_whitespace().next()?.parse().ok()
-}
+/// The soft limit on open files (`None`: unlimited or unreadable, then no budget is
+/// enforced); read the way the server reads it for its own connection cap.
+pub use firehose_app::connections::open_files_limit;
 
 /// Serializes a duration as seconds.
 pub(crate) fn secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -876,13 +868,5 @@ mod tests {
         assert!(matches!(plan(&["--agent", "3/3"]), Err(PlanError::Agents(_))));
         assert!(matches!(plan(&["--agents", "0"]), Err(PlanError::Agents(_))));
         assert!(matches!(plan(&["--source-ips", "192.168.1.1"]), Err(PlanError::SourceIps(_))));
-    }
-
-    #[test]
-    fn open_files_limit_is_read_from_proc_limits() {
-        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
-                      Max open files            1024                 20000                files     \n";
-        assert_eq!(parse_open_files_limit(limits), Some(1024));
-        assert_eq!(parse_open_files_limit("Max open files unlimited unlimited files"), None);
     }
 }
