@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use crate::ratelimit::{Action, UserLimits};
 use crate::state::AppState;
+use crate::store::Writer;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -107,8 +108,29 @@ fn render_rate_limited(out: &mut String, limits: &UserLimits) {
     }
 }
 
+/// The write queue and group commit (`crate::store::Writer`): the mean batch size is
+/// `firehose_writes_committed_total / firehose_write_batches_total`.
+fn render_writes(out: &mut String, writer: &Writer) {
+    let stats = writer.stats();
+    let _ = writeln!(out, "# HELP firehose_write_queue_depth Writes queued for the database writer");
+    let _ = writeln!(out, "# TYPE firehose_write_queue_depth gauge");
+    let _ = writeln!(out, "firehose_write_queue_depth {}", writer.depth());
+    let _ = writeln!(out, "# HELP firehose_write_queue_capacity Bound of the write queue (--write-queue)");
+    let _ = writeln!(out, "# TYPE firehose_write_queue_capacity gauge");
+    let _ = writeln!(out, "firehose_write_queue_capacity {}", writer.capacity());
+    let counters = [
+        ("firehose_write_queue_rejected_total", "Writes refused with 503 because the queue was full", &stats.rejected),
+        ("firehose_write_batches_total", "Transactions committed by the writer", &stats.batches),
+        ("firehose_writes_committed_total", "Writes committed by the writer", &stats.committed),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+    }
+}
+
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = state.metrics.render();
     render_rate_limited(&mut out, &state.limits);
+    render_writes(&mut out, &state.writer);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }

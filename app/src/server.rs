@@ -13,10 +13,11 @@ use tokio_util::task::TaskTracker;
 use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::publisher::Publisher;
 use crate::pubsub::PubSub;
 use crate::ratelimit::{RateLimiter, UserLimits};
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -67,9 +68,14 @@ pub async fn start(
     let limits = UserLimits::new(&config.limits);
     let readers_config = config.readers;
     let pubsub = Arc::new(PubSub::new(history));
+    let metrics = Arc::new(Metrics::default());
+    let cache = Arc::new(cache);
+    let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
+    let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());
     let shutdown_token = CancellationToken::new();
     let rooms = crate::chat::RoomRegistry::new(
         store.clone(),
+        writer.clone(),
         pubsub.clone(),
         config.chat,
         config.debug_topics,
@@ -78,10 +84,11 @@ pub async fn start(
     let state = AppState {
         config: Arc::new(config),
         store,
-        cache: Arc::new(cache),
+        writer,
+        cache,
         readers: crate::readers::Readers::spawn(readers_config, pubsub.clone()),
         pubsub,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         shutdown: shutdown_token,
         sockets: TaskTracker::new(),
         auth_limiter: Arc::new(auth_limiter),
@@ -108,6 +115,8 @@ pub async fn start(
         // Upgraded sockets outlive hyper's connection tracking: wait for them here.
         task_state.sockets.close();
         task_state.sockets.wait().await;
+        // Queued writes are committed (and announced) before the database closes.
+        task_state.writer.stop().await;
         task_state.store.close().await;
         tracing::info!("stopped");
     });

@@ -59,6 +59,7 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::Overloaded => ApiError::Unavailable("too many writes queued; try again"),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -15,3 +15,4 @@ mod recovery;
 mod search;
 mod uploads;
 mod web;
+mod writes;
