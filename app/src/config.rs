@@ -16,6 +16,9 @@ pub struct Config {
     pub database_url: Option<String>,
     /// How many recent public bookmarks the in-memory cache keeps.
     pub cache_capacity: usize,
+    /// Writes (bookmarks, likes, chat messages) queued for the store's writer before
+    /// new ones are refused with 503 and `Retry-After` (`--write-queue`).
+    pub write_queue: usize,
     /// Largest accepted JSON request body.
     pub max_body_bytes: usize,
     /// Largest accepted uploaded file (`POST /api/uploads`), checked while it streams in.
@@ -194,6 +197,7 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             cache_capacity: 10_000,
+            write_queue: crate::store::DEFAULT_WRITE_QUEUE,
             max_body_bytes: 64 * 1024,
             max_upload_bytes: 10 * 1024 * 1024,
             upload_quota_bytes: Some(DEFAULT_UPLOAD_QUOTA_BYTES),

@@ -12,6 +12,7 @@ pub mod http;
 pub mod likes;
 pub mod metrics;
 pub mod presence;
+pub mod publisher;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod readers;

@@ -72,6 +72,11 @@ struct ServeArgs {
     /// page per this many milliseconds (0: every change at once).
     #[arg(long, env = "FIREHOSE_READERS_INTERVAL_MS", default_value_t = 1000)]
     readers_interval_ms: u64,
+    /// Writes (bookmarks, likes, chat messages) queued for the database before new ones
+    /// are refused with 503 and Retry-After.
+    #[arg(long, env = "FIREHOSE_WRITE_QUEUE", default_value_t = firehose_app::store::DEFAULT_WRITE_QUEUE as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    write_queue: u32,
     /// Mark the session cookie `Secure` (when served over HTTPS).
     #[arg(long, env = "FIREHOSE_SECURE_COOKIE")]
     secure_cookie: bool,
@@ -154,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
     config.chat.room_idle_timeout = Duration::from_secs(args.room_idle_secs.max(1));
     config.readers.interval = Duration::from_millis(args.readers_interval_ms);
     config.accounts.secure_cookie = args.secure_cookie;
+    config.write_queue = args.write_queue as usize;
     let limits = &mut config.limits;
     for (arg, limit) in [
         (args.rate_messages, &mut limits.messages),

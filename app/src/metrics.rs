@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use crate::connections::SocketSlots;
 use crate::ratelimit::{Action, IpLimit, UserLimits};
 use crate::state::AppState;
+use crate::store::Writer;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -159,11 +160,33 @@ fn render_connections(out: &mut String, slots: &SocketSlots) {
     );
 }
 
+/// The write queue and group commit (`crate::store::Writer`): the mean batch size is
+/// `firehose_writes_committed_total / firehose_write_batches_total`.
+fn render_writes(out: &mut String, writer: &Writer) {
+    let stats = writer.stats();
+    write_gauges(
+        out,
+        &[
+            ("firehose_write_queue_depth", "Writes queued for the database writer", writer.depth()),
+            ("firehose_write_queue_capacity", "Bound of the write queue (--write-queue)", writer.capacity()),
+        ],
+    );
+    let counters = [
+        ("firehose_write_queue_rejected_total", "Writes refused with 503 because the queue was full", &stats.rejected),
+        ("firehose_write_batches_total", "Transactions committed by the writer", &stats.batches),
+        ("firehose_writes_committed_total", "Writes committed by the writer", &stats.committed),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));
+    }
+}
+
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::with_capacity(4096);
     render_connections(&mut out, &state.socket_slots);
     out.push_str(&state.metrics.render());
     render_rate_limited(&mut out, &state.limits, &state.signups);
     render_holdings(&mut out, state.pubsub.census());
+    render_writes(&mut out, &state.writer);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)
 }

@@ -15,10 +15,11 @@ use tokio_util::task::TaskTracker;
 use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::publisher::Publisher;
 use crate::pubsub::PubSub;
 use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
 use crate::state::AppState;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -79,9 +80,14 @@ pub async fn start(
     let anon_search =
         config.anonymous.search.map(|rate| Arc::new(RateLimiter::new(rate, config.anonymous.search_max_keys)));
     let pubsub = Arc::new(PubSub::new(history));
+    let metrics = Arc::new(Metrics::default());
+    let cache = Arc::new(cache);
+    let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
+    let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());
     let shutdown_token = CancellationToken::new();
     let rooms = crate::chat::RoomRegistry::new(
         store.clone(),
+        writer.clone(),
         pubsub.clone(),
         config.chat,
         config.debug_topics,
@@ -90,10 +96,11 @@ pub async fn start(
     let state = AppState {
         config: Arc::new(config),
         store,
-        cache: Arc::new(cache),
+        writer,
+        cache,
         readers: crate::readers::Readers::spawn(readers_config),
         pubsub,
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         shutdown: shutdown_token,
         sockets: TaskTracker::new(),
         auth_limiter: Arc::new(auth_limiter),
@@ -122,6 +129,8 @@ pub async fn start(
         // Upgraded sockets outlive hyper's connection tracking: wait for them here.
         task_state.sockets.close();
         task_state.sockets.wait().await;
+        // Queued writes are committed (and announced) before the database closes.
+        task_state.writer.stop().await;
         task_state.store.close().await;
         tracing::info!("stopped");
     });

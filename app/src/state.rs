@@ -11,12 +11,15 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
 use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
-use crate::store::Store;
+use crate::store::{Store, Writer};
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
+    /// Reads, and the writes that are not group-committed.
     pub store: Store,
+    /// Bookmark, like and chat message writes, committed in groups (`store::Writer`).
+    pub writer: Writer,
     pub cache: Arc<RecentCache>,
     pub pubsub: Arc<PubSub>,
     pub metrics: Arc<Metrics>,

@@ -1,25 +1,22 @@
 //! Creating and deleting a bookmark: the steps every entry point takes (the JSON API,
-//! the new-bookmark page, the bookmarklet), in one place.
+//! the new-bookmark page, the bookmarklet), in one place. The write goes through the
+//! store's writer; the cache and the topics are updated by the publisher after the
+//! commit (`crate::publisher`), before the caller is answered.
 
 use std::sync::Arc;
 
-use super::{Bookmark, NewBookmark, publish_created, publish_deleted};
+use super::{Bookmark, NewBookmark};
 use crate::accounts::User;
 use crate::http::ApiError;
 use crate::ratelimit::Action;
 use crate::state::AppState;
 
-/// Stores a validated bookmark for `user`, caches it when public and publishes it.
+/// Stores a validated bookmark for `user`; answered once it is committed, and cached
+/// and published when public. A full write queue is a 503.
 pub async fn create(state: &AppState, user: &User, new: &NewBookmark) -> Result<Arc<Bookmark>, ApiError> {
     // After validation: only bookmarks that would be stored spend the user's budget.
     state.limits.check(Action::Bookmark, user.id).map_err(ApiError::RateLimited)?;
-    let bookmark = Arc::new(state.store.insert_bookmark(user, new).await?);
-    // Committed: from here on the bookmark exists whatever happens to this request.
-    if bookmark.public {
-        state.cache.insert(bookmark.clone());
-    }
-    publish_created(&state.pubsub, &state.metrics, &bookmark);
-    Ok(bookmark)
+    Ok(state.writer.insert_bookmark(user, new).await?)
 }
 
 /// Deletes bookmark `id` if `user` owns it. Someone else's public bookmark is a 403,
@@ -33,10 +30,7 @@ pub async fn delete(state: &AppState, user: &User, id: i64) -> Result<(), ApiErr
             ApiError::NotFound("no such bookmark")
         });
     }
-    if state.store.delete_bookmark(id).await? {
-        state.cache.remove(id);
-        publish_deleted(&state.pubsub, &state.metrics, &bookmark);
-    }
+    state.writer.delete_bookmark(Arc::new(bookmark)).await?;
     Ok(())
 }
 

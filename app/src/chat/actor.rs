@@ -6,6 +6,9 @@
 //! - **Join** subscribes the channel's socket to the topic in the same step that takes
 //!   the snapshot it replies with (last messages, presence state): nothing broadcast
 //!   later is missed, nothing in the snapshot arrives again.
+//! - **Messages** are queued for the store's writer (`store::Writer`, group commit) and
+//!   broadcast as their commits come back, in the order they were posted; the room
+//!   keeps handling commands meanwhile, so a busy room's messages share transactions.
 //! - **Typing** frames go straight to the other channels' outboxes, not through
 //!   pub/sub: the typist's own channels are skipped, and typing (ephemeral) is not
 //!   kept in the topic's recovery history. A typing user's presence meta says
@@ -21,7 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::ws::Utf8Bytes;
-use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::error::TrySendError;
@@ -33,6 +38,7 @@ use super::{ChatError, Message, MessageBody, PAGE, Role, Room, mentioned, user_j
 use crate::accounts::User;
 use crate::presence::{self, Diff, PhxRef, Presences};
 use crate::pubsub::{SharedFrame, SocketHandle, SubId};
+use crate::store::StoreError;
 use crate::uploads::Upload;
 use crate::wire::{self, Vsn, events};
 
@@ -125,7 +131,14 @@ struct Actor {
     typing: HashMap<i64, (User, Instant)>,
     /// Since when no channel is joined.
     idle_since: Option<Instant>,
+    /// Messages queued for the store's writer, in the order they were posted; each is
+    /// broadcast when its commit comes back, so the room keeps serving meanwhile and a
+    /// hot room's messages share transactions.
+    posting: FuturesOrdered<Posting>,
 }
+
+/// A message on its way to the database, with its sender's answer.
+type Posting = BoxFuture<'static, (Result<Message, StoreError>, oneshot::Sender<Result<i64, ChatError>>)>;
 
 /// Whether the actor goes on after a command.
 #[derive(PartialEq, Eq)]
@@ -185,7 +198,7 @@ async fn sleep_until_some(at: Option<Instant>) {
 }
 
 impl Actor {
-    async fn load(shared: Arc<Shared>, slug: &str) -> Result<Option<Self>, crate::store::StoreError> {
+    async fn load(shared: Arc<Shared>, slug: &str) -> Result<Option<Self>, StoreError> {
         let store = &shared.deps.store;
         let Some(room) = store.room_by_slug(slug).await? else { return Ok(None) };
         let recent = store.messages_before(room.id, None, PAGE).await?.into();
@@ -200,13 +213,14 @@ impl Actor {
             presences: Presences::new(),
             typing: HashMap::new(),
             idle_since: Some(Instant::now()),
+            posting: FuturesOrdered::new(),
             shared,
         };
         actor.load_members().await?;
         Ok(Some(actor))
     }
 
-    async fn load_members(&mut self) -> Result<(), crate::store::StoreError> {
+    async fn load_members(&mut self) -> Result<(), StoreError> {
         let members = self.shared.deps.store.room_members(self.room.id).await?;
         self.members = members.iter().map(|m| (m.user.id, m.role)).collect();
         self.usernames = members.into_iter().map(|m| (m.user.username, m.user.id)).collect();
@@ -218,8 +232,12 @@ impl Actor {
         let shutdown = self.shared.deps.shutdown.clone();
         loop {
             let typing_due = self.typing.values().map(|(_, at)| *at).min();
-            let idle_due = self.idle_since.map(|t| t + config.room_idle_timeout);
+            // Never idle while messages are on their way to the database.
+            let idle_due = self.idle_since.filter(|_| self.posting.is_empty()).map(|t| t + config.room_idle_timeout);
             tokio::select! {
+                Some((stored, reply)) = self.posting.next(), if !self.posting.is_empty() => {
+                    let _ = reply.send(self.posted(stored));
+                }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
                     if self.handle(cmd).await == Flow::Stop {
@@ -251,11 +269,13 @@ impl Actor {
                 self.join(join_id, join_ref, user, socket, vsn, reply)
             }
             Cmd::Leave { join_id } => self.remove(join_id),
-            Cmd::Post { user, body, attachment, reply } => {
-                let posted = self.post(user, body, attachment).await;
-                let _ = reply.send(posted);
-            }
+            Cmd::Post { user, body, attachment, reply } => self.post(user, body, attachment, reply),
             Cmd::Delete { user, id, reply } => {
+                // Messages posted before the delete are settled first: the refill of
+                // `recent` from the store must not race their own arrival there.
+                while let Some((stored, reply)) = self.posting.next().await {
+                    let _ = reply.send(self.posted(stored));
+                }
                 let deleted = self.delete(&user, id).await;
                 let _ = reply.send(deleted);
             }
@@ -343,18 +363,33 @@ impl Actor {
         }
     }
 
-    async fn post(&mut self, user: User, body: MessageBody, attachment: Option<Upload>) -> Result<i64, ChatError> {
+    /// Queues a message for the writer; `posted` finishes it once committed.
+    fn post(
+        &mut self,
+        user: User,
+        body: MessageBody,
+        attachment: Option<Upload>,
+        reply: oneshot::Sender<Result<i64, ChatError>>,
+    ) {
         if !self.may_read(Some(&user)) {
-            return Err(ChatError::Unauthorized);
+            let _ = reply.send(Err(ChatError::Unauthorized));
+            return;
         }
-        let store = &self.shared.deps.store;
-        let message = store.insert_message(self.room.id, &user, body.as_str(), attachment).await.map_err(|err| {
-            tracing::error!(%err, room = %self.slug, "cannot store message");
-            ChatError::Internal
-        })?;
+        match self.shared.deps.writer.insert_message(self.room.id, &user, body.as_str(), attachment) {
+            Ok(stored) => self.posting.push_back(Box::pin(async move { (stored.await, reply) })),
+            Err(err) => {
+                let _ = reply.send(Err(store_error(&self.slug, err, "cannot store message")));
+            }
+        }
+    }
+
+    /// A posted message came back from the writer: broadcast it, end its author's
+    /// typing, notify mentions, keep it among the recent ones; its id for the sender.
+    fn posted(&mut self, stored: Result<Message, StoreError>) -> Result<i64, ChatError> {
+        let message = stored.map_err(|err| store_error(&self.slug, err, "cannot store message"))?;
         let payload = message.to_json();
         self.shared.deps.pubsub.broadcast(&self.topic, event::NEW_MESSAGE, |seq| with_seq(payload, seq));
-        self.stop_typing(user.id);
+        self.stop_typing(message.user.id);
         self.notify_mentions(&message);
         let id = message.id;
         self.recent.push_back(message);
@@ -383,16 +418,14 @@ impl Actor {
 
     async fn delete(&mut self, user: &User, id: i64) -> Result<(), ChatError> {
         let store = self.shared.deps.store.clone();
-        let internal = |err: crate::store::StoreError| {
-            tracing::error!(%err, room = %self.slug, "cannot delete message");
-            ChatError::Internal
-        };
+        let slug = self.slug.clone();
+        let internal = |err| store_error(&slug, err, "cannot delete message");
         let author = store.message_author(self.room.id, id).await.map_err(internal)?;
         let author = author.ok_or(ChatError::MessageNotFound)?;
         if author != user.id && self.members.get(&user.id) != Some(&Role::Admin) {
             return Err(ChatError::Forbidden);
         }
-        if !store.delete_message(self.room.id, id).await.map_err(internal)? {
+        if !self.shared.deps.writer.delete_message(self.room.id, id).await.map_err(internal)? {
             return Err(ChatError::MessageNotFound);
         }
         if self.recent.iter().any(|m| m.id == id) {
@@ -552,6 +585,18 @@ fn close_channel(sub: &Sub, topic: &str) {
 fn push_frame(sub: &Sub, text: String) {
     if let Err(TrySendError::Full(_)) = sub.socket.outbox.try_send(Arc::new(Utf8Bytes::from(text))) {
         sub.socket.slow.cancel();
+    }
+}
+
+/// A store failure as the sender sees it: a full write queue is `Busy` (try again),
+/// anything else is logged and `Internal`.
+fn store_error(slug: &str, err: StoreError, what: &str) -> ChatError {
+    match err {
+        StoreError::Overloaded => ChatError::Busy,
+        err => {
+            tracing::error!(%err, room = %slug, "{what}");
+            ChatError::Internal
+        }
     }
 }
 

@@ -24,13 +24,15 @@ use super::actor::{self, Cmd, Joined};
 use super::{ChatConfig, ChatError, MessageBody};
 use crate::accounts::User;
 use crate::pubsub::{PubSub, SocketHandle};
-use crate::store::Store;
+use crate::store::{Store, Writer};
 use crate::uploads::Upload;
 use crate::wire::Vsn;
 
 /// What every room actor needs from the app.
 pub(super) struct Deps {
     pub store: Store,
+    /// Messages are written (and deleted) through the store's group-committing writer.
+    pub writer: Writer,
     pub pubsub: Arc<PubSub>,
     pub config: ChatConfig,
     /// Accept the `debug_crash` event (only with `Config::debug_topics`).
@@ -59,12 +61,13 @@ pub struct RoomRegistry {
 impl RoomRegistry {
     pub fn new(
         store: Store,
+        writer: Writer,
         pubsub: Arc<PubSub>,
         config: ChatConfig,
         crash_hook: bool,
         shutdown: CancellationToken,
     ) -> Self {
-        let deps = Deps { store, pubsub, config, crash_hook, shutdown };
+        let deps = Deps { store, writer, pubsub, config, crash_hook, shutdown };
         let shared =
             Shared { rooms: Mutex::default(), deps, generations: AtomicU64::new(0), join_ids: AtomicU64::new(1) };
         Self { shared: Arc::new(shared) }

@@ -70,6 +70,7 @@ impl From<StoreError> for ApiError {
             // Names people choose; any other unique key (a random token, upload key)
             // colliding is our failure, not the client's.
             StoreError::Conflict(field @ ("username" | "email" | "slug")) => ApiError::Conflict(field),
+            StoreError::Overloaded => ApiError::Unavailable("too many writes queued; try again"),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -6,9 +6,9 @@
 //!   or unliking what is not liked changes nothing and answers the same count.
 //! - A like and the count it answers are one transaction, so the count is the one that
 //!   write produced. The broadcast `like_count {bookmark_id, count, seq}` goes out after
-//!   the commit, only when the count changed, and in commit order: writes to one
-//!   bookmark are serialised together with their broadcast, so the last `like_count` a
-//!   listener sees is the current count.
+//!   the commit, only when the count changed, and in commit order: the store's writer
+//!   commits likes in order and the publisher broadcasts them in that order, so the
+//!   last `like_count` a listener sees is the current count.
 //! - A broadcast never carries anyone's `liked`: that is personal, answered only in the
 //!   liker's own reply and in each user's join reply / `GET …/likes`.
 //! - Visibility follows bookmarks: a public bookmark's likes are readable by anyone (its
@@ -23,7 +23,7 @@ mod api;
 mod service;
 
 pub use api::router;
-pub use service::{LIKE_COUNT, TOPIC_PREFIX, View, set_like, topic, view};
+pub use service::{LIKE_COUNT, TOPIC_PREFIX, View, publish_count, set_like, topic, view};
 
 /// A bookmark's likes as one user sees them: the public count and their own `liked`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,12 @@
 //! Bookmarks and tags in the database.
 
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
+
+use super::writer::{Change, WriteOp, Writer};
 use super::{Store, StoreError, now_timestamp};
 use crate::accounts::User;
 use crate::bookmarks::{Bookmark, NewBookmark};
@@ -32,45 +36,6 @@ fn bookmark_from_row(row: &SqliteRow) -> Bookmark {
 }
 
 impl Store {
-    /// Stores a validated bookmark with its tags; returns it once committed.
-    pub async fn insert_bookmark(&self, owner: &User, new: &NewBookmark) -> Result<Bookmark, StoreError> {
-        let now = now_timestamp();
-        let mut tx = self.write.begin().await?;
-        let id: i64 = sqlx::query(
-            "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(owner.id)
-        .bind(&new.title)
-        .bind(&new.description)
-        .bind(&new.url)
-        .bind(new.public)
-        .bind(&now)
-        .fetch_one(&mut *tx)
-        .await?
-        .get("id");
-        for (position, tag) in new.tags.iter().enumerate() {
-            let tag_id = upsert_tag(&mut tx, tag).await?;
-            sqlx::query("INSERT INTO bookmark_tags (bookmark_id, tag_id, position) VALUES (?, ?, ?)")
-                .bind(id)
-                .bind(tag_id)
-                .bind(position as i64)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(Bookmark {
-            id,
-            title: new.title.clone(),
-            description: new.description.clone(),
-            url: new.url.clone(),
-            public: new.public,
-            tags: new.tags.clone(),
-            user: owner.clone(),
-            inserted_at: now,
-        })
-    }
-
     /// One bookmark, public or not.
     pub async fn bookmark(&self, id: i64) -> Result<Option<Bookmark>, StoreError> {
         let sql = format!("{SELECT_BOOKMARK} WHERE b.id = ?");
@@ -103,21 +68,104 @@ impl Store {
         };
         Ok(rows.iter().map(bookmark_from_row).collect())
     }
+}
 
-    /// Deletes a bookmark (its tag links cascade). Returns whether a row was deleted.
-    pub async fn delete_bookmark(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM bookmarks WHERE id = ?").bind(id).execute(&self.write).await?;
-        Ok(done.rows_affected() > 0)
+impl Writer {
+    /// Stores a validated bookmark with its tags; returns it once committed (and, when
+    /// public, cached and published).
+    pub async fn insert_bookmark(&self, owner: &User, new: &NewBookmark) -> Result<Arc<Bookmark>, StoreError> {
+        self.write(InsertBookmark { owner: owner.clone(), new: new.clone() }).await
+    }
+
+    /// Deletes a bookmark (its tag links and likes cascade). Returns whether a row was
+    /// deleted (then it is uncached and its deletion published).
+    pub async fn delete_bookmark(&self, bookmark: Arc<Bookmark>) -> Result<bool, StoreError> {
+        self.write(DeleteBookmark(bookmark)).await
     }
 }
 
-async fn upsert_tag(tx: &mut Transaction<'_, Sqlite>, name: &str) -> Result<i64, StoreError> {
-    // The conflict clause makes the insert a no-op for known tags; the unique index is
-    // what guarantees one row per name.
-    sqlx::query("INSERT INTO tags (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
-        .bind(name)
-        .execute(&mut **tx)
+struct InsertBookmark {
+    owner: User,
+    new: NewBookmark,
+}
+
+impl WriteOp for InsertBookmark {
+    type Output = Arc<Bookmark>;
+
+    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Arc<Bookmark>, StoreError>> {
+        Box::pin(insert_bookmark(conn, &self.owner, &self.new))
+    }
+
+    fn change(&self, bookmark: &Arc<Bookmark>) -> Option<Change> {
+        Some(Change::BookmarkCreated(bookmark.clone()))
+    }
+}
+
+/// Three statements whatever the number of tags: new tag names, the bookmark, its
+/// links (the tags travel as one JSON array; its index is the tag's position).
+async fn insert_bookmark(
+    conn: &mut SqliteConnection,
+    owner: &User,
+    new: &NewBookmark,
+) -> Result<Arc<Bookmark>, StoreError> {
+    let now = now_timestamp();
+    let tags = serde_json::Value::from(new.tags.clone()).to_string();
+    if !new.tags.is_empty() {
+        // The conflict clause makes the insert a no-op for known tags; the unique index
+        // is what guarantees one row per name. (`WHERE true` lets SQLite parse the
+        // upsert after a SELECT.)
+        sqlx::query("INSERT INTO tags (name) SELECT value FROM json_each(?) WHERE true ON CONFLICT (name) DO NOTHING")
+            .bind(&tags)
+            .execute(&mut *conn)
+            .await?;
+    }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) \
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(owner.id)
+    .bind(&new.title)
+    .bind(&new.description)
+    .bind(&new.url)
+    .bind(new.public)
+    .bind(&now)
+    .fetch_one(&mut *conn)
+    .await?;
+    if !new.tags.is_empty() {
+        sqlx::query(
+            "INSERT INTO bookmark_tags (bookmark_id, tag_id, position) \
+             SELECT ?, t.id, j.key FROM json_each(?) j JOIN tags t ON t.name = j.value",
+        )
+        .bind(id)
+        .bind(&tags)
+        .execute(&mut *conn)
         .await?;
-    let id = sqlx::query("SELECT id FROM tags WHERE name = ?").bind(name).fetch_one(&mut **tx).await?.get("id");
-    Ok(id)
+    }
+    Ok(Arc::new(Bookmark {
+        id,
+        title: new.title.clone(),
+        description: new.description.clone(),
+        url: new.url.clone(),
+        public: new.public,
+        tags: new.tags.clone(),
+        user: owner.clone(),
+        inserted_at: now,
+    }))
+}
+
+struct DeleteBookmark(Arc<Bookmark>);
+
+impl WriteOp for DeleteBookmark {
+    type Output = bool;
+
+    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM bookmarks WHERE id = ?").bind(self.0.id).execute(conn).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    fn change(&self, deleted: &bool) -> Option<Change> {
+        deleted.then(|| Change::BookmarkDeleted(self.0.clone()))
+    }
 }

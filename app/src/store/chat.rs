@@ -4,10 +4,12 @@
 //! first, the order a chat shows them in. A message's attachment comes with it (one
 //! LEFT JOIN), so a page of history is one query.
 
-use sqlx::Row;
+use futures_util::future::BoxFuture;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 
 use super::uploads::{COLUMNS as UPLOAD_COLUMNS, upload_from_row};
+use super::writer::{Pending, WriteOp, Writer};
 use super::{Store, StoreError, conflict_as, now_timestamp};
 use crate::accounts::User;
 use crate::chat::{Member, Message, NewRoom, Role, Room, RoomPatch};
@@ -214,29 +216,6 @@ impl Store {
         row.as_ref().map(|r| upload_from_row(r, "")).transpose()
     }
 
-    /// Stores a message; the body is already validated, the attachment already checked.
-    pub async fn insert_message(
-        &self,
-        room_id: i64,
-        user: &User,
-        body: &str,
-        attachment: Option<Upload>,
-    ) -> Result<Message, StoreError> {
-        let now = now_timestamp();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO messages (room_id, user_id, body, attachment_id, inserted_at) VALUES (?, ?, ?, ?, ?) \
-             RETURNING id",
-        )
-        .bind(room_id)
-        .bind(user.id)
-        .bind(body)
-        .bind(attachment.as_ref().map(|a| a.id))
-        .bind(&now)
-        .fetch_one(&self.write)
-        .await?;
-        Ok(Message { id, room_id, user: user.clone(), body: body.to_owned(), attachment, inserted_at: now })
-    }
-
     /// Up to `limit` messages of a room older than `before` (or the newest), oldest first.
     pub async fn messages_before(
         &self,
@@ -277,14 +256,80 @@ impl Store {
             .fetch_optional(&self.read)
             .await?)
     }
+}
+
+impl Writer {
+    /// Queues a message for storing (or refuses it at once: `Overloaded`); the body is
+    /// already validated, the attachment already checked. The stored message comes from
+    /// the returned future once committed; the room's actor then broadcasts it.
+    pub fn insert_message(
+        &self,
+        room_id: i64,
+        user: &User,
+        body: &str,
+        attachment: Option<Upload>,
+    ) -> Result<Pending<Message>, StoreError> {
+        self.submit(InsertMessage { room_id, user: user.clone(), body: body.to_owned(), attachment })
+    }
 
     /// Deletes message `id` of room `room_id`; whether it existed.
     pub async fn delete_message(&self, room_id: i64, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM messages WHERE id = ? AND room_id = ?")
-            .bind(id)
-            .bind(room_id)
-            .execute(&self.write)
+        self.write(DeleteMessage { room_id, id }).await
+    }
+}
+
+struct InsertMessage {
+    room_id: i64,
+    user: User,
+    body: String,
+    attachment: Option<Upload>,
+}
+
+impl WriteOp for InsertMessage {
+    type Output = Message;
+
+    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Message, StoreError>> {
+        Box::pin(async move {
+            let now = now_timestamp();
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (room_id, user_id, body, attachment_id, inserted_at) VALUES (?, ?, ?, ?, ?) \
+                 RETURNING id",
+            )
+            .bind(self.room_id)
+            .bind(self.user.id)
+            .bind(&self.body)
+            .bind(self.attachment.as_ref().map(|a| a.id))
+            .bind(&now)
+            .fetch_one(conn)
             .await?;
-        Ok(done.rows_affected() > 0)
+            Ok(Message {
+                id,
+                room_id: self.room_id,
+                user: self.user.clone(),
+                body: self.body.clone(),
+                attachment: self.attachment.clone(),
+                inserted_at: now,
+            })
+        })
+    }
+}
+
+struct DeleteMessage {
+    room_id: i64,
+    id: i64,
+}
+
+impl WriteOp for DeleteMessage {
+    type Output = bool;
+
+    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM messages WHERE id = ? AND room_id = ?")
+                .bind(self.id)
+                .bind(self.room_id)
+                .execute(conn)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 }

@@ -1,7 +1,9 @@
 //! Likes in the database: who likes which bookmark, and how many do.
 
-use sqlx::Row;
+use futures_util::future::BoxFuture;
+use sqlx::{Row, SqliteConnection};
 
+use super::writer::{Change, WriteOp, Writer};
 use super::{Store, StoreError, now_timestamp};
 use crate::likes::LikeSummary;
 
@@ -47,48 +49,77 @@ impl Store {
             likes: LikeSummary { count: row.get("count"), liked: row.get::<i64, _>("liked") != 0 },
         }))
     }
+}
 
+impl Writer {
     /// Makes `user_id` like (`liked`) or not like `bookmark_id`, and reads the new count,
     /// in one transaction. Only a bookmark the user may see counts: a public one, or
     /// their own. `None` when there is no such bookmark for this user (nothing written).
+    /// A changed count is published (`Change::LikeCount`) before this answers.
     ///
     /// Idempotent: liking twice or unliking what is not liked writes nothing and
     /// answers the same count (`changed: false`).
     pub async fn set_like(&self, user_id: i64, bookmark_id: i64, liked: bool) -> Result<Option<LikeWrite>, StoreError> {
-        let mut tx = self.write.begin().await?;
-        // Checked in the write's transaction: a bookmark deleted meanwhile is simply
-        // not found, never a foreign-key error.
-        let visible = sqlx::query("SELECT 1 FROM bookmarks WHERE id = ? AND (public = 1 OR user_id = ?)")
-            .bind(bookmark_id)
-            .bind(user_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-        if !visible {
-            return Ok(None);
-        }
-        let done = if liked {
-            sqlx::query(
-                "INSERT INTO likes (user_id, bookmark_id, inserted_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (user_id, bookmark_id) DO NOTHING",
-            )
-            .bind(user_id)
-            .bind(bookmark_id)
-            .bind(now_timestamp())
-            .execute(&mut *tx)
-            .await?
-        } else {
-            sqlx::query("DELETE FROM likes WHERE user_id = ? AND bookmark_id = ?")
-                .bind(user_id)
-                .bind(bookmark_id)
-                .execute(&mut *tx)
-                .await?
-        };
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
-            .bind(bookmark_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(LikeWrite { count, changed: done.rows_affected() > 0 }))
+        self.write(SetLike { user_id, bookmark_id, liked }).await
     }
+}
+
+struct SetLike {
+    user_id: i64,
+    bookmark_id: i64,
+    liked: bool,
+}
+
+impl WriteOp for SetLike {
+    type Output = Option<LikeWrite>;
+
+    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Option<LikeWrite>, StoreError>> {
+        Box::pin(set_like(conn, self.user_id, self.bookmark_id, self.liked))
+    }
+
+    fn change(&self, write: &Option<LikeWrite>) -> Option<Change> {
+        let write = write.filter(|w| w.changed)?;
+        Some(Change::LikeCount { bookmark_id: self.bookmark_id, count: write.count })
+    }
+}
+
+async fn set_like(
+    conn: &mut SqliteConnection,
+    user_id: i64,
+    bookmark_id: i64,
+    liked: bool,
+) -> Result<Option<LikeWrite>, StoreError> {
+    // Checked in the write's transaction: a bookmark deleted meanwhile is simply not
+    // found, never a foreign-key error.
+    let visible = sqlx::query("SELECT 1 FROM bookmarks WHERE id = ? AND (public = 1 OR user_id = ?)")
+        .bind(bookmark_id)
+        .bind(user_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .is_some();
+    if !visible {
+        return Ok(None);
+    }
+    let done = if liked {
+        sqlx::query(
+            "INSERT INTO likes (user_id, bookmark_id, inserted_at) VALUES (?, ?, ?) \
+             ON CONFLICT (user_id, bookmark_id) DO NOTHING",
+        )
+        .bind(user_id)
+        .bind(bookmark_id)
+        .bind(now_timestamp())
+        .execute(&mut *conn)
+        .await?
+    } else {
+        sqlx::query("DELETE FROM likes WHERE user_id = ? AND bookmark_id = ?")
+            .bind(user_id)
+            .bind(bookmark_id)
+            .execute(&mut *conn)
+            .await?
+    };
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
+        .bind(bookmark_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(Some(LikeWrite { count, changed: done.rows_affected() > 0 }))
 }

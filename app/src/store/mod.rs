@@ -3,7 +3,8 @@
 //!
 //! SQLite allows one writer at a time, so writes go through a single-connection pool
 //! (no `SQLITE_BUSY` storms between our own connections) while reads use a small pool
-//! of their own; WAL lets the readers run beside the writer.
+//! of their own; WAL lets the readers run beside the writer. The hot writes (bookmarks,
+//! likes, chat messages) go through the `writer` task, which commits them in groups.
 
 mod avatars;
 mod bookmarks;
@@ -15,9 +16,14 @@ mod sessions;
 mod tokens;
 mod uploads;
 mod users;
+mod writer;
 
 pub use avatars::AvatarRefusal;
 pub use likes::{BookmarkLikes, LikeWrite};
+pub use writer::{
+    Change, Committed, DEFAULT_QUEUE as DEFAULT_WRITE_QUEUE, MAX_BATCH, MAX_WAIT, Pending, Publish, WriteStats, Writer,
+    publish_queue,
+};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -37,6 +43,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("invalid database url: {0}")]
     BadUrl(String),
+    /// The write queue is full (or the writer is stopping): try again shortly.
+    #[error("too many writes queued")]
+    Overloaded,
+    /// The transaction holding the write could not be committed.
+    #[error("commit failed: {0}")]
+    Commit(String),
 }
 
 /// Handle to the database; cheap to clone.
@@ -61,6 +73,8 @@ impl Store {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            // A local file: no connection to test, and the writer acquires once per batch.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.clone())
             .await?;

@@ -17,3 +17,4 @@ mod search;
 mod signups;
 mod uploads;
 mod web;
+mod writes;
