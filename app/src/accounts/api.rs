@@ -8,7 +8,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{ApiToken, validate};
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, JsonBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,16 +23,9 @@ async fn create_user(
     state: axum::extract::State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let username = parse_username(&body)?;
+    let username = validate::new_user(&body)?;
     let token = ApiToken::generate();
     let user = state.store.create_user(&username, &token.hash()).await?;
     let data = json!({"id": user.id, "username": user.username, "token": token.as_str()});
     Ok((StatusCode::CREATED, Json(json!({ "data": data }))))
-}
-
-/// `{"username"}` or `{"user": {"username"}}`.
-fn parse_username(body: &Value) -> Result<String, ApiError> {
-    let mut errors = FieldErrors::default();
-    let raw = body.get("user").and_then(|u| u.get("username")).or_else(|| body.get("username"));
-    validate::username(raw, &mut errors).ok_or(ApiError::Validation(errors))
 }

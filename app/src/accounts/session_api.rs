@@ -18,7 +18,7 @@ use super::{
     Account, ApiToken, Authenticated, ClientIp, Credential, NewAccount, NewSession, TokenHash, TokenKind, TokenOwner,
     UsernameChoice, Via, check_csrf, csrf_token, password, resolve, session_cookie, timestamp, validate,
 };
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, JsonBody};
 use crate::ratelimit::ip_key;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -65,7 +65,7 @@ pub async fn register_account(
     let (token, session) = new_session(state, headers);
     let new = NewAccount { email: reg.email, password_hash, display_name: reg.display_name, username };
     let account = state.store.register(&new, &session).await.map_err(|err| match err {
-        StoreError::Conflict(field @ ("email" | "username")) => field_error(field, "has already been taken"),
+        StoreError::Conflict(field @ ("email" | "username")) => ApiError::field(field, "has already been taken"),
         other => other.into(),
     })?;
     Ok((account, token))
@@ -152,7 +152,7 @@ async fn change_password(
     let (current, new) = validate::password_change(&body)?;
     let stored_hash = state.store.password_hash(auth.user.id).await?;
     if !password::verify(current, stored_hash).await? {
-        return Err(field_error("current_password", "is not valid"));
+        return Err(ApiError::field("current_password", "is not valid"));
     }
     let new_hash = password::hash(new).await?;
     let replacement = match auth.via {
@@ -190,12 +190,6 @@ async fn update_profile(
 
 fn limit(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
     state.auth_limiter.check(ip_key(ip)).map_err(ApiError::RateLimited)
-}
-
-fn field_error(field: &str, message: &str) -> ApiError {
-    let mut errors = FieldErrors::default();
-    errors.add(field, message);
-    ApiError::Validation(errors)
 }
 
 async fn own_account(state: &AppState, user_id: i64) -> Result<Account, ApiError> {

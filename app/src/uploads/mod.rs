@@ -20,5 +20,6 @@ mod storage;
 
 pub use api::{accept, refuse_declared_oversize, router};
 pub use model::{NewUpload, Upload, UploadKey};
+pub use name::{MAX_NAME_BYTES, sanitize as sanitize_filename};
 pub use sniff::{Kind, Sniffer};
 pub use storage::UploadDir;
