@@ -24,3 +24,17 @@ pub mod uploads;
 pub mod validation;
 pub mod web;
 pub mod wire;
+
+/// What the fuzz targets (`app/fuzz`) drive, in one place: the edge parsers and
+/// validators as the handlers call them. Not part of the app's API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::accounts::validate as accounts;
+    pub use crate::bookmarks::NewBookmark;
+    pub use crate::chat::send::{Outgoing, SendError};
+    pub use crate::chat::{Invitee, NewRoom, RoomPatch};
+    pub use crate::http::{ApiError, parse_object};
+    pub use crate::presence::client_model as presence_model;
+    pub use crate::search::{fts_query, render_marked};
+    pub use crate::uploads::{Kind, MAX_NAME_BYTES, Sniffer, sanitize_filename};
+}

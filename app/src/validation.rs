@@ -46,3 +46,12 @@ pub enum Invalid {
     #[error("validation failed")]
     Fields(FieldErrors),
 }
+
+impl Invalid {
+    /// One field that broke its rule.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message);
+        Invalid::Fields(errors)
+    }
+}

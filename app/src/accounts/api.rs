@@ -9,7 +9,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 
 use super::{ApiToken, ClientIp, spend_signup, validate};
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, JsonBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -25,18 +25,10 @@ async fn create_user(
     ClientIp(ip): ClientIp,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let username = parse_username(&body)?;
+    let username = validate::new_user(&body)?;
     spend_signup(&state, ip)?;
     let token = ApiToken::generate();
     let user = state.store.create_user(&username, &token.hash()).await?;
     let data = json!({"id": user.id, "username": user.username, "token": token.as_str()});
     Ok((StatusCode::CREATED, Json(json!({ "data": data }))))
-}
-
-/// `{"username"}` or `{"user": {"username"}}`.
-fn parse_username(body: &Value) -> Result<String, ApiError> {
-    let mut errors = FieldErrors::default();
-    let raw = body.get("user").and_then(|u| u.get("username")).or_else(|| body.get("username"));
-    let username = validate::username(raw, &mut errors);
-    Ok(errors.into_result(username)?)
 }

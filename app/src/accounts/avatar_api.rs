@@ -8,8 +8,8 @@ use axum::extract::State;
 use axum::routing::put;
 use serde_json::{Value, json};
 
-use super::Authenticated;
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use super::{Authenticated, validate};
+use crate::http::{ApiError, JsonBody};
 use crate::state::AppState;
 use crate::store::AvatarRefusal;
 
@@ -22,11 +22,8 @@ async fn set(
     auth: Authenticated,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let upload_id = match body.get("upload_id") {
-        Some(Value::Number(n)) if n.as_i64().is_some() => n.as_i64(),
-        _ => return Err(field_error("must be the id of one of your uploads")),
-    };
-    match state.store.set_avatar(auth.user.id, upload_id).await? {
+    let upload_id = validate::avatar(&body)?;
+    match state.store.set_avatar(auth.user.id, Some(upload_id)).await? {
         Ok(()) => profile(&state, auth.user.id).await,
         Err(AvatarRefusal::NotYours) => Err(field_error("must be the id of one of your uploads")),
         Err(AvatarRefusal::NotAnImage) => Err(field_error("must be an image (jpg, png, gif or webp)")),
@@ -45,7 +42,5 @@ async fn profile(state: &AppState, user_id: i64) -> Result<Json<Value>, ApiError
 }
 
 fn field_error(message: &str) -> ApiError {
-    let mut errors = FieldErrors::default();
-    errors.add("upload_id", message);
-    ApiError::Validation(errors)
+    ApiError::field("upload_id", message)
 }

@@ -18,7 +18,7 @@ use super::{
     Account, ApiToken, Authenticated, ClientIp, Credential, NewAccount, NewSession, TokenHash, TokenKind, TokenOwner,
     UsernameChoice, Via, check_csrf, csrf_token, password, resolve, session_cookie, timestamp, validate,
 };
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, JsonBody};
 use crate::ratelimit::ip_key;
 use crate::state::AppState;
 
@@ -150,7 +150,7 @@ async fn change_password(
     let (current, new) = validate::password_change(&body)?;
     let stored_hash = state.store.password_hash(auth.user.id).await?;
     if !password::verify(current, stored_hash).await? {
-        return Err(field_error("current_password", "is not valid"));
+        return Err(ApiError::field("current_password", "is not valid"));
     }
     let new_hash = password::hash(new).await?;
     let replacement = match auth.via {
@@ -195,12 +195,6 @@ fn limit(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
 /// account is written, so a form sent back for a typo costs nothing.
 pub(super) fn spend_signup(state: &AppState, ip: std::net::IpAddr) -> Result<(), ApiError> {
     state.signups.check(ip).map_err(ApiError::RateLimited)
-}
-
-fn field_error(field: &str, message: &str) -> ApiError {
-    let mut errors = FieldErrors::default();
-    errors.add(field, message);
-    ApiError::Validation(errors)
 }
 
 async fn own_account(state: &AppState, user_id: i64) -> Result<Account, ApiError> {

@@ -11,7 +11,7 @@ use axum::routing::{delete, get};
 use serde_json::{Value, json};
 
 use super::{ApiToken, ApiTokenInfo, Credential, CurrentUser, validate};
-use crate::http::{ApiError, FieldErrors, JsonBody};
+use crate::http::{ApiError, JsonBody};
 use crate::state::AppState;
 
 /// Tokens one user may hold at once: enough for every script and device, and a bound
@@ -31,9 +31,7 @@ async fn create(
     let token = ApiToken::generate();
     let info =
         state.store.create_api_token(user.id, &name, &token.hash(), MAX_TOKENS_PER_USER).await?.ok_or_else(|| {
-            let mut errors = FieldErrors::default();
-            errors.add("tokens", format!("at most {MAX_TOKENS_PER_USER} tokens; revoke one first"));
-            ApiError::Validation(errors)
+            ApiError::field("tokens", format!("at most {MAX_TOKENS_PER_USER} tokens; revoke one first"))
         })?;
     let mut data = info.to_json();
     data["token"] = json!(token.as_str());

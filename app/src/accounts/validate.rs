@@ -41,6 +41,13 @@ pub fn registration(body: &Value) -> Result<Registration, Invalid> {
     }
 }
 
+/// `{"username"}` or `{"user": {"username"}}` of `POST /api/users`.
+pub fn new_user(body: &Value) -> Result<String, Invalid> {
+    let mut errors = FieldErrors::default();
+    let raw = body.get("user").and_then(|u| u.get("username")).or_else(|| body.get("username"));
+    username(raw, &mut errors).ok_or(Invalid::Fields(errors))
+}
+
 /// `{email, password}`: only presence and type are checked, so a malformed email is
 /// just another unknown one and gets the same answer as any failed login.
 pub fn login(body: &Value) -> Result<(String, String), Invalid> {
@@ -88,6 +95,14 @@ pub fn token_name(body: &Value) -> Result<String, Invalid> {
         None
     });
     name.ok_or(Invalid::Fields(errors))
+}
+
+/// `{"upload_id"}` of `PUT /api/accounts/me/avatar`: an integer (whose upload it is,
+/// and whether it is an image, the store checks).
+pub fn avatar(body: &Value) -> Result<i64, Invalid> {
+    body.get("upload_id")
+        .and_then(Value::as_i64)
+        .ok_or_else(|| Invalid::field("upload_id", "must be the id of one of your uploads"))
 }
 
 /// Usernames: 3–32 characters of `a-z`, `0-9` and `_` (what `POST /api/users` accepts).
@@ -229,6 +244,17 @@ mod tests {
         assert_eq!(f["email"], json!(["must be a string"]));
         assert_eq!(f["password"], json!(["must be a string"]));
         assert_eq!(f["display_name"], json!(["must be a string"]));
+    }
+
+    #[test]
+    fn new_users_and_avatars() {
+        assert_eq!(new_user(&json!({"username": " alice "})).unwrap(), "alice");
+        assert_eq!(new_user(&json!({"user": {"username": "bob_2"}, "username": "x"})).unwrap(), "bob_2");
+        assert_eq!(fields(new_user(&json!({"username": "A!"})).unwrap_err())["username"].as_array().unwrap().len(), 1);
+        assert_eq!(avatar(&json!({"upload_id": 7})).unwrap(), 7);
+        for bad in [json!({}), json!({"upload_id": "7"}), json!({"upload_id": 7.5}), json!({"upload_id": u64::MAX})] {
+            assert!(fields(avatar(&bad).unwrap_err()).get("upload_id").is_some(), "{bad}");
+        }
     }
 
     #[test]

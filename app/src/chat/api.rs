@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::membership::{self, readable};
 use super::send::{self, SendError};
-use super::{NewRoom, PAGE, Role, Room, RoomPatch, lobby};
+use super::{Invitee, NewRoom, PAGE, Role, Room, RoomPatch, lobby};
 use crate::accounts::{CurrentUser, MaybeUser, User};
-use crate::http::{ApiError, FieldErrors, JsonBody, params};
+use crate::http::{ApiError, JsonBody, params};
 use crate::state::AppState;
 
 const MAX_LIMIT: usize = 100;
@@ -127,17 +127,9 @@ async fn invite(
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = administered(&state, &slug, &user).await?;
-    let invitee = match (body.get("username"), body.get("user_id")) {
-        (Some(Value::String(name)), _) => state.store.user_by_username(name.trim()).await?,
-        (_, Some(Value::Number(id))) => match id.as_i64() {
-            Some(id) => state.store.user_by_id(id).await?,
-            None => None,
-        },
-        _ => {
-            let mut errors = FieldErrors::default();
-            errors.add("username", "give a username (string) or a user_id (integer)");
-            return Err(ApiError::Validation(errors));
-        }
+    let invitee = match Invitee::from_body(&body)? {
+        Invitee::Username(name) => state.store.user_by_username(&name).await?,
+        Invitee::Id(id) => state.store.user_by_id(id).await?,
     };
     let invitee = invitee.ok_or(ApiError::NotFound("no such user"))?;
     let added = state.store.add_room_member(room.id, invitee.id, Role::Member).await?;
@@ -188,15 +180,11 @@ async fn post_message(
     Path(slug): Path<String>,
     JsonBody(body): JsonBody,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let fields = match body.get("message") {
-        Some(inner @ Value::Object(_)) => inner,
-        Some(_) => return Err(ApiError::BadRequest("\"message\" must be a JSON object".into())),
-        None => &body,
-    };
+    let outgoing = send::Outgoing::from_http_body(&body)?;
     // A room the sender may not read is a 404 before anything is spent; the room's
     // actor checks again as it stores the message.
     let (room, _) = readable(&state, &slug, Some(&user)).await?;
-    let id = send::send(&state, &slug, &user, send::Outgoing::from_fields(fields)).await.map_err(send_error)?;
+    let id = send::send(&state, &slug, &user, outgoing).await.map_err(send_error)?;
     // Read back for the answer; a message deleted in the meantime is answered by id.
     let stored = state.store.messages_before(room.id, Some(id + 1), 1).await?;
     let data = match stored.first().filter(|m| m.id == id) {
@@ -209,11 +197,7 @@ async fn post_message(
 /// How a refused message is answered over HTTP.
 pub(crate) fn send_error(err: SendError) -> ApiError {
     use super::ChatError;
-    let invalid = |field: &str, msg: String| {
-        let mut errors = FieldErrors::default();
-        errors.add(field, msg);
-        ApiError::Validation(errors)
-    };
+    let invalid = |field: &str, msg: String| ApiError::field(field, msg);
     match err {
         SendError::Invalid(msg) if msg.starts_with("attachment_id") => invalid("attachment_id", msg),
         SendError::Invalid(msg) => invalid("body", msg),

@@ -30,7 +30,8 @@ pub use lobby::LOBBY_TOPIC;
 pub use mentions::mentioned;
 pub use registry::RoomRegistry;
 pub use rooms::{
-    MAX_BODY, Member, Message, MessageBody, NewRoom, Role, Room, RoomPatch, derive_slug, topic, user_json, valid_slug,
+    Invitee, MAX_BODY, Member, Message, MessageBody, NewRoom, Role, Room, RoomPatch, derive_slug, topic, user_json,
+    valid_slug,
 };
 
 use std::time::Duration;

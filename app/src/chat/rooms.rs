@@ -5,6 +5,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::accounts::User;
+use crate::http::ApiError;
 use crate::uploads::Upload;
 use crate::validation::{FieldErrors, Invalid};
 
@@ -217,6 +218,25 @@ impl RoomPatch {
     }
 }
 
+/// Who an invitation names: `{"username": …}` (trimmed) or `{"user_id": …}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invitee {
+    Username(String),
+    Id(i64),
+}
+
+impl Invitee {
+    /// 422 when neither is given; a `user_id` that is not a 64-bit integer names no
+    /// user (404).
+    pub fn from_body(body: &Value) -> Result<Self, ApiError> {
+        match (body.get("username"), body.get("user_id")) {
+            (Some(Value::String(name)), _) => Ok(Invitee::Username(name.trim().to_owned())),
+            (_, Some(Value::Number(id))) => id.as_i64().map(Invitee::Id).ok_or(ApiError::NotFound("no such user")),
+            _ => Err(ApiError::field("username", "give a username (string) or a user_id (integer)")),
+        }
+    }
+}
+
 /// A message body: trimmed, 1 to 4,000 characters, otherwise verbatim (HTML is text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageBody(String);
@@ -330,5 +350,13 @@ mod tests {
         assert!(MessageBody::parse("line one\nline two\ttab").is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
         assert_eq!(MessageBody::parse("<script>x</script>").unwrap().as_str(), "<script>x</script>");
+    }
+
+    #[test]
+    fn invitees() {
+        assert_eq!(Invitee::from_body(&json!({"username": " bob "})).unwrap(), Invitee::Username("bob".into()));
+        assert_eq!(Invitee::from_body(&json!({"user_id": 7, "username": 1})).unwrap(), Invitee::Id(7));
+        assert!(matches!(Invitee::from_body(&json!({"user_id": 1.5})), Err(ApiError::NotFound(_))));
+        assert!(matches!(Invitee::from_body(&json!({"user_id": "7"})), Err(ApiError::Validation(_))));
     }
 }

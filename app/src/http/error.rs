@@ -77,6 +77,13 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    /// A 422 with one message on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = FieldErrors::default();
+        errors.add(field, message);
+        ApiError::Validation(errors)
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

@@ -24,11 +24,17 @@ impl FromRequest<AppState> for JsonBody {
             return Err(ApiError::PayloadTooLarge(limit));
         }
         let bytes = to_bytes(req.into_body(), limit).await.map_err(|_| ApiError::PayloadTooLarge(limit))?;
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
-        if !value.is_object() {
-            return Err(ApiError::BadRequest("request body must be a JSON object".into()));
-        }
-        Ok(JsonBody(value))
+        parse_object(&bytes).map(JsonBody)
     }
+}
+
+/// A whole body (already within the size limit) as a JSON object: 400 for anything
+/// else. What [`JsonBody`] does once the bytes are in.
+pub fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("request body is not valid JSON: {e}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("request body must be a JSON object".into()));
+    }
+    Ok(value)
 }

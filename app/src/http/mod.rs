@@ -7,7 +7,7 @@ mod metrics_layer;
 pub mod params;
 
 pub use error::{ApiError, FieldErrors};
-pub use json::JsonBody;
+pub use json::{JsonBody, parse_object};
 
 use axum::Router;
 use axum::middleware;

@@ -7,11 +7,15 @@
 //! - [`Diff`]: a `presence_diff` payload and how diffs coalesce (`diff.rs`);
 //! - [`DiffThrottle`]: one merged diff per interval on busy topics (`throttle.rs`);
 //! - [`SmallMap`]: the sorted map behind presences, compact while small (`small_map.rs`);
-//! - serialization to the exact `presence_state` / `presence_diff` shapes (`wire.rs`).
+//! - serialization to the exact `presence_state` / `presence_diff` shapes (`wire.rs`);
+//! - a model of phoenix.js's client and the checks the tracker must pass against it
+//!   (`client_model.rs`; for the model tests and the fuzz target, not the app).
 //!
 //! Unlike Phoenix there is no process linking and no cross-node CRDT: the channel code
 //! that drives a topic untracks a channel's refs when it leaves or dies.
 
+#[doc(hidden)]
+pub mod client_model;
 mod diff;
 mod meta;
 mod phx_ref;

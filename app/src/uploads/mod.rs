@@ -24,6 +24,7 @@ mod sweep;
 
 pub use api::{accept, refuse_declared_oversize, router};
 pub use model::{NewUpload, Upload, UploadKey};
+pub use name::{MAX_NAME_BYTES, sanitize as sanitize_filename};
 pub use sniff::{Kind, Sniffer};
 pub use storage::UploadDir;
 pub use sweep::{Swept, sweep_orphans};

@@ -14,11 +14,16 @@ pub fn sanitize(raw: Option<&str>) -> String {
     let raw = raw.unwrap_or_default();
     let last = raw.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last.chars().filter(|c| !c.is_control() && !is_bidi_format(*c)).collect();
-    let trimmed = cleaned.trim().trim_start_matches('.').trim_end_matches(['.', ' ']).trim();
+    // Dots and whitespace together: ". .bashrc" must not come out as ".bashrc".
+    let trimmed = trim_dots_and_spaces(&cleaned);
     if trimmed.is_empty() {
         return FALLBACK.to_owned();
     }
     shorten(trimmed)
+}
+
+fn trim_dots_and_spaces(s: &str) -> &str {
+    s.trim_matches(|c: char| c == '.' || c.is_whitespace())
 }
 
 fn is_bidi_format(c: char) -> bool {
@@ -35,7 +40,10 @@ fn shorten(name: &str) -> String {
     while !name.is_char_boundary(stem_end) {
         stem_end -= 1;
     }
-    format!("{}{ext}", &name[..stem_end])
+    // The cut may land after a dot or a space; without an extension that would end the name.
+    let stem = &name[..stem_end];
+    let stem = if ext.is_empty() { trim_dots_and_spaces(stem) } else { stem };
+    format!("{stem}{ext}")
 }
 
 #[cfg(test)]
@@ -69,6 +77,27 @@ mod tests {
         assert_eq!(sanitize(Some("invoice\u{202E}fdp.exe")), "invoicefdp.exe");
         assert_eq!(sanitize(Some(".bashrc")), "bashrc");
         assert_eq!(sanitize(Some("  name.txt. . ")), "name.txt");
+    }
+
+    #[test]
+    fn dots_and_whitespace_are_trimmed_together() {
+        // Found by the `upload_name` fuzz target: ". .\0g-" came out as ".g-".
+        assert_eq!(sanitize(Some(". .\0g-")), "g-");
+        assert_eq!(sanitize(Some(" . .bashrc")), "bashrc");
+        assert_eq!(sanitize(Some("name.\u{3000}.")), "name");
+        assert_eq!(sanitize(Some("\u{3000}.x")), "x");
+    }
+
+    #[test]
+    fn a_cut_never_leaves_a_dot_or_space_at_the_end() {
+        let spaced = format!("{} tail-without-extension", "a".repeat(MAX_NAME_BYTES - 1));
+        let name = sanitize(Some(&spaced));
+        assert_eq!(name, "a".repeat(MAX_NAME_BYTES - 1));
+        let dotted = format!("{}.{}", "b".repeat(MAX_NAME_BYTES - 1), "c".repeat(40));
+        assert_eq!(sanitize(Some(&dotted)), "b".repeat(MAX_NAME_BYTES - 1));
+        for name in [sanitize(Some(&spaced)), sanitize(Some(&dotted))] {
+            assert_eq!(sanitize(Some(&name)), name, "idempotent");
+        }
     }
 
     #[test]

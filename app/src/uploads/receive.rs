@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::model::hex;
 use super::storage::{PartialFile, UploadDir};
 use super::{Kind, Sniffer, name};
-use crate::http::{ApiError, FieldErrors};
+use crate::http::ApiError;
 
 /// The form field that carries the file.
 pub const FILE_FIELD: &str = "file";
@@ -127,9 +127,7 @@ async fn skip(mut field: Field<'_>, spare: &mut usize) -> bool {
 }
 
 fn invalid(message: &str) -> ApiError {
-    let mut errors = FieldErrors::default();
-    errors.add(FILE_FIELD, message);
-    ApiError::Validation(errors)
+    ApiError::field(FILE_FIELD, message)
 }
 
 fn malformed(err: MultipartError) -> ApiError {

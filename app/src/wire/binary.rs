@@ -53,6 +53,19 @@ pub fn decode_binary_push(bytes: &[u8]) -> Result<BinaryPush<'_>, BinaryError> {
     Ok(BinaryPush { join_ref, msg_ref, topic, event, payload: body })
 }
 
+/// Encodes a client binary push (what phoenix.js sends; the simulator's side of
+/// [`decode_binary_push`]).
+pub fn encode_binary_client_push(push: &BinaryPush<'_>) -> Result<Vec<u8>, BinaryError> {
+    let BinaryPush { join_ref, msg_ref, topic, event, payload } = *push;
+    let mut out = Vec::with_capacity(5 + join_ref.len() + msg_ref.len() + topic.len() + event.len() + payload.len());
+    out.extend_from_slice(&[KIND_PUSH, len_u8(join_ref)?, len_u8(msg_ref)?, len_u8(topic)?, len_u8(event)?]);
+    for part in [join_ref, msg_ref, topic, event] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
 fn len_u8(s: &str) -> Result<u8, BinaryError> {
     u8::try_from(s.len()).map_err(|_| BinaryError::FieldTooLong)
 }

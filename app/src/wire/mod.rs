@@ -11,7 +11,8 @@ mod encode;
 mod payloads;
 
 pub use binary::{
-    BinaryError, BinaryPush, decode_binary_push, encode_binary_broadcast, encode_binary_push, encode_binary_reply,
+    BinaryError, BinaryPush, decode_binary_push, encode_binary_broadcast, encode_binary_client_push,
+    encode_binary_push, encode_binary_reply,
 };
 pub use decode::{DecodeError, InFrame, decode_text};
 pub use encode::{encode_broadcast, encode_push, encode_reply, encode_text};

@@ -149,6 +149,7 @@ fn phoenix_binary_vectors() {
     let bytes = [&[0u8, 2, 1, 3, 2][..], b"10", b"1", b"top", b"ev", &[1]].concat();
     let push = decode_binary_push(&bytes).unwrap();
     assert_eq!(push, BinaryPush { join_ref: "10", msg_ref: "1", topic: "top", event: "ev", payload: &[1] });
+    assert_eq!(encode_binary_client_push(&push).unwrap(), bytes);
 
     let out = encode_binary_push("10", "top", "ev", &[1]).unwrap();
     assert_eq!(out, [&[0u8, 2, 3, 2][..], b"10", b"top", b"ev", &[1]].concat());
