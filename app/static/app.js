@@ -487,15 +487,12 @@ function buildBookmark(b){
 // page in one batch in an animation frame — every frame while the stream is slow; when
 // it runs faster than anyone reads (over FAST_PER_S a second), at most one batch every
 // FAST_BATCH_MS, because each batch moves the whole list (layout and paint of the
-// viewport) whatever its size. A fast batch shows only its newest FAST_BATCH_MAX items
-// (building and laying out the older ones would cost a frame for items pushed off the
-// screen at once). The list keeps at most FEED_MAX items; while the reader is scrolled
-// away they wait behind an "N new" button instead.
+// viewport) whatever its size. The list keeps at most FEED_MAX items; while the reader
+// is scrolled away they wait behind an "N new" button instead.
 // `?flush=every-frame` turns the fast-stream batching off (scripts/bench-page compares).
 const FEED_MAX = 100
 const FAST_PER_S = 30
 const FAST_BATCH_MS = 200
-const FAST_BATCH_MAX = 12
 
 function feedPage(socket){
   const section = $(".feed")
@@ -550,8 +547,7 @@ function feedPage(socket){
       newButton.hidden = false
       return
     }
-    const fast = !everyFrame && perSecond > FAST_PER_S
-    const batch = fast ? queue.slice(-FAST_BATCH_MAX) : queue
+    const batch = queue
     queue = []
     insert(batch)
   }
