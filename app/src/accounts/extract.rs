@@ -148,17 +148,21 @@ pub fn reject_cross_site(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-/// The session token from the `Cookie` header(s), if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name` from the `Cookie` header(s), trimmed, if any.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.trim().trim_matches('"').to_owned())
-        .filter(|v| !v.is_empty())
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The session token from the `Cookie` header(s), if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, SESSION_COOKIE).map(|v| v.trim_matches('"').to_owned()).filter(|v| !v.is_empty())
 }
 
 /// `Set-Cookie` for a new session. HttpOnly: page scripts never see it. SameSite=Lax:

@@ -35,7 +35,7 @@ pub mod validate;
 pub use api::router;
 pub use extract::{
     Authenticated, CSRF_HEADER, ClientIp, CurrentUser, MaybeUser, SESSION_COOKIE, Via, check_csrf,
-    clear_session_cookie, session_cookie,
+    clear_session_cookie, cookie, session_cookie,
 };
 pub use live::{Credential, LiveSockets, Registration};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};

@@ -2,7 +2,7 @@
 //! handler starts from: the app state, the viewer and the request path.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 
@@ -84,17 +84,9 @@ impl Viewer {
 }
 
 fn presession_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == PRESESSION_COOKIE)
-        .map(|(_, value)| value.trim().to_owned())
-        .filter(|v| {
-            (20..=100).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        })
+    crate::accounts::cookie(headers, PRESESSION_COOKIE).map(str::to_owned).filter(|v| {
+        (20..=100).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
 }
 
 /// What a page handler works with.
