@@ -29,12 +29,14 @@ pub use socket::{
 /// Connect, upgrade and join must finish within this.
 pub const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Initial read buffer of a client socket. tungstenite grows it to fit a bigger frame
-/// (it reserves each frame's full length), so this only sets the resting size: most
-/// Phoenix frames a listener gets (a bookmark event, a reply) are a few hundred bytes,
-/// and the buffer is zero-filled to its capacity on the first read, so every byte here
-/// is resident memory for every listener.
-pub const READ_BUFFER: usize = 1024;
+/// Initial read buffer of a client socket, and the most one read asks the kernel for.
+/// tungstenite grows it to fit a bigger frame (it reserves each frame's full length on
+/// top of what is buffered, so the resting capacity settles near twice this), and the
+/// buffer is zero-filled to its capacity on the first read, so every byte here is
+/// resident memory for every listener. 512 against 1024: 2.75 KiB against 3.26 KiB of
+/// simulator RSS per listener and the same CPU per delivery (5,000 listeners at 5 and at
+/// 20 bookmarks/s, `scripts/bench-listeners`'s command).
+pub const READ_BUFFER: usize = 512;
 
 /// The client config: small buffers, since thousands of these live at once.
 pub fn ws_config() -> WebSocketConfig {

@@ -144,7 +144,8 @@ impl Socket {
     /// Reads frames into `on_frame` (the text and when it was received) until `until`
     /// completes, `on_frame` says stop, or the socket fails; sends a heartbeat every
     /// [`HEARTBEAT_EVERY`] meanwhile and, with an `outbox`, writes every frame put
-    /// there.
+    /// there. The writes' state is boxed: it exists only while a write is under way,
+    /// not in every idle listener's future.
     pub async fn read<U: Future<Output = ()>>(
         &mut self,
         mut until: Pin<&mut U>,
@@ -174,14 +175,14 @@ impl Socket {
                     }
                 }
                 Some(text) = async { outbox.as_mut()?.recv().await }, if outbox.is_some() => {
-                    if let Err(f) = self.send(text).await {
+                    if let Err(f) = Box::pin(self.send(text)).await {
                         return Ended::Failed(f);
                     }
                 }
                 () = &mut heartbeat => {
                     self.heartbeats = self.heartbeats.wrapping_add(1);
                     let frame = heartbeat_frame(&format!("h{}", self.heartbeats));
-                    if let Err(f) = self.send(frame).await {
+                    if let Err(f) = Box::pin(self.send(frame)).await {
                         return Ended::Failed(f);
                     }
                     self.heartbeat_at += HEARTBEAT_EVERY;

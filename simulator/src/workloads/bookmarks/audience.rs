@@ -3,6 +3,7 @@
 //! with a given set of tags owes each group.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -17,7 +18,8 @@ pub const FIREHOSE_TOPIC: &str = "bookmarks:firehose";
 pub struct Spec {
     pub index: usize,
     pub group: Group,
-    pub topic: String,
+    /// Shared by every listener on the same topic (thousands of listeners per process).
+    pub topic: Arc<str>,
     /// The tag of a tag listener (normalised).
     pub tag: Option<Box<str>>,
 }
@@ -38,15 +40,17 @@ impl Audience {
     /// rank), deterministically from `seed`.
     pub fn new(firehose: u32, tag_listeners: u32, weights: &[(String, f64)], seed: u64) -> Self {
         let mut specs = Vec::with_capacity((firehose + tag_listeners) as usize);
+        let firehose_topic: Arc<str> = FIREHOSE_TOPIC.into();
         for _ in 0..firehose {
             specs.push(Spec {
                 index: specs.len(),
                 group: Group::Firehose,
-                topic: FIREHOSE_TOPIC.to_owned(),
+                topic: Arc::clone(&firehose_topic),
                 tag: None,
             });
         }
         let mut per_tag: HashMap<String, u32> = HashMap::new();
+        let mut tag_topics = interner();
         let total: f64 = weights.iter().map(|(_, w)| w.max(0.0)).sum();
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x7a67_7461_6773);
         for _ in 0..tag_listeners {
@@ -56,7 +60,7 @@ impl Audience {
             specs.push(Spec {
                 index: specs.len(),
                 group: Group::Tag,
-                topic: format!("bookmarks:tag:{tag}"),
+                topic: tag_topics(format!("bookmarks:tag:{tag}")),
                 tag: Some(tag.clone().into()),
             });
         }
@@ -65,11 +69,12 @@ impl Audience {
 
     /// The same listeners on the topic names of `topics` (a target profile's).
     pub fn with_topics(mut self, topics: &Topics) -> Self {
+        let mut intern = interner();
         for spec in &mut self.specs {
             if spec.group == Group::Firehose {
-                spec.topic = topics.firehose.clone();
+                spec.topic = intern(topics.firehose.clone());
             } else if spec.group == Group::Tag {
-                spec.topic = topics.tag_topic(self.topics.tag_of(&spec.topic).unwrap_or_default());
+                spec.topic = intern(topics.tag_topic(self.topics.tag_of(&spec.topic).unwrap_or_default()));
             }
         }
         self.topics = topics.clone();
@@ -151,6 +156,12 @@ pub fn normalise(tag: &str) -> String {
     tag.trim().to_lowercase()
 }
 
+/// Turns topic names into shared ones: every listener on a topic holds the same `Arc`.
+fn interner() -> impl FnMut(String) -> Arc<str> {
+    let mut seen: HashMap<String, Arc<str>> = HashMap::new();
+    move |topic| Arc::clone(seen.entry(topic).or_insert_with_key(|t| t.as_str().into()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,12 +176,16 @@ mod tests {
         let b = Audience::new(3, 400, &weights(), 42);
         assert_eq!(a.tags(), b.tags());
         assert_eq!(a.specs.len(), 403);
-        assert_eq!(a.specs[0].topic, FIREHOSE_TOPIC);
+        assert_eq!(&*a.specs[0].topic, FIREHOSE_TOPIC);
         assert_eq!(a.specs[3].group, Group::Tag);
         let tags = a.tags();
         assert_eq!(tags[0].0, "rust", "the most popular tag, lowercased: {tags:?}");
         assert!(tags[0].1 > tags.last().unwrap().1);
         assert!(a.specs.iter().enumerate().all(|(i, s)| s.index == i));
+        // One topic name per topic, shared by its listeners (memory per listener).
+        assert!(Arc::ptr_eq(&a.specs[0].topic, &a.specs[2].topic));
+        let same_tag = a.specs.iter().skip(3).filter(|s| s.topic == a.specs[3].topic).collect::<Vec<_>>();
+        assert!(same_tag.len() > 1 && same_tag.iter().all(|s| Arc::ptr_eq(&s.topic, &a.specs[3].topic)));
     }
 
     #[test]

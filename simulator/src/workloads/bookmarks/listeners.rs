@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use futures_util::future::Either;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
@@ -142,6 +143,8 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
     if let Some(at) = sh.life.note_join_reply(&response) {
         seq.start_at(at);
     }
+    // Not kept for the listener's life (the future would hold it across every await).
+    drop(response);
     let last = Last(AtomicU64::new(seq.last().unwrap_or(u64::MAX)));
     let mut cursor = Cursor::default();
     let cx = &sh.cx;
@@ -151,17 +154,25 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
             cx.t0().filter(|_| sh.life.enabled()).and_then(|t0| sh.life.next(spec.index, &cursor).map(|a| (a, t0)));
         let mut closed = None;
         let ended = {
-            let wake = async {
-                tokio::select! {
-                    () = cx.stop.cancelled() => {}
-                    () = cx.started.cancelled(), if act.is_none() && cx.t0().is_none() && sh.life.enabled() => {}
-                    () = async {
-                        match act {
-                            Some(((_, offset), t0)) => sleep_precisely_until(t0 + offset).await,
-                            None => std::future::pending().await,
-                        }
-                    } => {}
-                }
+            // Most listeners have no churn or storm ahead and wait for the stop alone;
+            // the lifecycle's waits are boxed, so only a listener that has one pays for
+            // their timers (this future lives as long as the listener).
+            let awaits_clock = act.is_none() && cx.t0().is_none() && sh.life.enabled();
+            let wake = if act.is_none() && !awaits_clock {
+                Either::Left(cx.stop.cancelled())
+            } else {
+                Either::Right(Box::pin(async {
+                    tokio::select! {
+                        () = cx.stop.cancelled() => {}
+                        () = cx.started.cancelled(), if awaits_clock => {}
+                        () = async {
+                            match act {
+                                Some(((_, offset), t0)) => sleep_precisely_until(t0 + offset).await,
+                                None => std::future::pending().await,
+                            }
+                        } => {}
+                    }
+                }))
             };
             tokio::pin!(wake);
             let mut on_frame =

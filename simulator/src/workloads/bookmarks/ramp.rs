@@ -116,12 +116,12 @@ impl Ramp {
         while self.due.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let mut finals: BTreeMap<String, u64> = BTreeMap::new();
+        let mut finals: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for l in &self.listeners {
             if !finals.contains_key(&l.spec.topic)
                 && let Ok((socket, response)) = connect(shared, &l.spec.topic, &JoinParams::POSITION).await
             {
-                finals.insert(l.spec.topic.clone(), Position::of(&response).seq.unwrap_or(0));
+                finals.insert(Arc::clone(&l.spec.topic), Position::of(&response).seq.unwrap_or(0));
                 socket.close().await;
             }
         }
@@ -213,7 +213,7 @@ async fn walk(
         tokio::pin!(end);
         let mut on_frame = |text: &str, _at: Instant| {
             let Ok(frame) = wire::decode_text(Vsn::V2, text) else { return Flow::Continue };
-            if frame.topic != l.spec.topic || frame.event == events::REPLY {
+            if *frame.topic != *l.spec.topic || frame.event == events::REPLY {
                 return Flow::Continue;
             }
             if let Ok(picked) = events.pick(frame.payload.get())
