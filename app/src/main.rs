@@ -9,7 +9,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use firehose_app::config::{Config, parse_size};
 use firehose_app::ratelimit::Rate;
-use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(name = "firehose", version, about = "A real-time social app speaking Phoenix Channels")]
@@ -58,6 +57,11 @@ struct ServeArgs {
     /// header timeout (slower: 408 and the connection closes; 0: no minimum).
     #[arg(long, env = "FIREHOSE_BODY_MIN_RATE", default_value_t = 1024)]
     body_min_rate: u32,
+    /// Connections completed by the kernel but not yet accepted (the listen backlog;
+    /// Linux caps it at net.core.somaxconn). Past it, new handshakes are dropped and
+    /// clients retry after seconds.
+    #[arg(long, env = "FIREHOSE_LISTEN_BACKLOG", default_value_t = firehose_app::connections::DEFAULT_LISTEN_BACKLOG, value_parser = clap::value_parser!(u32).range(1..))]
+    listen_backlog: u32,
     /// Open WebSockets at most; upgrades past it get 503 [default: the open-file limit
     /// minus a reserve of a quarter of it, at most 256].
     #[arg(long, env = "FIREHOSE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u64).range(1..))]
@@ -185,7 +189,8 @@ async fn main() -> anyhow::Result<()> {
             *limit = rate;
         }
     }
-    let listener = TcpListener::bind(args.bind).await.with_context(|| format!("cannot bind {}", args.bind))?;
+    let listener = firehose_app::connections::bind(args.bind, args.listen_backlog)
+        .with_context(|| format!("cannot bind {}", args.bind))?;
     let running = firehose_app::server::start(listener, config, shutdown_signal()).await?;
     println!("firehose listening on http://{}", running.addr);
     running.wait().await;

@@ -20,6 +20,21 @@ pub use body::{BodyTooSlow, pace_bodies};
 pub use serve::serve;
 pub use slots::{SocketSlot, SocketSlots};
 
+/// Connections the kernel may hold completed but not yet accepted, by default (Linux
+/// caps it at `net.core.somaxconn`, 4096 on current kernels). tokio's `bind` asks for
+/// 1,024: half a second of a 2,000/s connect burst, after which the kernel drops
+/// handshakes and clients wait out SYN retransmits (1 s, 3 s, 7 s…).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the server's listening socket at `addr` with room for `backlog` connections
+/// waiting to be accepted (`SO_REUSEADDR`, so a restart does not wait for TIME_WAIT).
+pub fn bind(addr: std::net::SocketAddr, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
 /// Used when the open-file limit cannot be read.
 const FALLBACK_MAX_CONNECTIONS: usize = 100_000;
 
@@ -77,6 +92,39 @@ pub fn resolve_max_connections(configured: Option<usize>) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Connections to a listener that accepts nothing yet: how many the kernel completes.
+    async fn completed_without_accept(backlog: u32, clients: usize) -> usize {
+        let listener = bind("127.0.0.1:0".parse().unwrap(), backlog).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // All at once, each given 300 ms (a dropped handshake would wait for a SYN
+        // retransmit, a second or more).
+        let mut connects = tokio::task::JoinSet::new();
+        for _ in 0..clients {
+            connects.spawn(tokio::time::timeout(
+                std::time::Duration::from_millis(300),
+                tokio::net::TcpStream::connect(addr),
+            ));
+        }
+        let mut held = Vec::new();
+        while let Some(done) = connects.join_next().await {
+            if let Ok(Ok(Ok(stream))) = done {
+                held.push(stream);
+            }
+        }
+        let completed = held.len();
+        drop(listener);
+        completed
+    }
+
+    /// The backlog asked for is the one the kernel keeps: a burst that a small backlog
+    /// drops (clients left waiting on SYN retransmits) waits whole in a large one.
+    #[tokio::test]
+    async fn the_listen_backlog_holds_a_burst_until_it_is_accepted() {
+        assert_eq!(completed_without_accept(64, 40).await, 40);
+        let small = completed_without_accept(4, 40).await;
+        assert!(small < 40, "a backlog of 4 held all 40 connections");
+    }
 
     #[test]
     fn open_files_limit_is_read_from_proc_limits() {

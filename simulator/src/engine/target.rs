@@ -86,7 +86,9 @@ impl Target {
 async fn boot() -> Result<Target, SimError> {
     let setup = |what: &str, e: &dyn std::fmt::Display| SimError::Setup(format!("embedded server: {what}: {e}"));
     let dir = tempfile::Builder::new().prefix("firehose-sim-").tempdir().map_err(|e| setup("temp dir", &e))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| setup("bind", &e))?;
+    let listener =
+        firehose_app::connections::bind(([127, 0, 0, 1], 0).into(), firehose_app::connections::DEFAULT_LISTEN_BACKLOG)
+            .map_err(|e| setup("bind", &e))?;
     let (stop, stopped) = oneshot::channel::<()>();
     let mut config = Config::for_data_dir(dir.path());
     // A load generator posts far more per user than a person may, and creates all its

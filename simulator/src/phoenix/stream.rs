@@ -21,12 +21,23 @@ pub enum Stream {
 /// Opens a TCP connection to `addr`, bound first to `source` (port chosen by the
 /// kernel) when given, so that one machine can hold more connections to one server than
 /// the ephemeral ports of a single (source, destination) pair allow.
+///
+/// On Linux the bound socket takes its port at connect time (`IP_BIND_ADDRESS_NO_PORT`),
+/// as an unbound one does: a port is then unique per destination, not per source
+/// address. Without it, `bind` reserves a port outright and skips every port that a
+/// TIME_WAIT socket of an earlier run still holds, which after a few big runs in a row
+/// made connects take seconds (a second 19,500-listener run joined only 18,412).
 pub async fn tcp(addr: SocketAddr, source: Option<Ipv4Addr>) -> io::Result<TcpStream> {
     let tcp = match source {
         None => TcpStream::connect(addr).await?,
         Some(ip) => {
             let socket =
                 if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            #[cfg(target_os = "linux")]
+            if addr.is_ipv4() {
+                use nix::sys::socket::{setsockopt, sockopt::IpBindAddressNoPort};
+                setsockopt(&socket, IpBindAddressNoPort, &true).map_err(io::Error::from)?;
+            }
             socket.bind((ip, 0).into())?;
             socket.connect(addr).await?
         }
