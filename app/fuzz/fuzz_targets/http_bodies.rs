@@ -32,11 +32,13 @@ fn refused(err: ApiError, statuses: &[u16]) {
     assert_eq!(err.into_response().status().as_u16(), status);
 }
 
-fn check<T>(result: Result<T, ApiError>, statuses: &[u16]) -> Option<T> {
+/// A validator's answer: the value, or its refusal (a domain error or an `ApiError`)
+/// turned into the response the handler sends.
+fn check<T, E: Into<ApiError>>(result: Result<T, E>, statuses: &[u16]) -> Option<T> {
     match result {
         Ok(v) => Some(v),
         Err(err) => {
-            refused(err, statuses);
+            refused(err.into(), statuses);
             None
         }
     }
