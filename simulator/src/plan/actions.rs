@@ -300,7 +300,9 @@ impl ActionsPlan {
             return 0;
         }
         let held = self.room_presence_rate_per_s * peak.max(1.0) * (self.presence_hold.as_secs_f64() + 2.0);
-        (held.ceil() as u32).max(1) * 2
+        // `as` saturates: a rate too high to hold is u32::MAX users, refused by the
+        // descriptor check, never an overflow.
+        (held.ceil() as u32).max(1).saturating_mul(2)
     }
 
     /// Listener sockets of the three groups.

@@ -526,7 +526,8 @@ impl Plan {
     /// Every socket the plan holds open at once in one process, all listener groups.
     /// A group added to the plan adds its sockets here, so the fd budget sees it.
     pub fn total_sockets(&self) -> u64 {
-        self.bookmarks.total_listeners() + self.actions.sockets() + self.pages.sockets(self.traffic.peak_scale())
+        (self.bookmarks.total_listeners() + self.actions.sockets())
+            .saturating_add(self.pages.sockets(self.traffic.peak_scale()))
     }
 
     /// Refuses, before anything connects, a plan whose sockets do not fit this
@@ -544,7 +545,7 @@ impl Plan {
             (false, true) => (sockets, 2, ": client and in-process server ends"),
             (false, false) => (sockets, 1, ""),
         };
-        let needed = per_process * per_listener + in_flight * per_listener + FD_RESERVE;
+        let needed = per_process.saturating_mul(per_listener).saturating_add(in_flight * per_listener + FD_RESERVE);
         if needed <= limit {
             return Ok(());
         }
@@ -701,7 +702,12 @@ fn duration_value((value, origin): &(String, Origin)) -> Result<Duration, PlanEr
     parse_duration(value).map_err(|reason| PlanError::Duration { origin: origin.clone(), value: value.clone(), reason })
 }
 
-/// Parses "10s", "500ms", "2m", "1.5s", "250us", "1h"; a bare number is seconds.
+/// The longest duration any flag or scenario key may give: a year. Far past any run,
+/// and short enough that sums over stages, storms and schedules cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses "10s", "500ms", "2m", "1.5s", "250us", "1h"; a bare number is seconds. At
+/// most [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
@@ -715,7 +721,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         other => return Err(format!("unknown unit {other:?}")),
     };
-    Duration::try_from_secs_f64(number * scale).map_err(|e| e.to_string())
+    let d = Duration::try_from_secs_f64(number * scale).map_err(|e| e.to_string())?;
+    if d > MAX_DURATION {
+        return Err(format!("longer than a year (at most {}h)", MAX_DURATION.as_secs() / 3600));
+    }
+    Ok(d)
 }
 
 /// The soft limit on open files (`None`: unlimited or unreadable, then no budget is
@@ -744,6 +754,22 @@ mod tests {
         Plan::from_args_with_fd_limit(&args(flags), Some(20_000))
     }
 
+    /// Rates too high to hold once overflowed the socket count (a panic with overflow
+    /// checks, a wrapped small number that passed the descriptor check without them);
+    /// now they saturate and the descriptor check refuses them, embedded or not.
+    #[test]
+    fn absurd_presence_and_reader_rates_are_refused_not_overflowed() {
+        for flags in [
+            &["--room-presence-rate", "1e12"][..],
+            &["--room-presence-rate", "1e300", "--presence-hold", "1000h"],
+            &["--page-reader-rate", "1e15", "--page-dwell", "1000h"],
+            &["--page-reader-rate", "1e300", "--page-dwell", "1000h", "--target", "http://127.0.0.1:9"],
+        ] {
+            let err = plan(flags).err().unwrap_or_else(|| panic!("{flags:?} planned"));
+            assert!(err.to_string().contains("file descriptors"), "{flags:?}: {err}");
+        }
+    }
+
     #[test]
     fn defaults_make_a_valid_embedded_plan() {
         let p = plan(&[]).unwrap();
@@ -770,6 +796,11 @@ mod tests {
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5 parsecs").unwrap_err().contains("unknown unit"));
+        assert_eq!(parse_duration("8784h"), Ok(MAX_DURATION));
+        assert!(parse_duration("8785h").unwrap_err().contains("longer than a year"));
+        // Two stages of nearly u64::MAX seconds once overflowed the sum of the stages.
+        let err = plan(&["--stage", "4000000000000000h:1", "--stage", "4000000000000000h:1"]).unwrap_err();
+        assert!(err.to_string().contains("longer than a year"), "{err}");
         let err = plan(&["--duration", "soon"]).unwrap_err();
         assert!(err.to_string().starts_with("--duration \"soon\""), "{err}");
     }

@@ -51,12 +51,16 @@ impl PagesPlan {
     /// Readers present at once at most, for a peak multiplier `max_scale` of the
     /// stages: rate × scale × dwell, plus one for rounding.
     pub fn peak_readers(&self, max_scale: f64) -> u64 {
-        self.readers.as_ref().map_or(0, |r| (r.rate_per_s * max_scale * r.dwell.as_secs_f64()).ceil() as u64 + 1)
+        // Saturating (`as` saturates too): an absurd rate is refused by the descriptor
+        // check, never wrapped into a small number that passes it.
+        self.readers
+            .as_ref()
+            .map_or(0, |r| ((r.rate_per_s * max_scale * r.dwell.as_secs_f64()).ceil() as u64).saturating_add(1))
     }
 
     /// Sockets held at once: the listeners and the peak of concurrent readers.
     pub fn sockets(&self, max_scale: f64) -> u64 {
-        u64::from(self.listeners) + self.peak_readers(max_scale)
+        u64::from(self.listeners).saturating_add(self.peak_readers(max_scale))
     }
 
     /// Agent `index` of `count`'s share: listeners split, the rate divided.

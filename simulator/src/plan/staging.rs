@@ -246,11 +246,22 @@ pub fn storm(args: &RunArgs, scenario: Option<&Scenario>, duration: Duration) ->
     Ok(Some(StormPlan { at, fraction, jitter }))
 }
 
+/// Reconnect storms one run may hold: each is a plan entry and a wave of reconnects.
+const MAX_STORMS: u128 = 10_000;
+
 fn every_within(every: Duration, duration: Duration, origin: &Origin) -> Result<Vec<(Duration, Origin)>, PlanError> {
     if every.is_zero() {
         return Err(invalid(origin.clone(), "must be longer than zero"));
     }
-    Ok((1..).map(|k| every * k).take_while(|t| *t < duration).map(|t| (t, origin.clone())).collect())
+    // k · every < duration for k = 1..=count, counted before anything is made.
+    let count = duration.as_nanos().saturating_sub(1) / every.as_nanos();
+    if count > MAX_STORMS {
+        return Err(invalid(
+            origin.clone(),
+            format!("{every:?} over {duration:?} makes {count} storms; at most {MAX_STORMS} fit in one run"),
+        ));
+    }
+    Ok((1..=count as u32).map(|k| (every * k, origin.clone())).collect())
 }
 
 #[cfg(test)]
@@ -269,6 +280,18 @@ mod tests {
     fn from_file(text: &str, flags: &[&str]) -> Result<Plan, PlanError> {
         let scenario = Scenario::parse(Path::new("s.toml"), text.to_owned()).unwrap();
         Plan::from_layers(&args(flags), Some(&scenario), None)
+    }
+
+    /// A storm every millisecond of a 100-hour run once planned 360 million storms
+    /// (20 GB before the run could start); now it is refused at once.
+    #[test]
+    fn storms_that_would_not_fit_are_refused_before_they_are_planned() {
+        let flags = ["--storm-every", "1ms", "--duration", "100h", "--rate", "0.01"];
+        let Err(err) = Plan::from_layers(&args(&flags), None, None) else { panic!("planned") };
+        assert!(err.to_string().contains("at most 10000"), "{err}");
+        let plan = Plan::from_layers(&args(&["--storm-every", "10s", "--duration", "60s"]), None, None).unwrap();
+        let storms = plan.bookmarks.reconnect_storm.expect("storms planned");
+        assert_eq!(storms.at, [10, 20, 30, 40, 50].map(Duration::from_secs), "every 10 s, strictly inside the run");
     }
 
     #[test]
