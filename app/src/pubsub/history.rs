@@ -76,6 +76,10 @@ impl History {
         self.events.len()
     }
 
+    pub(super) fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
     /// Drops what is past the limits at `now`; true when nothing is left.
     pub(super) fn expire(&mut self, now: Instant, limits: &HistoryLimits) -> bool {
         self.prune(now, limits);

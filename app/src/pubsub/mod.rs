@@ -49,6 +49,10 @@ pub struct SocketHandle {
     pub slow: CancellationToken,
 }
 
+/// How many idle topics one hold of the map's write lock forgets: a sweep of 100k
+/// idle topics lets broadcasts in between its chunks.
+const SWEEP_CHUNK: usize = 1024;
+
 /// Identifies one subscription, for unsubscribing.
 pub type SubId = u64;
 
@@ -205,20 +209,40 @@ impl PubSub {
 
     /// [`PubSub::sweep`] as if it were `now`.
     fn sweep_at(&self, now: std::time::Instant) -> usize {
+        let idle = self.expire_all(now);
+        idle.chunks(SWEEP_CHUNK).map(|chunk| self.free_idle(chunk)).sum()
+    }
+
+    /// The sweep's first pass: drops aged-out history from every topic and returns the
+    /// topics left with no subscribers and no history. The map is only read-locked while
+    /// it is copied, and each topic is locked on its own, so broadcasts and new topics
+    /// go on while history is dropped.
+    fn expire_all(&self, now: std::time::Instant) -> Vec<(Box<str>, Arc<Topic>)> {
+        let topics: Vec<(Box<str>, Arc<Topic>)> =
+            self.topics.read().iter().map(|(name, t)| (name.clone(), t.clone())).collect();
+        topics
+            .into_iter()
+            .filter(|(_, topic)| {
+                let mut state = topic.state.lock();
+                state.history.expire(now, &self.limits) && state.subscribers.is_empty()
+            })
+            .collect()
+    }
+
+    /// The sweep's second pass over some of the first pass's idle topics: under the
+    /// map's write lock, forgets each one still idle (a broadcast or a subscriber may
+    /// have come since the first pass); returns how many it forgot.
+    fn free_idle(&self, idle: &[(Box<str>, Arc<Topic>)]) -> usize {
         let mut topics = self.topics.write();
-        let candidates: Vec<(Box<str>, Arc<Topic>)> =
-            topics.iter().map(|(name, t)| (name.clone(), t.clone())).collect();
         let mut freed = 0;
-        for (name, topic) in candidates {
+        for (name, topic) in idle {
             let mut state = topic.state.lock();
-            // Aged events go from every topic; a topic goes when nothing is left of it.
-            let aged_out = state.history.expire(now, &self.limits);
-            if aged_out && state.subscribers.is_empty() {
-                self.free(&mut topics, &name, &mut state);
+            if !state.freed && state.subscribers.is_empty() && state.history.is_empty() {
+                self.free(&mut topics, name, &mut state);
                 freed += 1;
             }
         }
-        if freed > 0 {
+        if freed > 0 && topics.capacity() > 4 * topics.len().max(64) {
             topics.shrink_to_fit();
         }
         freed

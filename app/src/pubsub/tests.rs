@@ -71,3 +71,34 @@ fn a_subscriber_holding_a_freed_topic_lands_on_the_live_one() {
     assert_eq!(pubsub.broadcast("room:busy", "msg", |seq| seq).seq, 2);
     assert!(rx.try_recv().is_ok(), "the subscriber gets what the live topic broadcasts");
 }
+
+#[test]
+fn a_topic_used_between_the_sweeps_two_passes_is_kept() {
+    let pubsub = PubSub::new(limits(0));
+    for name in ["tag:quiet", "tag:broadcast", "tag:joined"] {
+        pubsub.broadcast(name, "new", |seq| seq);
+    }
+    // First pass: all three aged out and unwatched. Then, before the second pass takes
+    // the map's write lock, one gets a broadcast and one a subscriber.
+    let idle = pubsub.expire_all(Instant::now() + Duration::from_millis(5));
+    assert_eq!(idle.len(), 3);
+    pubsub.broadcast("tag:broadcast", "new", |seq| seq);
+    let (socket, _rx) = handle(1);
+    pubsub.subscribe("tag:joined", Vsn::V2, socket);
+    assert_eq!(pubsub.free_idle(&idle), 1, "only the untouched topic goes");
+    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1 });
+    assert_eq!(pubsub.position("tag:broadcast"), 2);
+    assert_eq!(pubsub.free_idle(&idle), 0, "a topic is forgotten once");
+}
+
+#[test]
+fn a_sweep_of_many_idle_topics_frees_them_all_in_chunks() {
+    let pubsub = PubSub::new(limits(0));
+    let n = 3 * SWEEP_CHUNK + 7;
+    for i in 0..n {
+        pubsub.broadcast(&format!("likes:{i}"), "count", |seq| seq);
+    }
+    assert_eq!(pubsub.sweep_at(Instant::now() + Duration::from_millis(5)), n);
+    assert_eq!(pubsub.census(), Census::default());
+    assert_eq!(pubsub.broadcast("likes:0", "count", |seq| seq).seq, 2, "past the freed topic's seq");
+}
