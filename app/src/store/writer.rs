@@ -37,8 +37,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Store, StoreError};
-use crate::bookmarks::Bookmark;
+use super::{Store, StoreError, bookmarks};
+use crate::accounts::User;
+use crate::bookmarks::{Bookmark, NewBookmark};
 
 /// Most writes committed in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -99,6 +100,17 @@ pub(super) trait WriteOp: Send + 'static {
     fn change(&self, _output: &Self::Output) -> Option<Change> {
         None
     }
+
+    /// A bookmark insert, which the writer may run together with its neighbours in
+    /// the batch (`bookmarks::insert_bookmarks`) instead of through `apply`.
+    fn as_bookmark(&self) -> Option<(&User, &NewBookmark)> {
+        None
+    }
+
+    /// This write's output when it ran as part of such a bulk insert.
+    fn bulk_output(&self, _bookmark: Arc<Bookmark>) -> Option<Self::Output> {
+        None
+    }
 }
 
 /// A queued write with its caller's answer, whatever its kind.
@@ -108,6 +120,12 @@ trait Job: Send {
 
     /// After the batch: answers the caller now, or returns the change to announce first.
     fn finish(self: Box<Self>, commit: Result<(), &str>) -> Option<Committed>;
+
+    /// See [`WriteOp::as_bookmark`].
+    fn bookmark(&self) -> Option<(&User, &NewBookmark)>;
+
+    /// Keeps the outcome of this write run in a bulk insert.
+    fn applied_in_bulk(&mut self, bookmark: Arc<Bookmark>);
 }
 
 struct Queued<W: WriteOp> {
@@ -124,6 +142,18 @@ impl<W: WriteOp> Job for Queued<W> {
             self.outcome = Some(outcome);
             ok
         })
+    }
+
+    fn bookmark(&self) -> Option<(&User, &NewBookmark)> {
+        self.op.as_bookmark()
+    }
+
+    fn applied_in_bulk(&mut self, bookmark: Arc<Bookmark>) {
+        self.outcome = Some(
+            self.op
+                .bulk_output(bookmark)
+                .ok_or_else(|| StoreError::Commit("this write cannot run in a bulk insert".to_owned())),
+        );
     }
 
     fn finish(self: Box<Self>, commit: Result<(), &str>) -> Option<Committed> {
@@ -321,10 +351,32 @@ async fn commit(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<usize, Stor
 /// Runs every write of `batch` in one transaction. Without savepoints the first failing
 /// write rolls everything back (`None`); with them, a failing write undoes only itself
 /// and the rest commit. `Some(n)`: committed, with `n` writes that succeeded.
+///
+/// Without savepoints, consecutive bookmark inserts run as one bulk insert (three
+/// statements for the run); if it fails, the batch goes again with savepoints, one
+/// write at a time, so a bad bookmark fails only its own caller.
 async fn run_batch(store: &Store, batch: &mut [Box<dyn Job>], savepoints: bool) -> Result<Option<usize>, StoreError> {
     let mut tx = store.write.begin().await?;
     let mut applied = 0;
-    for job in batch.iter_mut() {
+    let mut next = 0;
+    while next < batch.len() {
+        let run = if savepoints { 0 } else { batch[next..].iter().take_while(|job| job.bookmark().is_some()).count() };
+        if run >= 2 {
+            let jobs = &mut batch[next..next + run];
+            let items: Vec<(&User, &NewBookmark)> = jobs.iter().filter_map(|job| job.bookmark()).collect();
+            let Ok(created) = bookmarks::insert_bookmarks(&mut tx, &items).await else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            for (job, bookmark) in jobs.iter_mut().zip(created) {
+                job.applied_in_bulk(bookmark);
+            }
+            applied += run;
+            next += run;
+            continue;
+        }
+        let job = &mut batch[next];
+        next += 1;
         if savepoints {
             let mut savepoint = Connection::begin(&mut *tx).await?;
             if job.apply(&mut savepoint).await {
@@ -342,4 +394,54 @@ async fn run_batch(store: &Store, batch: &mut [Box<dyn Job>], savepoints: bool) 
     }
     tx.commit().await?;
     Ok(Some(applied))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::TokenHash;
+
+    fn bookmark(title: String) -> NewBookmark {
+        NewBookmark {
+            title,
+            description: String::new(),
+            url: "https://example.com/bulk".into(),
+            public: true,
+            tags: vec!["bulk".into(), "test".into()],
+        }
+    }
+
+    /// Three bookmark inserts in one batch run as one bulk insert; the middle one breaks
+    /// a constraint of the table (validation would have refused it), so the batch goes
+    /// again a write at a time and only that caller gets the error.
+    #[tokio::test]
+    async fn a_bookmark_that_fails_in_a_bulk_insert_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("bulk.db").display())).await.unwrap();
+        let user = store.create_user("bulk", &TokenHash::of("bulk-token")).await.unwrap();
+        let (publish, mut published) = publish_queue();
+        tokio::spawn(async move {
+            while let Some(batch) = published.recv().await {
+                batch.into_iter().for_each(Committed::answer);
+            }
+        });
+        let writer = Writer::spawn(store.clone(), 16, publish);
+        let (first, bad, last) = (bookmark("first".into()), bookmark("x".repeat(301)), bookmark("last".into()));
+        // Polled together, all three are queued before the writer takes its batch.
+        let (first, bad, last) = tokio::join!(
+            writer.insert_bookmark(&user, &first),
+            writer.insert_bookmark(&user, &bad),
+            writer.insert_bookmark(&user, &last),
+        );
+        let (first, last) = (first.unwrap(), last.unwrap());
+        assert!(bad.is_err(), "{bad:?}");
+        assert_eq!(writer.stats().batches.load(Relaxed), 1, "one transaction");
+        assert_eq!(writer.stats().committed.load(Relaxed), 2);
+        for (answer, title) in [(&first, "first"), (&last, "last")] {
+            let stored = store.bookmark(answer.id).await.unwrap().unwrap();
+            assert_eq!((stored.title.as_str(), &stored.tags), (title, &answer.tags));
+        }
+        assert!(first.id < last.id);
+        writer.stop().await;
+    }
 }

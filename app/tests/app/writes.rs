@@ -151,3 +151,42 @@ async fn likes_and_chat_messages_go_through_the_writer() {
     let page: Value = resp.json().await.unwrap();
     assert_eq!(page["data"][0]["id"], message["id"], "{page}");
 }
+
+/// Bookmarks committed together (one statement for all of a batch's bookmarks) each get
+/// their own id, fields and tags in their order: what the POST answered is what is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bookmarks_committed_together_each_keep_their_own_fields_and_tags() {
+    const WRITES: usize = 60;
+    let app = spawn_app().await;
+    let user = app.create_user("together").await;
+    let posted = join_all((0..WRITES).map(|i| {
+        let tags: Vec<String> = (0..i % 4).map(|k| format!("t{}-{k}", (i * 7 + k) % 5)).collect();
+        let body = json!({"bookmark": {"title": format!("together {i}"), "url": format!("https://example.com/t/{i}"),
+                                       "description": format!("d{i}"), "public": i % 5 != 0, "tags": tags}});
+        let app = &app;
+        let user = &user;
+        async move {
+            let resp = app.post_json("/api/bookmarks", Some(&user.token), &body).await;
+            (body, resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for (sent, status, answer) in &posted {
+        assert_eq!(*status, 201, "{answer}");
+        let id = answer["data"]["id"].as_i64().unwrap();
+        ids.push(id);
+        let stored: Value = app.get_as(&format!("/api/bookmarks/{id}"), &user.token).await.json().await.unwrap();
+        for field in ["title", "url", "description", "public", "tags"] {
+            assert_eq!(answer["data"][field], sent["bookmark"][field], "answer's {field}: {answer}");
+            assert_eq!(stored["data"][field], sent["bookmark"][field], "stored {field}: {stored}");
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), WRITES, "every bookmark has its own id");
+    assert!(
+        metric(&app, "firehose_write_batches_total").await < WRITES as u64,
+        "the bookmarks were not committed together"
+    );
+}
