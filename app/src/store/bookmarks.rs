@@ -93,7 +93,10 @@ impl WriteOp for InsertBookmark {
     type Output = Arc<Bookmark>;
 
     fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Arc<Bookmark>, StoreError>> {
-        Box::pin(insert_bookmark(conn, &self.owner, &self.new))
+        Box::pin(async move {
+            let mut created = insert_bookmarks(conn, &[(&self.owner, &self.new)]).await?;
+            created.pop().ok_or_else(|| StoreError::Commit("the bookmark was not inserted".to_owned()))
+        })
     }
 
     fn as_bookmark(&self) -> Option<(&User, &NewBookmark)> {
@@ -109,62 +112,10 @@ impl WriteOp for InsertBookmark {
     }
 }
 
-/// Three statements whatever the number of tags: new tag names, the bookmark, its
-/// links (the tags travel as one JSON array; its index is the tag's position).
-async fn insert_bookmark(
-    conn: &mut SqliteConnection,
-    owner: &User,
-    new: &NewBookmark,
-) -> Result<Arc<Bookmark>, StoreError> {
-    let now = now_timestamp();
-    let tags = serde_json::Value::from(new.tags.clone()).to_string();
-    if !new.tags.is_empty() {
-        // The conflict clause makes the insert a no-op for known tags; the unique index
-        // is what guarantees one row per name. (`WHERE true` lets SQLite parse the
-        // upsert after a SELECT.)
-        sqlx::query("INSERT INTO tags (name) SELECT value FROM json_each(?) WHERE true ON CONFLICT (name) DO NOTHING")
-            .bind(&tags)
-            .execute(&mut *conn)
-            .await?;
-    }
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(owner.id)
-    .bind(&new.title)
-    .bind(&new.description)
-    .bind(&new.url)
-    .bind(new.public)
-    .bind(&now)
-    .fetch_one(&mut *conn)
-    .await?;
-    if !new.tags.is_empty() {
-        sqlx::query(
-            "INSERT INTO bookmark_tags (bookmark_id, tag_id, position) \
-             SELECT ?, t.id, j.key FROM json_each(?) j JOIN tags t ON t.name = j.value",
-        )
-        .bind(id)
-        .bind(&tags)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(Arc::new(Bookmark {
-        id,
-        title: new.title.clone(),
-        description: new.description.clone(),
-        url: new.url.clone(),
-        public: new.public,
-        tags: new.tags.clone(),
-        user: owner.clone(),
-        inserted_at: now,
-    }))
-}
-
-/// Several bookmarks in three statements, whatever their number and tags: new tag
-/// names, the bookmarks, their tag links (each travels as one JSON array). Every
-/// statement is a round trip to the connection's thread, so a batch of 50 bookmarks
-/// costs 3 of them instead of 150. The bookmarks come back in the order given: the ids
+/// Bookmarks in three statements, whatever their number and tags: new tag names, the
+/// bookmarks, their tag links (each travels as one JSON array). Every statement is a
+/// round trip to the connection's thread, so a batch of 50 bookmarks costs 3 of them
+/// instead of 150. The bookmarks come back in the order given: the ids
 /// of one `INSERT … SELECT … ORDER BY` are handed out in that order (AUTOINCREMENT:
 /// each larger than any before), so the returned ids sorted are the rows in order.
 pub(super) async fn insert_bookmarks(
