@@ -144,6 +144,11 @@ fn render_holdings(out: &mut String, census: crate::pubsub::Census) {
             ("firehose_topics", "Pub/sub topics held (idle ones are freed after the recovery window)", census.topics),
             ("firehose_subscriptions", "Channel subscriptions across all topics", census.subscribers),
             ("firehose_history_events", "Broadcasts retained for recovery, all topics", census.history_events),
+            (
+                "firehose_history_largest_topic",
+                "Broadcasts retained by the topic that holds the most",
+                census.largest_history,
+            ),
             ("firehose_tasks", "Tokio tasks alive in the server's runtime", tasks),
         ],
     );

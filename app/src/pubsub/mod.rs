@@ -90,6 +90,8 @@ pub struct Census {
     pub topics: usize,
     pub subscribers: usize,
     pub history_events: usize,
+    /// The most events any one topic retains (bounded by `HistoryLimits::max_events`).
+    pub largest_history: usize,
 }
 
 /// Outcome of one broadcast.
@@ -263,6 +265,7 @@ impl PubSub {
             let state = t.state.lock();
             census.subscribers += state.subscribers.len();
             census.history_events += state.history.len();
+            census.largest_history = census.largest_history.max(state.history.len());
         }
         census
     }

@@ -26,14 +26,14 @@ fn idle_topics_are_freed_once_their_history_ages_out() {
     }
     let (socket, _rx) = handle(1);
     pubsub.subscribe("bookmarks:tag:kept", Vsn::V2, socket);
-    assert_eq!(pubsub.census(), Census { topics: 10_001, subscribers: 1, history_events: 10_000 });
+    assert_eq!(pubsub.census(), Census { topics: 10_001, subscribers: 1, history_events: 10_000, largest_history: 1 });
     assert_eq!(pubsub.sweep(), 0, "history still inside the recovery window");
     std::thread::sleep(Duration::from_millis(300));
     let recent = Instant::now();
     pubsub.broadcast("bookmarks:tag:recent", "new", |seq| seq);
     // 150 ms short of the recent event's window: every earlier one is past its own.
     assert_eq!(pubsub.sweep_at(recent + Duration::from_millis(4_850)), 10_000);
-    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1 });
+    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1, largest_history: 1 });
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_topic_used_between_the_sweeps_two_passes_is_kept() {
     let (socket, _rx) = handle(1);
     pubsub.subscribe("tag:joined", Vsn::V2, socket);
     assert_eq!(pubsub.free_idle(&idle), 1, "only the untouched topic goes");
-    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1 });
+    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 1, history_events: 1, largest_history: 1 });
     assert_eq!(pubsub.position("tag:broadcast"), 2);
     assert_eq!(pubsub.free_idle(&idle), 0, "a topic is forgotten once");
 }
@@ -101,4 +101,18 @@ fn a_sweep_of_many_idle_topics_frees_them_all_in_chunks() {
     assert_eq!(pubsub.sweep_at(Instant::now() + Duration::from_millis(5)), n);
     assert_eq!(pubsub.census(), Census::default());
     assert_eq!(pubsub.broadcast("likes:0", "count", |seq| seq).seq, 2, "past the freed topic's seq");
+}
+
+#[test]
+fn the_census_names_the_largest_history_of_any_topic() {
+    let pubsub = PubSub::new(limits(60_000));
+    for _ in 0..3 {
+        pubsub.broadcast("room:busy", "msg", |seq| seq);
+    }
+    pubsub.broadcast("room:quiet", "msg", |seq| seq);
+    assert_eq!(pubsub.census(), Census { topics: 2, subscribers: 0, history_events: 4, largest_history: 3 });
+    for _ in 0..200 {
+        pubsub.broadcast("room:busy", "msg", |seq| seq);
+    }
+    assert_eq!(pubsub.census().largest_history, 100, "bounded by max_events");
 }

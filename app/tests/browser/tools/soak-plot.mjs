@@ -35,6 +35,7 @@ const panels = [
   {title: "open file descriptors", series: [["fds", r => r.fds]]},
   {title: "SQLite size (MiB)", series: [["database", r => r.db_bytes / MiB], ["WAL", r => r.wal_bytes / MiB]]},
   {title: "held by the server", series: [["topics", r => r.topics], ["history events", r => r.history_events], ["tasks", r => r.tasks]]},
+  {title: "history per topic (events)", series: [["largest topic", r => r.history_largest_topic ?? 0]]},
   {title: "open sockets", series: [["sockets", r => r.open_sockets]]},
 ]
 const COLORS = ["#1f6feb", "#d1242f", "#1a7f37", "#8250df"]
