@@ -4,6 +4,8 @@
 //! broadcast during the sweep beside the sweep's own time.
 //!
 //!   cargo run --release -p firehose-app --example sweep_pause -- [TOPICS] [ROUNDS]
+//!
+//! Exits 1 if a sweep did not free every idle topic (scripts/test runs it small).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,5 +56,9 @@ fn main() {
             took.as_secs_f64() * 1e3,
             longest.as_secs_f64() * 1e3
         );
+        if freed != topics {
+            eprintln!("expected every idle topic to be freed");
+            std::process::exit(1);
+        }
     }
 }
