@@ -195,6 +195,8 @@ pub struct WriteStats {
     pub batches: AtomicU64,
     /// Writes committed (the mean batch size is `committed / batches`).
     pub committed: AtomicU64,
+    /// Runs of consecutive bookmark inserts tried as one bulk insert.
+    pub bulk_runs: AtomicU64,
 }
 
 struct Shared {
@@ -296,7 +298,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Box<dyn Job>>, publish: Publis
         batch.push(first);
         gather(&mut rx, &mut batch).await;
         let size = batch.len();
-        let committed = commit(&store, &mut batch).await;
+        let committed = commit(&store, &shared.stats, &mut batch).await;
         let why = match &committed {
             Ok(applied) => {
                 shared.stats.batches.fetch_add(1, Relaxed);
@@ -340,11 +342,11 @@ async fn gather(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn J
 }
 
 /// Commits `batch` in one transaction; the number of writes that succeeded.
-async fn commit(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<usize, StoreError> {
-    match run_batch(store, batch, false).await {
+async fn commit(store: &Store, stats: &WriteStats, batch: &mut [Box<dyn Job>]) -> Result<usize, StoreError> {
+    match run_batch(store, stats, batch, false).await {
         Ok(Some(applied)) => Ok(applied),
         // A write failed (or the transaction did): isolate each write and go again.
-        Ok(None) | Err(_) => Ok(run_batch(store, batch, true).await?.unwrap_or(0)),
+        Ok(None) | Err(_) => Ok(run_batch(store, stats, batch, true).await?.unwrap_or(0)),
     }
 }
 
@@ -355,7 +357,12 @@ async fn commit(store: &Store, batch: &mut [Box<dyn Job>]) -> Result<usize, Stor
 /// Without savepoints, consecutive bookmark inserts run as one bulk insert (three
 /// statements for the run); if it fails, the batch goes again with savepoints, one
 /// write at a time, so a bad bookmark fails only its own caller.
-async fn run_batch(store: &Store, batch: &mut [Box<dyn Job>], savepoints: bool) -> Result<Option<usize>, StoreError> {
+async fn run_batch(
+    store: &Store,
+    stats: &WriteStats,
+    batch: &mut [Box<dyn Job>],
+    savepoints: bool,
+) -> Result<Option<usize>, StoreError> {
     let mut tx = store.write.begin().await?;
     let mut applied = 0;
     let mut next = 0;
@@ -364,6 +371,7 @@ async fn run_batch(store: &Store, batch: &mut [Box<dyn Job>], savepoints: bool) 
         if run >= 2 {
             let jobs = &mut batch[next..next + run];
             let items: Vec<(&User, &NewBookmark)> = jobs.iter().filter_map(|job| job.bookmark()).collect();
+            stats.bulk_runs.fetch_add(1, Relaxed);
             let Ok(created) = bookmarks::insert_bookmarks(&mut tx, &items).await else {
                 tx.rollback().await?;
                 return Ok(None);
@@ -437,6 +445,7 @@ mod tests {
         assert!(bad.is_err(), "{bad:?}");
         assert_eq!(writer.stats().batches.load(Relaxed), 1, "one transaction");
         assert_eq!(writer.stats().committed.load(Relaxed), 2);
+        assert_eq!(writer.stats().bulk_runs.load(Relaxed), 1, "tried as one bulk insert first");
         for (answer, title) in [(&first, "first"), (&last, "last")] {
             let stored = store.bookmark(answer.id).await.unwrap().unwrap();
             assert_eq!((stored.title.as_str(), &stored.tags), (title, &answer.tags));
