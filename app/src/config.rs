@@ -135,6 +135,10 @@ pub struct AccountsConfig {
     pub auth_rate: Rate,
     /// Client IPs whose buckets are remembered at once (memory bound of the limiter).
     pub auth_rate_max_keys: usize,
+    /// How long a resolved token is trusted without reading the database again
+    /// (`accounts::TokenCache`; zero turns the cache off). Revocations on this server
+    /// evict at once; this bounds how late one made elsewhere is seen.
+    pub token_cache_ttl: Duration,
 }
 
 impl Default for AccountsConfig {
@@ -144,6 +148,7 @@ impl Default for AccountsConfig {
             session_ttl: Duration::from_secs(60 * 24 * 3600),
             auth_rate: Rate::new(10, Duration::from_secs(60)),
             auth_rate_max_keys: 100_000,
+            token_cache_ttl: crate::accounts::TOKEN_CACHE_TTL,
         }
     }
 }

@@ -12,13 +12,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accounts::{TOKEN_CACHE_CAPACITY, TokenCache};
 use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::publisher::Publisher;
 use crate::pubsub::PubSub;
 use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
-use crate::state::AppState;
+use crate::state::{AppState, Shared};
 use crate::store::{Store, StoreError, Writer};
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,7 @@ pub async fn start(
     }
     let cache = RecentCache::load(&store, config.cache_capacity).await?;
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
+    let tokens = TokenCache::new(config.accounts.token_cache_ttl, TOKEN_CACHE_CAPACITY);
     let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
     let history = config.history;
     let limits = UserLimits::new(&config.limits);
@@ -93,7 +95,7 @@ pub async fn start(
         config.debug_topics,
         shutdown_token.clone(),
     );
-    let state = AppState {
+    let state = AppState::new(Shared {
         config: Arc::new(config),
         store,
         writer,
@@ -107,10 +109,11 @@ pub async fn start(
         signups: Arc::new(signups),
         limits: Arc::new(limits),
         live_sockets: Arc::default(),
+        tokens: Arc::new(tokens),
         rooms,
         socket_slots,
         anon_search,
-    };
+    });
     spawn_topic_sweeper(&state);
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());

@@ -1,4 +1,6 @@
-//! `AppState`: the shared handles every handler and socket task reaches through.
+//! `AppState`: the shared handles every handler and socket task reaches through. One
+//! `Arc` around all of them: axum clones the state for every extractor and middleware
+//! of every request, and one reference count is cheaper to move than a dozen.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,7 +16,24 @@ use crate::ratelimit::{IpLimit, RateLimiter, UserLimits};
 use crate::store::{Store, Writer};
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What `AppState` shares, reached through it by field (`state.store`, `state.pubsub`).
+pub struct Shared {
     pub config: Arc<Config>,
     /// Reads, and the writes that are not group-committed.
     pub store: Store,
@@ -38,6 +57,8 @@ pub struct AppState {
     /// Open signed-in sockets by the credential they connected with, closed when it is
     /// revoked (`crate::accounts::LiveSockets`).
     pub live_sockets: Arc<crate::accounts::LiveSockets>,
+    /// Recently resolved tokens (`crate::accounts::TokenCache`); revocations evict.
+    pub tokens: Arc<crate::accounts::TokenCache>,
     /// The chat rooms' actors by slug (`crate::chat`).
     pub rooms: crate::chat::RoomRegistry,
     /// The cap on open WebSockets: an upgrade takes a slot, its socket task holds it.

@@ -29,6 +29,7 @@ mod model;
 mod password;
 mod session_api;
 mod token_api;
+mod token_cache;
 mod tokens;
 pub mod validate;
 
@@ -38,10 +39,13 @@ pub use extract::{
     clear_session_cookie, cookie, session_cookie,
 };
 pub use live::{Credential, LiveSockets, Registration};
-pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, TokenKind, TokenOwner, UsernameChoice};
+pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, ResolvedToken, TokenKind, TokenOwner, UsernameChoice};
 use session_api::spend_signup;
 pub use session_api::{end_session, register_account, set_session, sign_in};
+pub use token_cache::{DEFAULT_CAPACITY as TOKEN_CACHE_CAPACITY, DEFAULT_TTL as TOKEN_CACHE_TTL, TokenCache};
 pub use tokens::{ApiToken, TokenHash, csrf_matches, csrf_token};
+
+use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -65,24 +69,57 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Option<User>,
 /// then a read, and the single writer is not taxed on the hot path.
 const LAST_USED_GRANULARITY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-/// Resolves a token to its owner and kind, recording API token use.
+/// Resolves a token to its owner and kind, recording API token use: from the token
+/// cache when it was resolved within its TTL, else from the database (and cached).
 pub(crate) async fn resolve(state: &AppState, token: &str) -> Result<Option<TokenOwner>, ApiError> {
     if token.is_empty() || token.len() > 512 {
         return Ok(None);
     }
+    let hash = TokenHash::of(token);
     let now = Utc::now();
-    let now_str = timestamp(now);
-    let owner = state.store.resolve_token(&TokenHash::of(token), &now_str).await?;
-    if let Some(TokenOwner { kind: TokenKind::Api { id, last_used_at }, .. }) = &owner {
+    let owner = match state.tokens.get(&hash, Instant::now()) {
+        Ok(owner) => owner,
+        Err(miss) => {
+            let Some(found) = state.store.resolve_token(&hash, &timestamp(now)).await? else {
+                return Ok(None);
+            };
+            let expires_in = found.expires_at.as_deref().map(|at| {
+                DateTime::parse_from_rfc3339(at)
+                    .ok()
+                    .and_then(|at| (at.with_timezone(&Utc) - now).to_std().ok())
+                    .unwrap_or_default()
+            });
+            state.tokens.store(hash.clone(), found.owner.clone(), expires_in, miss, Instant::now());
+            found.owner
+        }
+    };
+    if let TokenKind::Api { id, last_used_at } = &owner.kind {
         let since = timestamp(now - LAST_USED_GRANULARITY);
         if last_used_at.as_deref().is_none_or(|last| last < since.as_str()) {
+            let now_str = timestamp(now);
             // Failing to record a use must not fail the request it was for.
-            if let Err(err) = state.store.touch_api_token(*id, &now_str, &since).await {
-                tracing::warn!(%err, "could not record API token use");
+            match state.store.touch_api_token(*id, &now_str, &since).await {
+                Ok(()) => state.tokens.used(&hash, &now_str),
+                Err(err) => tracing::warn!(%err, "could not record API token use"),
             }
         }
     }
-    Ok(owner)
+    Ok(Some(owner))
+}
+
+/// Revokes `credential` of `user_id` everywhere this node holds it, after the database
+/// forgot it: the token cache first (so no request accepts it any more), then the
+/// sockets that connected with it are closed. Every revocation goes through here or
+/// `revoke_sessions`.
+pub fn revoke(state: &AppState, user_id: i64, credential: Credential) {
+    state.tokens.forget(user_id, |kind| Credential::from(kind) == credential);
+    state.live_sockets.revoke(user_id, credential);
+}
+
+/// Revokes every session of `user_id` (a password change), as `revoke` does.
+pub fn revoke_sessions(state: &AppState, user_id: i64) {
+    state.tokens.forget(user_id, |kind| matches!(kind, TokenKind::Session { .. }));
+    state.live_sockets.revoke_sessions(user_id);
 }
 
 /// A time as stored: RFC 3339, UTC, microseconds (fixed width, so text order is time

@@ -84,6 +84,14 @@ pub struct TokenOwner {
     pub kind: TokenKind,
 }
 
+/// A token as the database resolved it: its owner, and when it stops being valid (a
+/// session's `expires_at`; `None` for an API token, valid until revoked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedToken {
+    pub owner: TokenOwner,
+    pub expires_at: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenKind {
     Api { id: i64, last_used_at: Option<String> },

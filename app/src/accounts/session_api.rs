@@ -113,7 +113,7 @@ pub fn set_session(state: &AppState, headers: &mut HeaderMap, token: &ApiToken) 
 pub async fn end_session(state: &AppState, token: &str) -> Result<(), ApiError> {
     if let Some(TokenOwner { kind: TokenKind::Session { id }, user }) = resolve(state, token).await? {
         state.store.delete_session(&TokenHash::of(token)).await?;
-        state.live_sockets.revoke(user.id, Credential::Session(id));
+        super::revoke(state, user.id, Credential::Session(id));
     }
     Ok(())
 }
@@ -158,7 +158,7 @@ async fn change_password(
         Via::Bearer => None,
     };
     state.store.change_password(auth.user.id, &new_hash, replacement.as_ref().map(|(_, s)| s)).await?;
-    state.live_sockets.revoke_sessions(auth.user.id);
+    super::revoke_sessions(&state, auth.user.id);
     let account = own_account(&state, auth.user.id).await?;
     let out = match &replacement {
         Some((token, _)) => SessionOut::New(token.as_str()),

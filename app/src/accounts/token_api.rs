@@ -51,7 +51,7 @@ async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     let id = id.parse::<i64>().map_err(|_| ApiError::NotFound("no such token"))?;
     if state.store.delete_api_token(user.id, id).await? {
-        state.live_sockets.revoke(user.id, Credential::ApiToken(id));
+        super::revoke(&state, user.id, Credential::ApiToken(id));
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such token"))

@@ -32,7 +32,7 @@ impl ApiToken {
 /// What the database keeps of a token. Lookups go by hash, so comparing a presented
 /// token never touches the secret byte by byte: an attacker timing the lookup learns
 /// about the hash of their guess, which tells nothing about any real token.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TokenHash([u8; 32]);
 
 impl TokenHash {

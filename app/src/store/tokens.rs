@@ -4,18 +4,19 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, conflict_as, now_timestamp};
-use crate::accounts::{ApiTokenInfo, TokenHash, TokenKind, TokenOwner, User};
+use crate::accounts::{ApiTokenInfo, ResolvedToken, TokenHash, TokenKind, TokenOwner, User};
 
 impl Store {
-    /// Whose token this is: an API token, or a session that has not expired by `now`.
-    /// One indexed lookup per table; this is on every authenticated request.
-    pub async fn resolve_token(&self, token: &TokenHash, now: &str) -> Result<Option<TokenOwner>, StoreError> {
+    /// Whose token this is: an API token, or a session that has not expired by `now`
+    /// (with its expiry). One indexed lookup per table; the token cache
+    /// (`accounts::TokenCache`) keeps it off most authenticated requests.
+    pub async fn resolve_token(&self, token: &TokenHash, now: &str) -> Result<Option<ResolvedToken>, StoreError> {
         let row = sqlx::query(
             "SELECT u.id AS user_id, u.username AS username, 0 AS is_session, t.id AS token_id, \
-             t.last_used_at AS last_used_at \
+             t.last_used_at AS last_used_at, NULL AS expires_at \
              FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? \
              UNION ALL \
-             SELECT u.id, u.username, 1, s.id, NULL \
+             SELECT u.id, u.username, 1, s.id, NULL, s.expires_at \
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ? \
              LIMIT 1",
         )
@@ -31,7 +32,7 @@ impl Store {
             } else {
                 TokenKind::Session { id: r.get("token_id") }
             };
-            TokenOwner { user, kind }
+            ResolvedToken { owner: TokenOwner { user, kind }, expires_at: r.get("expires_at") }
         }))
     }
 

@@ -335,6 +335,41 @@ async fn profile_updates() {
     assert_eq!(me(&app, As::CookieOnly(&s)).await.1["data"]["user"]["display_name"], "Fay F.");
 }
 
+/// Another server on the same database (or an operator) deleting a token is not seen
+/// by this server's token cache until its TTL runs out; then the token is refused. A
+/// revocation through this server is seen at once (the test above).
+#[tokio::test]
+async fn a_token_deleted_behind_the_servers_back_is_refused_once_the_cache_ttl_runs_out() {
+    let ttl = Duration::from_millis(600);
+    let app = spawn_app_with(|c| {
+        c.accounts.auth_rate = Rate::new(1000, Duration::from_secs(60));
+        c.accounts.token_cache_ttl = ttl;
+    })
+    .await;
+    let user = app.create_user("cached").await;
+    let (status, _) = me(&app, As::Bearer(&user.token)).await;
+    assert_eq!(status, 200);
+    let mut conn = SqliteConnectOptions::new().filename(app.db_path()).connect().await.expect("open the database");
+    let deleted = sqlx::query("DELETE FROM api_tokens").execute(&mut conn).await.expect("delete").rows_affected();
+    assert_eq!(deleted, 1);
+    let gone = Instant::now();
+    // Within the TTL the cached answer may still be used; it never outlives the TTL.
+    loop {
+        let (status, body) = me(&app, As::Bearer(&user.token)).await;
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            gone.elapsed() < ttl + Duration::from_millis(400),
+            "still accepted {:?} after deletion",
+            gone.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ws_status(WsClient::connect(app.addr, &format!("vsn=2.0.0&token={}", user.token)).await), 403);
+}
+
 #[tokio::test]
 async fn api_tokens_are_shown_once_listed_without_secrets_and_revoked_everywhere() {
     let app = app().await;
