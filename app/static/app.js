@@ -100,8 +100,23 @@ function hue(name){
 const templates = new Map()
 function fromTemplate(id){
   let tpl = templates.get(id)
-  if(!tpl){ tpl = $(`#${id}`).content.firstElementChild; templates.set(id, tpl) }
+  if(!tpl){
+    tpl = $(`#${id}`).content.firstElementChild.cloneNode(true)
+    dropIndentation(tpl)
+    templates.set(id, tpl)
+  }
   return tpl.cloneNode(true)
+}
+
+/** Removes the template's indentation (whitespace-only text with a line break): nodes
+ * that render nothing but that every clone would carry through style and layout. A
+ * space between two inline elements has no line break and stays. */
+function dropIndentation(node){
+  for(const child of [...node.childNodes]){
+    if(child.nodeType === Node.TEXT_NODE){
+      if(child.data.includes("\n") && child.data.trim() === ""){ child.remove() }
+    } else if(child.nodeType === Node.ELEMENT_NODE){ dropIndentation(child) }
+  }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -419,6 +434,7 @@ function leaveLikes(id){
 /** Joins `likes:<id>` for bookmarks that stay on screen a moment; leaves when they go. */
 function likeWatcher(socket){
   const timers = new Map()
+  const watched = new WeakSet()
   const observer = new IntersectionObserver(entries => {
     for(const entry of entries){
       const id = Number(entry.target.dataset.id)
@@ -430,8 +446,11 @@ function likeWatcher(socket){
     }
   })
   return {
-    watch(el){ observer.observe(el) },
+    watch(el){ watched.add(el); observer.observe(el) },
+    // Under a fast stream most items leave before they are watched: nothing to undo.
     forget(el){
+      if(!watched.has(el)){ return }
+      watched.delete(el)
       observer.unobserve(el)
       const id = Number(el.dataset.id)
       clearTimeout(timers.get(id))
@@ -463,9 +482,12 @@ function buildBookmark(b){
   desc.textContent = b.description || ""
   desc.hidden = !b.description
   const tags = li.querySelector(".b-tags")
+  // Made in the clone's own (the template's) document, so that they are adopted once,
+  // with the item, when it goes on the page.
+  const doc = li.ownerDocument
   for(const tag of b.tags || []){
-    const item = document.createElement("li")
-    const a = document.createElement("a")
+    const item = doc.createElement("li")
+    const a = doc.createElement("a")
     a.href = `/tags/${encodeURIComponent(tag)}`
     a.textContent = `#${tag}`
     item.append(a)
@@ -484,13 +506,17 @@ function buildBookmark(b){
 }
 
 // The firehose and tag feeds: new bookmarks are queued as they arrive and put on the
-// page in one batch in an animation frame — every frame while the stream is slow; when
-// it runs faster than anyone reads (over FAST_PER_S a second), at most one batch every
-// FAST_BATCH_MS, because each batch moves the whole list (layout and paint of the
-// viewport) whatever its size. The list keeps at most FEED_MAX items; while the reader
-// is scrolled away they wait behind an "N new" button instead.
-// `?flush=every-frame` turns the fast-stream batching off (scripts/bench-page compares).
+// page in the next animation frame, at most FRAME_MAX a frame (oldest first, so the
+// newest ends on top; more wait for the next frame, and the queue keeps only the
+// newest FEED_MAX). A frame's cost is a fixed part (the list moves: style, layout and
+// paint of the viewport) plus a part per item, so small batches every frame keep each
+// frame short, where one big batch every few hundred milliseconds made that frame long
+// (scripts/bench-page measured both). The list keeps at most FEED_MAX items; while the
+// reader is scrolled away they wait behind an "N new" button instead.
+// `?flush=batched` is the former fast-stream mode (over FAST_PER_S a second, one batch
+// every FAST_BATCH_MS), kept for scripts/bench-page's A/B.
 const FEED_MAX = 100
+const FRAME_MAX = 6
 const FAST_PER_S = 30
 const FAST_BATCH_MS = 200
 
@@ -512,7 +538,7 @@ function feedPage(socket){
 
   const scrolledAway = () => list.getBoundingClientRect().top < -40
 
-  const everyFrame = new URLSearchParams(location.search).get("flush") === "every-frame"
+  const batched = new URLSearchParams(location.search).get("flush") === "batched"
   let lastFlush = 0
   let windowStart = performance.now()
   let windowCount = 0
@@ -521,7 +547,7 @@ function feedPage(socket){
   function schedule(){
     if(scheduled){ return }
     scheduled = true
-    const wait = everyFrame || perSecond <= FAST_PER_S ? 0 : lastFlush + FAST_BATCH_MS - performance.now()
+    const wait = !batched || perSecond <= FAST_PER_S ? 0 : lastFlush + FAST_BATCH_MS - performance.now()
     if(wait > 0){ setTimeout(() => requestAnimationFrame(flush), wait) } else { requestAnimationFrame(flush) }
   }
 
@@ -547,9 +573,14 @@ function feedPage(socket){
       newButton.hidden = false
       return
     }
-    const batch = queue
-    queue = []
-    insert(batch)
+    if(batched){
+      const batch = queue
+      queue = []
+      insert(batch)
+      return
+    }
+    insert(queue.splice(0, FRAME_MAX))
+    if(queue.length > 0){ schedule() }
   }
 
   function insert(events){
@@ -568,11 +599,18 @@ function feedPage(socket){
     // most items are gone by then, and watching them would cost every frame.
     setTimeout(() => { for(const li of added){ if(li.isConnected){ watcher.watch(li) } } }, 1000)
     let extra = list.children.length - FEED_MAX
-    while(extra-- > 0){
-      const last = list.lastElementChild
-      shown.delete(Number(last.dataset.id))
-      watcher.forget(last)
-      last.remove()
+    if(extra > 0){
+      // The tail goes in one range deletion rather than node by node.
+      const tail = document.createRange()
+      tail.setEndAfter(list.lastElementChild)
+      let first = list.lastElementChild
+      while(extra-- > 0){
+        shown.delete(Number(first.dataset.id))
+        watcher.forget(first)
+        if(extra > 0){ first = first.previousElementSibling }
+      }
+      tail.setStartBefore(first)
+      tail.deleteContents()
     }
     empty.hidden = true
   }

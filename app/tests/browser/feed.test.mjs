@@ -70,6 +70,8 @@ test("under a burst the list stays bounded, and scrolled away new ones wait behi
   assert.ok(count <= 100, `the list holds at most 100 items, has ${count}`)
   const ids = await home.locator("#bookmarks > li").evaluateAll(els => els.map(e => Number(e.dataset.id)))
   assert.deepEqual(ids, [...ids].sort((a, b) => b - a), "newest first")
+  // A few items a frame, none skipped: the list is exactly the burst's newest 100.
+  assert.deepEqual(ids, made.map(b => b.id).sort((a, b) => b - a).slice(0, 100), "every one of the newest 100, no gaps")
 
   // Scrolled down: new bookmarks are held and counted, the list does not move.
   await home.evaluate(() => window.scrollTo(0, 2000))
