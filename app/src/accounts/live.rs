@@ -76,14 +76,15 @@ impl LiveSockets {
     }
 
     /// Closes the sockets of `user_id` that authenticated with `credential` (a revoked
-    /// API token, a logged-out session); how many.
-    pub fn revoke(&self, user_id: i64, credential: Credential) -> usize {
+    /// API token, a logged-out session); how many. Called through `accounts::revoke`,
+    /// which evicts the token cache first.
+    pub(super) fn revoke(&self, user_id: i64, credential: Credential) -> usize {
         self.revoke_where(user_id, |c| c == credential)
     }
 
     /// Closes every socket of `user_id` that authenticated with a session token (the
     /// password changed, which ends all sessions); how many.
-    pub fn revoke_sessions(&self, user_id: i64) -> usize {
+    pub(super) fn revoke_sessions(&self, user_id: i64) -> usize {
         self.revoke_where(user_id, |c| matches!(c, Credential::Session(_)))
     }
 
