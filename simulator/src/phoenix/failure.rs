@@ -37,6 +37,11 @@ pub enum Failure {
     /// Reading or writing the connection failed.
     #[error("I/O error: {0:?}")]
     Io(io::ErrorKind),
+    /// The WebSocket protocol was broken (`ws_reset_without_close`: the connection was
+    /// reset without a closing handshake, as a server that drops a slow consumer's
+    /// socket does; `ws_protocol`: anything else).
+    #[error("WebSocket protocol error: {0}")]
+    Protocol(&'static str),
     /// The target closed the channel (`phx_close`) or crashed it (`phx_error`).
     #[error("the target ended the channel with {0}")]
     Channel(&'static str),
@@ -76,6 +81,7 @@ impl Failure {
             Failure::Closed(code) => format!("closed_{code}"),
             Failure::Eof => "eof".into(),
             Failure::Io(kind) => format!("io_{}", io_kind(*kind)),
+            Failure::Protocol(what) => format!("ws_{what}"),
             Failure::Channel(event) => format!("channel_{event}"),
         }
     }
@@ -83,7 +89,7 @@ impl Failure {
     /// Whether the target itself ended the socket or channel after it was joined (as
     /// opposed to failing to open it).
     pub fn is_close(&self) -> bool {
-        matches!(self, Failure::Closed(_) | Failure::Eof | Failure::Io(_) | Failure::Channel(_))
+        matches!(self, Failure::Closed(_) | Failure::Eof | Failure::Io(_) | Failure::Protocol(_) | Failure::Channel(_))
     }
 
     pub(crate) fn from_io(e: &io::Error) -> Failure {
@@ -92,11 +98,13 @@ impl Failure {
 
     pub(crate) fn from_ws(e: &tokio_tungstenite::tungstenite::Error) -> Failure {
         use tokio_tungstenite::tungstenite::Error;
+        use tokio_tungstenite::tungstenite::error::ProtocolError;
         match e {
             Error::ConnectionClosed | Error::AlreadyClosed => Failure::Eof,
             Error::Io(io) => Failure::from_io(io),
             Error::Tls(t) => Failure::Tls(t.to_string()),
-            Error::Protocol(_) => Failure::Io(io::ErrorKind::InvalidData),
+            Error::Protocol(ProtocolError::ResetWithoutClosingHandshake) => Failure::Protocol("reset_without_close"),
+            Error::Protocol(_) => Failure::Protocol("protocol"),
             _ => Failure::Io(io::ErrorKind::Other),
         }
     }
@@ -126,5 +134,10 @@ mod tests {
         assert_eq!(Failure::Closed(1013).name(), "closed_1013");
         assert_eq!(Failure::Channel("phx_close").name(), "channel_phx_close");
         assert!(Failure::Eof.is_close() && !Failure::Timeout(Step::Connect).is_close());
+        use tokio_tungstenite::tungstenite::{Error, error::ProtocolError};
+        let reset = Failure::from_ws(&Error::Protocol(ProtocolError::ResetWithoutClosingHandshake));
+        assert_eq!(reset.name(), "ws_reset_without_close");
+        assert!(reset.is_close());
+        assert_eq!(Failure::from_ws(&Error::Protocol(ProtocolError::SendAfterClosing)).name(), "ws_protocol");
     }
 }

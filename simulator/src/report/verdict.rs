@@ -90,8 +90,14 @@ fn failures(model: &ReportModel, closes: bool) -> String {
     if names.is_empty() { "no reason recorded".into() } else { names.join(", ") }
 }
 
+/// Whether a failure name (`phoenix::Failure::name`) is the target ending a joined
+/// socket or channel; the same kinds as `Failure::is_close`.
 fn is_close(name: &str) -> bool {
-    name.starts_with("closed_") || name == "eof" || name.starts_with("io_") || name.starts_with("channel_")
+    name.starts_with("closed_")
+        || name == "eof"
+        || name.starts_with("io_")
+        || name.starts_with("ws_")
+        || name.starts_with("channel_")
 }
 
 /// `PASS`, or `FAIL: ` and why (the first reasons, most important first).
@@ -122,6 +128,31 @@ fn line(model: &ReportModel) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The report only has failure names; they must sort into closes and failures to
+    /// open exactly as the failures themselves do.
+    #[test]
+    fn a_failure_name_is_a_close_exactly_when_the_failure_is() {
+        use crate::phoenix::{Failure, Step};
+        use std::io::ErrorKind;
+        let all = [
+            Failure::Connect(ErrorKind::ConnectionRefused),
+            Failure::Tls("bad certificate".into()),
+            Failure::UpgradeStatus(503),
+            Failure::UpgradeProtocol("no Upgrade header"),
+            Failure::Timeout(Step::Join),
+            Failure::JoinRefused("unauthorized".into()),
+            Failure::Undecodable,
+            Failure::Closed(1013),
+            Failure::Eof,
+            Failure::Io(ErrorKind::ConnectionReset),
+            Failure::Protocol("reset_without_close"),
+            Failure::Channel("phx_close"),
+        ];
+        for failure in all {
+            assert_eq!(is_close(&failure.name()), failure.is_close(), "{}", failure.name());
+        }
+    }
 
     /// Listeners a ramp holds back are neither failures nor among the listeners that
     /// should have joined before traffic.
