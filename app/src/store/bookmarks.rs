@@ -112,54 +112,67 @@ impl WriteOp for InsertBookmark {
     }
 }
 
-/// Bookmarks in three statements, whatever their number and tags: new tag names, the
-/// bookmarks, their tag links (each travels as one JSON array). Every statement is a
-/// round trip to the connection's thread, so a batch of 50 bookmarks costs 3 of them
-/// instead of 150. The bookmarks come back in the order given: the ids
-/// of one `INSERT … SELECT … ORDER BY` are handed out in that order (AUTOINCREMENT:
-/// each larger than any before), so the returned ids sorted are the rows in order.
+/// Bookmarks in a few multi-row statements, whatever their number and tags: new tag
+/// names, the bookmarks, their tag links. Every statement is a round trip to the
+/// connection's thread, so a batch of 50 bookmarks costs a handful of them instead of
+/// 150. Rows go in chunks of the sizes in `CHUNKS`, so each statement has one of a few
+/// shapes and stays prepared in the connection's statement cache. The bookmarks come
+/// back in the order given: the ids of the rows of one `INSERT … VALUES` are handed out
+/// in their order, each chunk after the one before (AUTOINCREMENT: each larger than any
+/// before), so the returned ids sorted are the rows in order.
 pub(super) async fn insert_bookmarks(
     conn: &mut SqliteConnection,
     items: &[(&User, &NewBookmark)],
 ) -> Result<Vec<Arc<Bookmark>>, StoreError> {
     let now = now_timestamp();
     let names: Vec<&str> = items.iter().flat_map(|(_, new)| new.tags.iter().map(String::as_str)).collect();
-    if !names.is_empty() {
-        sqlx::query("INSERT INTO tags (name) SELECT value FROM json_each(?) WHERE true ON CONFLICT (name) DO NOTHING")
-            .bind(serde_json::to_string(&names).map_err(|e| StoreError::Commit(e.to_string()))?)
-            .execute(&mut *conn)
-            .await?;
+    for chunk in chunked(&names) {
+        let sql =
+            format!("INSERT INTO tags (name) VALUES {} ON CONFLICT (name) DO NOTHING", tuples("(?)", chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for name in chunk {
+            query = query.bind(*name);
+        }
+        query.execute(&mut *conn).await?;
     }
-    let rows: Vec<serde_json::Value> = items
-        .iter()
-        .map(|(owner, new)| serde_json::json!([owner.id, new.title, new.description, new.url, i64::from(new.public)]))
-        .collect();
-    let mut ids: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) \
-         SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4, ? \
-         FROM json_each(?) j ORDER BY j.key RETURNING id",
-    )
-    .bind(&now)
-    .bind(serde_json::Value::from(rows).to_string())
-    .fetch_all(&mut *conn)
-    .await?;
+    let mut ids: Vec<i64> = Vec::with_capacity(items.len());
+    for chunk in chunked(items) {
+        let sql = format!(
+            "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) VALUES {} RETURNING id",
+            tuples("(?, ?, ?, ?, ?, ?)", chunk.len())
+        );
+        let mut query = sqlx::query_scalar::<_, i64>(&sql);
+        for (owner, new) in chunk {
+            query = query
+                .bind(owner.id)
+                .bind(&new.title)
+                .bind(&new.description)
+                .bind(&new.url)
+                .bind(i64::from(new.public))
+                .bind(&now);
+        }
+        ids.extend(query.fetch_all(&mut *conn).await?);
+    }
     if ids.len() != items.len() {
         return Err(StoreError::Commit(format!("{} bookmarks inserted of {}", ids.len(), items.len())));
     }
     ids.sort_unstable();
-    let links: Vec<serde_json::Value> = items
+    let links: Vec<(i64, i64, &str)> = items
         .iter()
         .zip(&ids)
-        .flat_map(|((_, new), id)| new.tags.iter().enumerate().map(move |(pos, tag)| serde_json::json!([id, pos, tag])))
+        .flat_map(|((_, new), id)| new.tags.iter().zip(0..).map(move |(tag, pos)| (*id, pos, tag.as_str())))
         .collect();
-    if !links.is_empty() {
-        sqlx::query(
+    for chunk in chunked(&links) {
+        let sql = format!(
             "INSERT INTO bookmark_tags (bookmark_id, tag_id, position) \
-             SELECT l.value ->> 0, t.id, l.value ->> 1 FROM json_each(?) l JOIN tags t ON t.name = l.value ->> 2",
-        )
-        .bind(serde_json::Value::from(links).to_string())
-        .execute(&mut *conn)
-        .await?;
+             SELECT v.column1, t.id, v.column2 FROM (VALUES {}) v JOIN tags t ON t.name = v.column3",
+            tuples("(?, ?, ?)", chunk.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, pos, tag) in chunk {
+            query = query.bind(id).bind(pos).bind(*tag);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(items
         .iter()
@@ -179,6 +192,33 @@ pub(super) async fn insert_bookmarks(
         .collect())
 }
 
+/// The row counts a multi-row statement is made for: a batch goes in the largest that
+/// fit, then the next (at most 6 × 64 = 384 bound values a statement, far under
+/// SQLite's limit).
+const CHUNKS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// `items` in consecutive chunks of the sizes in `CHUNKS`, largest first.
+fn chunked<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = CHUNKS.into_iter().find(|&c| c <= items.len())?;
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// `tuple` `n` times, comma-separated: the rows of a `VALUES` list.
+fn tuples(tuple: &str, n: usize) -> String {
+    let mut out = String::with_capacity((tuple.len() + 2) * n);
+    for i in 0..n {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(tuple);
+    }
+    out
+}
+
 struct DeleteBookmark(Arc<Bookmark>);
 
 impl WriteOp for DeleteBookmark {
@@ -193,5 +233,23 @@ impl WriteOp for DeleteBookmark {
 
     fn change(&self, deleted: &bool) -> Option<Change> {
         deleted.then(|| Change::BookmarkDeleted(self.0.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_goes_in_chunks_of_a_few_sizes_in_order() {
+        for n in 0..300 {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = chunked(&items).collect();
+            assert_eq!(chunks.concat(), items, "every row once, in order ({n})");
+            assert!(chunks.iter().all(|c| CHUNKS.contains(&c.len())), "{n}");
+            assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()), "largest first ({n})");
+        }
+        assert_eq!(chunked(&[0; 100]).map(<[i32]>::len).collect::<Vec<_>>(), [64, 32, 4]);
+        assert_eq!(tuples("(?, ?)", 3), "(?, ?), (?, ?), (?, ?)");
     }
 }
