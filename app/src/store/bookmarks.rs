@@ -125,7 +125,11 @@ pub(super) async fn insert_bookmarks(
     items: &[(&User, &NewBookmark)],
 ) -> Result<Vec<Arc<Bookmark>>, StoreError> {
     let now = now_timestamp();
-    let names: Vec<&str> = items.iter().flat_map(|(_, new)| new.tags.iter().map(String::as_str)).collect();
+    // Each name once: in a batch the popular tags repeat, and each repeat would be one
+    // more index lookup for a row that is already there.
+    let mut names: Vec<&str> = items.iter().flat_map(|(_, new)| new.tags.iter().map(String::as_str)).collect();
+    names.sort_unstable();
+    names.dedup();
     for chunk in chunked(&names) {
         let sql =
             format!("INSERT INTO tags (name) VALUES {} ON CONFLICT (name) DO NOTHING", tuples("(?)", chunk.len()));
