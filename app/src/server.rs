@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::accounts::{TOKEN_CACHE_CAPACITY, TokenCache};
+use crate::accounts::TokenCache;
 use crate::bookmarks::RecentCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -70,7 +70,7 @@ pub async fn start(
     }
     let cache = RecentCache::load(&store, config.cache_capacity).await?;
     tracing::info!(cached = cache.len(), "bookmark cache loaded");
-    let tokens = TokenCache::new(config.accounts.token_cache_ttl, TOKEN_CACHE_CAPACITY);
+    let tokens = TokenCache::new(config.accounts.token_cache_ttl);
     let auth_limiter = RateLimiter::new(config.accounts.auth_rate, config.accounts.auth_rate_max_keys);
     let history = config.history;
     let limits = UserLimits::new(&config.limits);

@@ -573,13 +573,7 @@ function feedPage(socket){
       newButton.hidden = false
       return
     }
-    if(batched){
-      const batch = queue
-      queue = []
-      insert(batch)
-      return
-    }
-    insert(queue.splice(0, FRAME_MAX))
+    insert(queue.splice(0, batched ? queue.length : FRAME_MAX))
     if(queue.length > 0){ schedule() }
   }
 
@@ -598,18 +592,16 @@ function feedPage(socket){
     // Watched for likes only if still on the page a second later: under a fast stream
     // most items are gone by then, and watching them would cost every frame.
     setTimeout(() => { for(const li of added){ if(li.isConnected){ watcher.watch(li) } } }, 1000)
-    let extra = list.children.length - FEED_MAX
-    if(extra > 0){
+    const gone = Array.prototype.slice.call(list.children, FEED_MAX)
+    if(gone.length > 0){
+      for(const li of gone){
+        shown.delete(Number(li.dataset.id))
+        watcher.forget(li)
+      }
       // The tail goes in one range deletion rather than node by node.
       const tail = document.createRange()
-      tail.setEndAfter(list.lastElementChild)
-      let first = list.lastElementChild
-      while(extra-- > 0){
-        shown.delete(Number(first.dataset.id))
-        watcher.forget(first)
-        if(extra > 0){ first = first.previousElementSibling }
-      }
-      tail.setStartBefore(first)
+      tail.setStartBefore(gone[0])
+      tail.setEndAfter(gone.at(-1))
       tail.deleteContents()
     }
     empty.hidden = true

@@ -42,7 +42,7 @@ pub use live::{Credential, LiveSockets, Registration};
 pub use model::{Account, ApiTokenInfo, NewAccount, NewSession, ResolvedToken, TokenKind, TokenOwner, UsernameChoice};
 use session_api::spend_signup;
 pub use session_api::{end_session, register_account, set_session, sign_in};
-pub use token_cache::{DEFAULT_CAPACITY as TOKEN_CACHE_CAPACITY, DEFAULT_TTL as TOKEN_CACHE_TTL, TokenCache};
+pub use token_cache::{DEFAULT_TTL as TOKEN_CACHE_TTL, TokenCache};
 pub use tokens::{ApiToken, TokenHash, csrf_matches, csrf_token};
 
 use std::time::Instant;

@@ -22,7 +22,7 @@ use super::{TokenHash, TokenKind, TokenOwner};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(2);
 /// Entries kept at most; when full, the cache starts over (a memory bound, not an LRU:
 /// a flood of distinct tokens must not grow it).
-pub const DEFAULT_CAPACITY: usize = 50_000;
+const CAPACITY: usize = 50_000;
 
 struct Cached {
     owner: TokenOwner,
@@ -42,18 +42,16 @@ pub struct TokenCache {
     capacity: usize,
 }
 
-impl Default for TokenCache {
-    fn default() -> Self {
-        Self::new(DEFAULT_TTL, DEFAULT_CAPACITY)
-    }
-}
-
 /// A lookup that missed: the generation to hand back to `store`.
 #[derive(Debug, Clone, Copy)]
 pub struct Miss(u64);
 
 impl TokenCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, CAPACITY)
+    }
+
+    fn with_capacity(ttl: Duration, capacity: usize) -> Self {
         Self { inner: Mutex::default(), ttl, capacity: capacity.max(1) }
     }
 
@@ -104,14 +102,6 @@ impl TokenCache {
         inner.generation += 1;
         inner.entries.retain(|_, c| c.owner.user.id != user_id || !revoked(&c.owner.kind));
     }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]
@@ -119,13 +109,17 @@ mod tests {
     use super::*;
     use crate::accounts::User;
 
+    fn len(cache: &TokenCache) -> usize {
+        cache.inner.lock().entries.len()
+    }
+
     fn owner(user: i64, kind: TokenKind) -> TokenOwner {
         TokenOwner { user: User { id: user, username: format!("u{user}") }, kind }
     }
 
     #[test]
     fn a_hit_lasts_the_ttl_and_never_past_the_tokens_expiry() {
-        let cache = TokenCache::new(Duration::from_secs(2), 10);
+        let cache = TokenCache::with_capacity(Duration::from_secs(2), 10);
         let t0 = Instant::now();
         let a = TokenHash::of("a");
         let miss = cache.get(&a, t0).unwrap_err();
@@ -147,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_revocation_evicts_only_what_it_names_and_beats_a_lookup_under_way() {
-        let cache = TokenCache::default();
+        let cache = TokenCache::new(DEFAULT_TTL);
         let now = Instant::now();
         let api = TokenHash::of("api");
         let session = TokenHash::of("session");
@@ -160,7 +154,7 @@ mod tests {
             let miss = cache.get(hash, now).unwrap_err();
             cache.store(hash.clone(), o, None, miss, now);
         }
-        assert_eq!(cache.len(), 3);
+        assert_eq!(len(&cache), 3);
 
         // A lookup of the session starts (it read the database before the revocation).
         let late = cache.get(&TokenHash::of("late"), now).unwrap_err();
@@ -173,12 +167,12 @@ mod tests {
 
         cache.forget(1, |k| matches!(k, TokenKind::Api { id: 10, .. }));
         assert!(cache.get(&api, now).is_err());
-        assert_eq!(cache.len(), 1);
+        assert_eq!(len(&cache), 1);
     }
 
     #[test]
     fn a_use_is_remembered_and_the_capacity_bounds_the_map() {
-        let cache = TokenCache::new(Duration::from_secs(60), 3);
+        let cache = TokenCache::with_capacity(Duration::from_secs(60), 3);
         let now = Instant::now();
         let api = TokenHash::of("api");
         let miss = cache.get(&api, now).unwrap_err();
@@ -192,7 +186,7 @@ mod tests {
             let h = TokenHash::of(&format!("t{i}"));
             let miss = cache.get(&h, now).unwrap_err();
             cache.store(h, owner(3, TokenKind::Session { id: i }), None, miss, now);
-            assert!(cache.len() <= 3);
+            assert!(len(&cache) <= 3);
         }
     }
 }

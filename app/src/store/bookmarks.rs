@@ -213,14 +213,7 @@ fn chunked<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
 
 /// `tuple` `n` times, comma-separated: the rows of a `VALUES` list.
 fn tuples(tuple: &str, n: usize) -> String {
-    let mut out = String::with_capacity((tuple.len() + 2) * n);
-    for i in 0..n {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(tuple);
-    }
-    out
+    vec![tuple; n].join(", ")
 }
 
 struct DeleteBookmark(Arc<Bookmark>);

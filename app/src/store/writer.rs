@@ -354,8 +354,8 @@ async fn commit(store: &Store, stats: &WriteStats, batch: &mut [Box<dyn Job>]) -
 /// write rolls everything back (`None`); with them, a failing write undoes only itself
 /// and the rest commit. `Some(n)`: committed, with `n` writes that succeeded.
 ///
-/// Without savepoints, consecutive bookmark inserts run as one bulk insert (three
-/// statements for the run); if it fails, the batch goes again with savepoints, one
+/// Without savepoints, consecutive bookmark inserts run as one bulk insert (a few
+/// multi-row statements for the run, `bookmarks::insert_bookmarks`); if it fails, the batch goes again with savepoints, one
 /// write at a time, so a bad bookmark fails only its own caller.
 async fn run_batch(
     store: &Store,
