@@ -12,12 +12,12 @@ use rusqlite::Connection;
 
 /// The app's schema, in order (0006 is the FTS5 index over `messages.body`).
 const MIGRATIONS: [&str; 6] = [
-    include_str!("../../migrations/0001_users_bookmarks.sql"),
-    include_str!("../../migrations/0002_accounts.sql"),
-    include_str!("../../migrations/0003_uploads.sql"),
-    include_str!("../../migrations/0004_likes.sql"),
-    include_str!("../../migrations/0005_chat.sql"),
-    include_str!("../../migrations/0006_search.sql"),
+    include_str!("../../migrations/sqlite/0001_users_bookmarks.sql"),
+    include_str!("../../migrations/sqlite/0002_accounts.sql"),
+    include_str!("../../migrations/sqlite/0003_uploads.sql"),
+    include_str!("../../migrations/sqlite/0004_likes.sql"),
+    include_str!("../../migrations/sqlite/0005_chat.sql"),
+    include_str!("../../migrations/sqlite/0006_search.sql"),
 ];
 
 /// What `store::search` asks of FTS5 (the sentinels are U+E000 and U+E001).

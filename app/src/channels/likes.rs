@@ -18,7 +18,6 @@ use super::channel::{ChannelState, Ctx, JoinGrant, Outcome, rate_limited, reason
 use crate::likes::{self, LikeSummary, View};
 use crate::pubsub::SubId;
 use crate::ratelimit::Action;
-use crate::store::StoreError;
 
 fn summary(likes: LikeSummary) -> Value {
     json!({ "count": likes.count, "liked": likes.liked })
@@ -71,8 +70,8 @@ pub async fn handle_in(ctx: &Ctx<'_>, bookmark_id: i64, event: &str) -> Outcome 
         Ok(Some(likes)) => Outcome::Reply(summary(likes)),
         // Deleted since the join.
         Ok(None) => Outcome::Error(reason("not found")),
-        // The write queue is full: refused at once, the client may push again.
-        Err(StoreError::Overloaded) => Outcome::Error(reason("busy")),
+        // The write queue is full or the database unreachable: the client may push again.
+        Err(err) if err.is_unavailable() => Outcome::Error(reason("busy")),
         Err(err) => Outcome::Error(internal(&err, bookmark_id)),
     }
 }

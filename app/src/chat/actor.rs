@@ -588,11 +588,11 @@ fn push_frame(sub: &Sub, text: String) {
     }
 }
 
-/// A store failure as the sender sees it: a full write queue is `Busy` (try again),
-/// anything else is logged and `Internal`.
+/// A store failure as the sender sees it: a full write queue or an unreachable database
+/// is `Busy` (try again), anything else is logged and `Internal`.
 fn store_error(slug: &str, err: StoreError, what: &str) -> ChatError {
     match err {
-        StoreError::Overloaded => ChatError::Busy,
+        err if err.is_unavailable() => ChatError::Busy,
         err => {
             tracing::error!(%err, room = %slug, "{what}");
             ChatError::Internal

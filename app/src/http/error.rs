@@ -71,6 +71,7 @@ impl From<StoreError> for ApiError {
             // colliding is our failure, not the client's.
             StoreError::Conflict(field @ ("username" | "email" | "slug")) => ApiError::Conflict(field),
             StoreError::Overloaded => ApiError::Unavailable("too many writes queued; try again"),
+            other if other.is_unavailable() => ApiError::Unavailable("the database is unavailable; try again"),
             other => ApiError::Internal(other.to_string()),
         }
     }

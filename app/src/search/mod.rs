@@ -1,14 +1,17 @@
-//! Message search: `GET /api/search?q=&room=&limit=` over chat message bodies with
-//! SQLite FTS5 (the `messages_fts` index of migration 0006, kept in sync by triggers).
+//! Message search: `GET /api/search?q=&room=&limit=` over chat message bodies, with
+//! SQLite FTS5 (the `messages_fts` index of migration 0006, kept in sync by triggers)
+//! or, on PostgreSQL, a GIN-indexed `tsvector` of each body (`store/search.rs`); the
+//! API, the query rules and the marks below are the same on both.
 //!
-//! - **Ranking**: bm25, best first (more and rarer matching terms rank higher); ties
-//!   newest first.
+//! - **Ranking**: best first, ties newest first: bm25 on SQLite (more and rarer
+//!   matching terms rank higher), `ts_rank_cd` on PostgreSQL (more and closer matches
+//!   rank higher).
 //! - **Scope**: `room=<slug>` searches one room, which must be readable by the caller
 //!   (public, or private with the caller a member; otherwise 404, the same answer as
 //!   for a room that does not exist, so private rooms are not revealed). Without
 //!   `room`, every room the caller may read: public rooms plus, when signed in, the
 //!   rooms they are a member of.
-//! - **Safe queries**: user input never reaches FTS5 syntax. [`fts_query`] splits `q`
+//! - **Safe queries**: user input never reaches query syntax. [`Terms`] splits `q`
 //!   on whitespace and quotes every chunk as an FTS5 string (a `"` inside is doubled),
 //!   so `*`, `-`, `(`, `:`, `NEAR`, `^`… are plain text that the tokenizer treats like
 //!   the indexed bodies (`foo-bar` becomes the phrase "foo bar"). Chunks are ANDed:
@@ -124,30 +127,54 @@ impl From<QueryError> for ApiError {
     }
 }
 
-/// The FTS5 `MATCH` expression for the user's `q`: each whitespace-separated chunk as a
-/// quoted FTS5 string, ANDed; operator words are quoted like the rest, so they are
-/// words to find. `Ok(None)` when nothing searchable is left.
+/// A user's `q` made safe: its whitespace-separated chunks that have a letter or digit,
+/// control characters dropped. Each is matched as a phrase of the words in it, and a
+/// message matches when it has every one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms(Vec<String>);
+
+impl Terms {
+    /// The terms of `q`; `Ok(None)` when nothing searchable is left.
+    pub fn parse(q: &str) -> Result<Option<Self>, QueryError> {
+        let q = q.trim();
+        if q.is_empty() {
+            return Err(QueryError::Blank);
+        }
+        if q.chars().count() > MAX_QUERY_CHARS {
+            return Err(QueryError::TooLong);
+        }
+        let chunks: Vec<&str> = q.split_whitespace().collect();
+        if chunks.len() > MAX_TERMS {
+            return Err(QueryError::TooManyTerms);
+        }
+        let terms: Vec<String> = chunks
+            .into_iter()
+            .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
+            // Control characters are never part of an indexed token; drop them so the
+            // expression is plain text.
+            .map(|chunk| chunk.chars().filter(|c| !c.is_control()).collect::<String>())
+            .collect();
+        Ok((!terms.is_empty()).then_some(Self(terms)))
+    }
+
+    /// The terms, in the user's order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    /// The terms as an FTS5 `MATCH` expression: each a quoted FTS5 string (a `"` inside
+    /// doubled), ANDed; operator words are quoted like the rest, so they are words to
+    /// find. Also what the API reports as `meta.match`, whatever the database.
+    pub fn fts5(&self) -> String {
+        let quoted: Vec<String> = self.0.iter().map(|t| format!("\"{}\"", t.replace('"', "\"\""))).collect();
+        quoted.join(" ")
+    }
+}
+
+/// The FTS5 `MATCH` expression for the user's `q` ([`Terms::parse`], then
+/// [`Terms::fts5`]). `Ok(None)` when nothing searchable is left.
 pub fn fts_query(q: &str) -> Result<Option<String>, QueryError> {
-    let q = q.trim();
-    if q.is_empty() {
-        return Err(QueryError::Blank);
-    }
-    if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(QueryError::TooLong);
-    }
-    let chunks: Vec<&str> = q.split_whitespace().collect();
-    if chunks.len() > MAX_TERMS {
-        return Err(QueryError::TooManyTerms);
-    }
-    let terms: Vec<String> = chunks
-        .into_iter()
-        .filter(|chunk| chunk.chars().any(char::is_alphanumeric))
-        // Control characters are never part of an indexed token; drop them so the
-        // expression is plain text.
-        .map(|chunk| chunk.chars().filter(|c| !c.is_control()).collect::<String>())
-        .map(|chunk| format!("\"{}\"", chunk.replace('"', "\"\"")))
-        .collect();
-    Ok((!terms.is_empty()).then(|| terms.join(" ")))
+    Ok(Terms::parse(q)?.map(|terms| terms.fts5()))
 }
 
 /// HTML for FTS5 output: matches (between [`MARK_OPEN`] and [`MARK_CLOSE`]) wrapped in
@@ -190,7 +217,7 @@ async fn search(
 ) -> Result<Json<Value>, ApiError> {
     check_anonymous(&state, user.as_ref(), ip).map_err(ApiError::RateLimited)?;
     let q = params.get("q").map(String::as_str).unwrap_or_default();
-    let expr = fts_query(q)?;
+    let terms = Terms::parse(q)?;
     let raw_limit = params.get("limit").map(|l| l.trim()).filter(|l| !l.is_empty());
     // Bounded by MAX_LIMIT (50), so it fits.
     let limit = params::limit(raw_limit, DEFAULT_LIMIT as usize, MAX_LIMIT as usize)? as u32;
@@ -207,8 +234,8 @@ async fn search(
         }
         None => Scope::Readable { member: user_id },
     };
-    let hits = match &expr {
-        Some(expr) => state.store.search_messages(expr, &scope, limit).await?,
+    let hits = match &terms {
+        Some(terms) => state.store.search_messages(terms, &scope, limit).await?,
         None => Vec::new(),
     };
     let data: Vec<Value> = hits
@@ -228,7 +255,7 @@ async fn search(
         .collect();
     Ok(Json(json!({
         "data": data,
-        "meta": {"q": q, "match": expr, "room": room, "limit": limit},
+        "meta": {"q": q, "match": terms.as_ref().map(Terms::fts5), "room": room, "limit": limit},
     })))
 }
 

@@ -23,7 +23,7 @@ impl Store {
         let key = match upload_id {
             None => None,
             Some(id) => {
-                let row = sqlx::query("SELECT public_id, content_type FROM uploads WHERE id = ? AND user_id = ?")
+                let row = sqlx::query("SELECT public_id, content_type FROM uploads WHERE id = $1 AND user_id = $2")
                     .bind(id)
                     .bind(user_id)
                     .fetch_optional(&mut *tx)
@@ -36,7 +36,11 @@ impl Store {
                 Some(row.get::<String, _>("public_id"))
             }
         };
-        sqlx::query("UPDATE users SET avatar_path = ? WHERE id = ?").bind(key).bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE users SET avatar_path = $1 WHERE id = $2")
+            .bind(key)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(Ok(()))
     }

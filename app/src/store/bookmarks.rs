@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::writer::{Change, WriteOp, Writer};
 use super::{Store, StoreError, now_timestamp};
@@ -15,13 +15,15 @@ use crate::bookmarks::{Bookmark, NewBookmark};
 /// never lets into a tag name.
 const TAG_SEP: char = '\u{1f}';
 
+/// The separator is written into the statement as the character itself: SQLite and
+/// PostgreSQL spell "the character 31" differently (`char` against `chr`).
 const SELECT_BOOKMARK: &str = "SELECT b.id AS id, b.title AS title, b.description AS description, b.url AS url, \
      b.public AS public, b.inserted_at AS inserted_at, u.id AS user_id, u.username AS username, \
-     (SELECT group_concat(t.name, char(31) ORDER BY bt.position) FROM bookmark_tags bt JOIN tags t ON t.id = bt.tag_id \
+     (SELECT string_agg(t.name, '\u{1f}' ORDER BY bt.position) FROM bookmark_tags bt JOIN tags t ON t.id = bt.tag_id \
       WHERE bt.bookmark_id = b.id) AS tags \
      FROM bookmarks b JOIN users u ON u.id = b.user_id";
 
-fn bookmark_from_row(row: &SqliteRow) -> Bookmark {
+fn bookmark_from_row(row: &AnyRow) -> Bookmark {
     let tags: Option<String> = row.get("tags");
     Bookmark {
         id: row.get("id"),
@@ -38,7 +40,7 @@ fn bookmark_from_row(row: &SqliteRow) -> Bookmark {
 impl Store {
     /// One bookmark, public or not.
     pub async fn bookmark(&self, id: i64) -> Result<Option<Bookmark>, StoreError> {
-        let sql = format!("{SELECT_BOOKMARK} WHERE b.id = ?");
+        let sql = format!("{SELECT_BOOKMARK} WHERE b.id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(bookmark_from_row))
     }
@@ -54,14 +56,14 @@ impl Store {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match tag {
             None => {
-                let sql = format!("{SELECT_BOOKMARK} WHERE b.public = 1 AND b.id < ? ORDER BY b.id DESC LIMIT ?");
+                let sql = format!("{SELECT_BOOKMARK} WHERE b.public = 1 AND b.id < $1 ORDER BY b.id DESC LIMIT $2");
                 sqlx::query(&sql).bind(before).bind(limit).fetch_all(&self.read).await?
             }
             Some(tag) => {
                 let sql = format!(
                     "{SELECT_BOOKMARK} WHERE b.id IN (SELECT bt.bookmark_id FROM bookmark_tags bt \
-                     JOIN tags t ON t.id = bt.tag_id WHERE t.name = ? AND bt.bookmark_id < ?) \
-                     AND b.public = 1 ORDER BY b.id DESC LIMIT ?"
+                     JOIN tags t ON t.id = bt.tag_id WHERE t.name = $1 AND bt.bookmark_id < $2) \
+                     AND b.public = 1 ORDER BY b.id DESC LIMIT $3"
                 );
                 sqlx::query(&sql).bind(tag).bind(before).bind(limit).fetch_all(&self.read).await?
             }
@@ -92,7 +94,7 @@ struct InsertBookmark {
 impl WriteOp for InsertBookmark {
     type Output = Arc<Bookmark>;
 
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Arc<Bookmark>, StoreError>> {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<Arc<Bookmark>, StoreError>> {
         Box::pin(async move {
             let mut created = insert_bookmarks(conn, &[(&self.owner, &self.new)]).await?;
             created.pop().ok_or_else(|| StoreError::Commit("the bookmark was not inserted".to_owned()))
@@ -121,7 +123,7 @@ impl WriteOp for InsertBookmark {
 /// in their order, each chunk after the one before (AUTOINCREMENT: each larger than any
 /// before), so the returned ids sorted are the rows in order.
 pub(super) async fn insert_bookmarks(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     items: &[(&User, &NewBookmark)],
 ) -> Result<Vec<Arc<Bookmark>>, StoreError> {
     let now = now_timestamp();
@@ -131,8 +133,7 @@ pub(super) async fn insert_bookmarks(
     names.sort_unstable();
     names.dedup();
     for chunk in chunked(&names) {
-        let sql =
-            format!("INSERT INTO tags (name) VALUES {} ON CONFLICT (name) DO NOTHING", tuples("(?)", chunk.len()));
+        let sql = format!("INSERT INTO tags (name) VALUES {} ON CONFLICT (name) DO NOTHING", tuples(1, chunk.len()));
         let mut query = sqlx::query(&sql);
         for name in chunk {
             query = query.bind(*name);
@@ -143,7 +144,7 @@ pub(super) async fn insert_bookmarks(
     for chunk in chunked(items) {
         let sql = format!(
             "INSERT INTO bookmarks (user_id, title, description, url, public, inserted_at) VALUES {} RETURNING id",
-            tuples("(?, ?, ?, ?, ?, ?)", chunk.len())
+            tuples(6, chunk.len())
         );
         let mut query = sqlx::query_scalar::<_, i64>(&sql);
         for (owner, new) in chunk {
@@ -170,7 +171,7 @@ pub(super) async fn insert_bookmarks(
         let sql = format!(
             "INSERT INTO bookmark_tags (bookmark_id, tag_id, position) \
              SELECT v.column1, t.id, v.column2 FROM (VALUES {}) v JOIN tags t ON t.name = v.column3",
-            tuples("(?, ?, ?)", chunk.len())
+            tuples(3, chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for (id, pos, tag) in chunk {
@@ -211,9 +212,16 @@ fn chunked<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `tuple` `n` times, comma-separated: the rows of a `VALUES` list.
-fn tuples(tuple: &str, n: usize) -> String {
-    vec![tuple; n].join(", ")
+/// `rows` tuples of `width` parameters, numbered on from `$1`: the rows of a `VALUES`
+/// list.
+fn tuples(width: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let params: Vec<String> = (1..=width).map(|col| format!("${}", row * width + col)).collect();
+            format!("({})", params.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 struct DeleteBookmark(Arc<Bookmark>);
@@ -221,9 +229,9 @@ struct DeleteBookmark(Arc<Bookmark>);
 impl WriteOp for DeleteBookmark {
     type Output = bool;
 
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM bookmarks WHERE id = ?").bind(self.0.id).execute(conn).await?;
+            let done = sqlx::query("DELETE FROM bookmarks WHERE id = $1").bind(self.0.id).execute(conn).await?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -247,6 +255,7 @@ mod tests {
             assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()), "largest first ({n})");
         }
         assert_eq!(chunked(&[0; 100]).map(<[i32]>::len).collect::<Vec<_>>(), [64, 32, 4]);
-        assert_eq!(tuples("(?, ?)", 3), "(?, ?), (?, ?), (?, ?)");
+        assert_eq!(tuples(2, 3), "($1, $2), ($3, $4), ($5, $6)");
+        assert_eq!(tuples(1, 2), "($1), ($2)");
     }
 }

@@ -5,8 +5,8 @@
 //! LEFT JOIN), so a page of history is one query.
 
 use futures_util::future::BoxFuture;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use super::uploads::{COLUMNS as UPLOAD_COLUMNS, upload_from_row};
 use super::writer::{Pending, WriteOp, Writer};
@@ -30,7 +30,7 @@ fn decode_error(what: String) -> StoreError {
     StoreError::Database(sqlx::Error::Decode(what.into()))
 }
 
-fn room_from_row(row: &SqliteRow) -> Room {
+fn room_from_row(row: &AnyRow) -> Room {
     Room {
         id: row.get("id"),
         name: row.get("name"),
@@ -47,7 +47,7 @@ fn role_from(raw: &str) -> Result<Role, StoreError> {
     Role::parse(raw).ok_or_else(|| decode_error(format!("bad room role {raw:?}")))
 }
 
-fn message_from_row(row: &SqliteRow) -> Result<Message, StoreError> {
+fn message_from_row(row: &AnyRow) -> Result<Message, StoreError> {
     let attachment = match row.get::<Option<i64>, _>("up_id") {
         Some(_) => Some(upload_from_row(row, "up_")?),
         None => None,
@@ -69,7 +69,7 @@ impl Store {
         let mut tx = self.write.begin().await?;
         let sql = format!(
             "INSERT INTO rooms (name, slug, description, private, creator_id, inserted_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {ROOM_COLUMNS}"
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {ROOM_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&new.name)
@@ -83,7 +83,7 @@ impl Store {
             .await
             .map_err(conflict_as("slug"))?;
         let room = room_from_row(&row);
-        sqlx::query("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, 'admin', ?)")
+        sqlx::query("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES ($1, $2, 'admin', $3)")
             .bind(room.id)
             .bind(creator.id)
             .bind(&now)
@@ -94,7 +94,7 @@ impl Store {
     }
 
     pub async fn room_by_slug(&self, slug: &str) -> Result<Option<Room>, StoreError> {
-        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE slug = ?");
+        let sql = format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE slug = $1");
         let row = sqlx::query(&sql).bind(slug).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(room_from_row))
     }
@@ -102,8 +102,8 @@ impl Store {
     /// Applies `patch` to room `id`; the updated room, `None` if it is gone.
     pub async fn update_room(&self, id: i64, patch: &RoomPatch) -> Result<Option<Room>, StoreError> {
         let sql = format!(
-            "UPDATE rooms SET name = coalesce(?, name), description = coalesce(?, description), \
-             private = coalesce(?, private), updated_at = ? WHERE id = ? RETURNING {ROOM_COLUMNS}"
+            "UPDATE rooms SET name = coalesce($1, name), description = coalesce($2, description), \
+             private = coalesce($3, private), updated_at = $4 WHERE id = $5 RETURNING {ROOM_COLUMNS}"
         );
         let row = sqlx::query(&sql)
             .bind(&patch.name)
@@ -118,7 +118,7 @@ impl Store {
 
     /// Deletes room `id` with its memberships and messages; whether it existed.
     pub async fn delete_room(&self, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM rooms WHERE id = ?").bind(id).execute(&self.write).await?;
+        let done = sqlx::query("DELETE FROM rooms WHERE id = $1").bind(id).execute(&self.write).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -127,7 +127,7 @@ impl Store {
     pub async fn visible_rooms(&self, user: Option<&User>) -> Result<Vec<(Room, Option<Role>)>, StoreError> {
         let sql = format!(
             "SELECT {ROOM_COLUMNS}, m.role FROM rooms \
-             LEFT JOIN room_members m ON m.room_id = rooms.id AND m.user_id = ? \
+             LEFT JOIN room_members m ON m.room_id = rooms.id AND m.user_id = $1 \
              WHERE rooms.private = 0 OR m.user_id IS NOT NULL ORDER BY rooms.name, rooms.id"
         );
         let rows = sqlx::query(&sql).bind(user.map(|u| u.id)).fetch_all(&self.read).await?;
@@ -142,7 +142,7 @@ impl Store {
     /// `user_id`'s role in room `room_id`, if a member.
     pub async fn room_role(&self, room_id: i64, user_id: i64) -> Result<Option<Role>, StoreError> {
         let role: Option<String> =
-            sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = ? AND user_id = ?")
+            sqlx::query_scalar("SELECT role FROM room_members WHERE room_id = $1 AND user_id = $2")
                 .bind(room_id)
                 .bind(user_id)
                 .fetch_optional(&self.read)
@@ -153,7 +153,7 @@ impl Store {
     /// Adds a member; `false` if they already were one (their role is kept).
     pub async fn add_room_member(&self, room_id: i64, user_id: i64, role: Role) -> Result<bool, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?, ?, ?, ?) \
+            "INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (room_id, user_id) DO NOTHING",
         )
         .bind(room_id)
@@ -167,7 +167,7 @@ impl Store {
 
     /// Removes a member; whether they were one.
     pub async fn remove_room_member(&self, room_id: i64, user_id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM room_members WHERE room_id = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
             .bind(room_id)
             .bind(user_id)
             .execute(&self.write)
@@ -179,7 +179,7 @@ impl Store {
     pub async fn room_members(&self, room_id: i64) -> Result<Vec<Member>, StoreError> {
         let rows = sqlx::query(
             "SELECT u.id, u.username, m.role, m.joined_at FROM room_members m JOIN users u ON u.id = m.user_id \
-             WHERE m.room_id = ? ORDER BY m.joined_at, u.id",
+             WHERE m.room_id = $1 ORDER BY m.joined_at, u.id",
         )
         .bind(room_id)
         .fetch_all(&self.read)
@@ -196,7 +196,7 @@ impl Store {
     }
 
     pub async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query("SELECT id, username FROM users WHERE username = ?")
+        let row = sqlx::query("SELECT id, username FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.read)
             .await?;
@@ -205,13 +205,13 @@ impl Store {
 
     pub async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
         let row =
-            sqlx::query("SELECT id, username FROM users WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+            sqlx::query("SELECT id, username FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
         Ok(row.map(|r| User { id: r.get("id"), username: r.get("username") }))
     }
 
     /// Upload `id` if `user_id` owns it: what a message may attach.
     pub async fn own_upload(&self, id: i64, user_id: i64) -> Result<Option<Upload>, StoreError> {
-        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = ? AND user_id = ?");
+        let sql = format!("SELECT {UPLOAD_COLUMNS} FROM uploads WHERE id = $1 AND user_id = $2");
         let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&self.read).await?;
         row.as_ref().map(|r| upload_from_row(r, "")).transpose()
     }
@@ -223,7 +223,7 @@ impl Store {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Message>, StoreError> {
-        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = ? AND m.id < ? ORDER BY m.id DESC LIMIT ?");
+        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(room_id)
             .bind(before.unwrap_or(i64::MAX))
@@ -238,7 +238,7 @@ impl Store {
     /// Up to `limit` messages of a room newer than `after`, oldest first (a room page
     /// opened at an older message reads on from it).
     pub async fn messages_after(&self, room_id: i64, after: i64, limit: usize) -> Result<Vec<Message>, StoreError> {
-        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = ? AND m.id > ? ORDER BY m.id ASC LIMIT ?");
+        let sql = format!("{MESSAGE_SELECT} WHERE m.room_id = $1 AND m.id > $2 ORDER BY m.id ASC LIMIT $3");
         let rows = sqlx::query(&sql)
             .bind(room_id)
             .bind(after)
@@ -250,7 +250,7 @@ impl Store {
 
     /// The author of message `id` in room `room_id`, if it exists there.
     pub async fn message_author(&self, room_id: i64, id: i64) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT user_id FROM messages WHERE id = ? AND room_id = ?")
+        Ok(sqlx::query_scalar("SELECT user_id FROM messages WHERE id = $1 AND room_id = $2")
             .bind(id)
             .bind(room_id)
             .fetch_optional(&self.read)
@@ -288,11 +288,11 @@ struct InsertMessage {
 impl WriteOp for InsertMessage {
     type Output = Message;
 
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Message, StoreError>> {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<Message, StoreError>> {
         Box::pin(async move {
             let now = now_timestamp();
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO messages (room_id, user_id, body, attachment_id, inserted_at) VALUES (?, ?, ?, ?, ?) \
+                "INSERT INTO messages (room_id, user_id, body, attachment_id, inserted_at) VALUES ($1, $2, $3, $4, $5) \
                  RETURNING id",
             )
             .bind(self.room_id)
@@ -322,9 +322,9 @@ struct DeleteMessage {
 impl WriteOp for DeleteMessage {
     type Output = bool;
 
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<bool, StoreError>> {
         Box::pin(async move {
-            let done = sqlx::query("DELETE FROM messages WHERE id = ? AND room_id = ?")
+            let done = sqlx::query("DELETE FROM messages WHERE id = $1 AND room_id = $2")
                 .bind(self.id)
                 .bind(self.room_id)
                 .execute(conn)

@@ -1,7 +1,7 @@
 //! Likes in the database: who likes which bookmark, and how many do.
 
 use futures_util::future::BoxFuture;
-use sqlx::{Row, SqliteConnection};
+use sqlx::{AnyConnection, Row};
 
 use super::writer::{Change, WriteOp, Writer};
 use super::{Store, StoreError, now_timestamp};
@@ -36,8 +36,8 @@ impl Store {
         let row = sqlx::query(
             "SELECT b.user_id AS owner_id, b.public AS public, \
              (SELECT COUNT(*) FROM likes l WHERE l.bookmark_id = b.id) AS count, \
-             EXISTS (SELECT 1 FROM likes l WHERE l.bookmark_id = b.id AND l.user_id = ?) AS liked \
-             FROM bookmarks b WHERE b.id = ?",
+             CASE WHEN EXISTS (SELECT 1 FROM likes l WHERE l.bookmark_id = b.id AND l.user_id = $1) THEN 1 ELSE 0 END AS liked \
+             FROM bookmarks b WHERE b.id = $2",
         )
         .bind(viewer)
         .bind(bookmark_id)
@@ -73,7 +73,7 @@ struct SetLike {
 impl WriteOp for SetLike {
     type Output = Option<LikeWrite>;
 
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Option<LikeWrite>, StoreError>> {
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<Option<LikeWrite>, StoreError>> {
         Box::pin(set_like(conn, self.user_id, self.bookmark_id, self.liked))
     }
 
@@ -84,14 +84,14 @@ impl WriteOp for SetLike {
 }
 
 async fn set_like(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     user_id: i64,
     bookmark_id: i64,
     liked: bool,
 ) -> Result<Option<LikeWrite>, StoreError> {
     // Checked in the write's transaction: a bookmark deleted meanwhile is simply not
     // found, never a foreign-key error.
-    let visible = sqlx::query("SELECT 1 FROM bookmarks WHERE id = ? AND (public = 1 OR user_id = ?)")
+    let visible = sqlx::query("SELECT 1 FROM bookmarks WHERE id = $1 AND (public = 1 OR user_id = $2)")
         .bind(bookmark_id)
         .bind(user_id)
         .fetch_optional(&mut *conn)
@@ -102,7 +102,7 @@ async fn set_like(
     }
     let done = if liked {
         sqlx::query(
-            "INSERT INTO likes (user_id, bookmark_id, inserted_at) VALUES (?, ?, ?) \
+            "INSERT INTO likes (user_id, bookmark_id, inserted_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id, bookmark_id) DO NOTHING",
         )
         .bind(user_id)
@@ -111,13 +111,13 @@ async fn set_like(
         .execute(&mut *conn)
         .await?
     } else {
-        sqlx::query("DELETE FROM likes WHERE user_id = ? AND bookmark_id = ?")
+        sqlx::query("DELETE FROM likes WHERE user_id = $1 AND bookmark_id = $2")
             .bind(user_id)
             .bind(bookmark_id)
             .execute(&mut *conn)
             .await?
     };
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM likes WHERE bookmark_id = ?")
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM likes WHERE bookmark_id = $1")
         .bind(bookmark_id)
         .fetch_one(&mut *conn)
         .await?;

@@ -1,10 +1,16 @@
-//! Persistence behind one type, `Store`: SQLite through sqlx with embedded migrations.
-//! Callers never see SQL or which database is underneath.
+//! Persistence behind one type, `Store`: SQLite (the embedded default) or PostgreSQL
+//! (`--database-url postgres://…`), through sqlx's `Any` driver with embedded
+//! migrations per backend (`migrations/sqlite`, `migrations/postgres`). Callers never
+//! see SQL or which database is underneath.
+//!
+//! Both backends run the same statements (`$1`-style parameters, standard SQL); where
+//! they differ — message search (`search.rs`) — the store asks its [`Backend`].
 //!
 //! SQLite allows one writer at a time, so writes go through a single-connection pool
 //! (no `SQLITE_BUSY` storms between our own connections) while reads use a small pool
-//! of their own; WAL lets the readers run beside the writer. The hot writes (bookmarks,
-//! likes, chat messages) go through the `writer` task, which commits them in groups.
+//! of their own; WAL lets the readers run beside the writer. PostgreSQL gets a few
+//! connections for each. The hot writes (bookmarks, likes, chat messages) go through
+//! the `writer` task, which commits them in groups.
 
 mod avatars;
 mod bookmarks;
@@ -25,11 +31,10 @@ pub use writer::{
     publish_queue,
 };
 
-use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Executor};
 
 /// Failures of the store. Constraint violations are told apart so the HTTP layer can
 /// answer 409/422 instead of 500.
@@ -49,48 +54,135 @@ pub enum StoreError {
     /// The transaction holding the write could not be committed.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// The database could not be reached for the write (down, restarting).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How long a request waits for a PostgreSQL connection before it is answered 503.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Which database is underneath.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names (`sqlite:…`, `postgres://…`, `postgresql://…`).
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Self::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Self::Postgres),
+            _ => Err(StoreError::BadUrl(format!("{}: expected sqlite:… or postgres://…", redact(url)))),
+        }
+    }
+}
+
+impl StoreError {
+    /// The database could not be reached (down, restarting, every connection busy):
+    /// the request may succeed if tried again shortly.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Overloaded | Self::Unavailable(_) => true,
+            Self::Database(err) => matches!(
+                err,
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_)
+            ),
+            _ => false,
+        }
+    }
 }
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    write: SqlitePool,
-    read: SqlitePool,
+    write: AnyPool,
+    read: AnyPool,
+    backend: Backend,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `url` and runs migrations.
+    /// Opens the database at `url` (a SQLite file is created if needed) and runs
+    /// migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(format!("{url}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode: a commit survives a crash of this process (SIGKILL),
-            // and only an OS crash or power loss may lose the last commits.
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            // A local file: no connection to test, and the writer acquires once per batch.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
-            .await?;
-        sqlx::migrate!("./migrations").run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.read_only(true))
-            .await?;
-        Ok(Self { write, read })
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of_url(url)?;
+        let (write, read) = match backend {
+            Backend::Sqlite => {
+                let write = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .min_connections(1)
+                    // A local file: no connection to test, and the writer acquires once
+                    // per batch.
+                    .test_before_acquire(false)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn, true)))
+                    .connect(&with_param(url, "mode=rwc"))
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+                let read = AnyPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .after_connect(|conn, _| Box::pin(sqlite_pragmas(conn, false)))
+                    .connect(&with_param(url, "mode=ro"))
+                    .await?;
+                (write, read)
+            }
+            Backend::Postgres => {
+                // Short acquire timeouts: while the database is down, requests are
+                // answered 503 within seconds (`StoreError::is_unavailable`) instead of
+                // waiting.
+                let write =
+                    AnyPoolOptions::new().max_connections(4).acquire_timeout(PG_ACQUIRE_TIMEOUT).connect(url).await?;
+                sqlx::migrate!("./migrations/postgres").run(&write).await?;
+                let read =
+                    AnyPoolOptions::new().max_connections(8).acquire_timeout(PG_ACQUIRE_TIMEOUT).connect(url).await?;
+                (write, read)
+            }
+        };
+        Ok(Self { write, read, backend })
+    }
+
+    /// Which database is underneath.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Closes both pools, checkpointing the WAL.
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
+    }
+}
+
+/// SQLite's settings per connection: WAL with `synchronous = NORMAL` (a commit survives a
+/// crash of this process, SIGKILL included; only an OS crash or power loss may lose the
+/// last commits), foreign keys enforced, and a wait instead of an immediate
+/// `SQLITE_BUSY` when another connection holds the file.
+async fn sqlite_pragmas(conn: &mut AnyConnection, writer: bool) -> Result<(), sqlx::Error> {
+    if writer {
+        conn.execute("PRAGMA journal_mode = WAL").await?;
+    }
+    conn.execute("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000").await?;
+    Ok(())
+}
+
+/// `url` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

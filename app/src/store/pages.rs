@@ -19,9 +19,10 @@ impl Store {
         if bookmark_ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let placeholders = vec!["?"; bookmark_ids.len()].join(", ");
+        let placeholders: Vec<String> = (2..bookmark_ids.len() + 2).map(|n| format!("${n}")).collect();
+        let placeholders = placeholders.join(", ");
         let sql = format!(
-            "SELECT bookmark_id, COUNT(*) AS likes, COALESCE(MAX(user_id = ?), 0) AS mine FROM likes \
+            "SELECT bookmark_id, COUNT(*) AS likes, COALESCE(MAX(CASE WHEN user_id = $1 THEN 1 ELSE 0 END), 0) AS mine FROM likes \
              WHERE bookmark_id IN ({placeholders}) GROUP BY bookmark_id"
         );
         let mut query = sqlx::query(&sql).bind(viewer);
@@ -50,7 +51,7 @@ impl Store {
 
     /// Members of one room.
     pub async fn room_member_count(&self, room_id: i64) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = ?")
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
             .bind(room_id)
             .fetch_one(&self.read)
             .await?)

@@ -1,6 +1,6 @@
 //! Browser sessions: stored by the hash of their token, with an expiry.
 
-use sqlx::{Sqlite, Transaction};
+use sqlx::{Any, Transaction};
 
 use super::{Store, StoreError, conflict_as, now_timestamp};
 use crate::accounts::{NewSession, TokenHash};
@@ -11,7 +11,7 @@ impl Store {
     pub async fn create_session(&self, user_id: i64, session: &NewSession) -> Result<(), StoreError> {
         let now = now_timestamp();
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ? AND expires_at <= ?")
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND expires_at <= $2")
             .bind(user_id)
             .bind(&now)
             .execute(&mut *tx)
@@ -23,7 +23,7 @@ impl Store {
 
     /// Ends the session with this token hash (logout). Whether there was one.
     pub async fn delete_session(&self, token: &TokenHash) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+        let done = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token.as_bytes())
             .execute(&self.write)
             .await?;
@@ -32,13 +32,13 @@ impl Store {
 }
 
 pub(super) async fn insert_session(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Transaction<'_, Any>,
     user_id: i64,
     session: &NewSession,
     now: &str,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO sessions (user_id, token_hash, inserted_at, expires_at, user_agent) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO sessions (user_id, token_hash, inserted_at, expires_at, user_agent) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(user_id)
     .bind(session.token.as_bytes())

@@ -14,10 +14,10 @@ impl Store {
         let row = sqlx::query(
             "SELECT u.id AS user_id, u.username AS username, 0 AS is_session, t.id AS token_id, \
              t.last_used_at AS last_used_at, NULL AS expires_at \
-             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ? \
+             FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1 \
              UNION ALL \
              SELECT u.id, u.username, 1, s.id, NULL, s.expires_at \
-             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ? \
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = $2 AND s.expires_at > $3 \
              LIMIT 1",
         )
         .bind(token.as_bytes())
@@ -39,7 +39,7 @@ impl Store {
     /// Records a use of an API token, unless one at or after `since` is recorded already.
     pub async fn touch_api_token(&self, id: i64, now: &str, since: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+            "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
         )
         .bind(now)
         .bind(id)
@@ -59,7 +59,7 @@ impl Store {
     ) -> Result<Option<ApiTokenInfo>, StoreError> {
         let now = now_timestamp();
         let mut tx = self.write.begin().await?;
-        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = ?")
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE user_id = $1")
             .bind(user_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -67,7 +67,7 @@ impl Store {
             return Ok(None);
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO api_tokens (user_id, token_hash, inserted_at, name) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO api_tokens (user_id, token_hash, inserted_at, name) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(user_id)
         .bind(token.as_bytes())
@@ -84,7 +84,7 @@ impl Store {
     /// A user's API tokens, oldest first.
     pub async fn api_tokens(&self, user_id: i64) -> Result<Vec<ApiTokenInfo>, StoreError> {
         let rows =
-            sqlx::query("SELECT id, name, inserted_at, last_used_at FROM api_tokens WHERE user_id = ? ORDER BY id")
+            sqlx::query("SELECT id, name, inserted_at, last_used_at FROM api_tokens WHERE user_id = $1 ORDER BY id")
                 .bind(user_id)
                 .fetch_all(&self.read)
                 .await?;
@@ -101,7 +101,7 @@ impl Store {
 
     /// Revokes (deletes) one of the user's API tokens. Whether it was theirs and existed.
     pub async fn delete_api_token(&self, user_id: i64, id: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM api_tokens WHERE id = ? AND user_id = ?")
+        let done = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND user_id = $2")
             .bind(id)
             .bind(user_id)
             .execute(&self.write)

@@ -1,7 +1,7 @@
 //! Upload metadata in the database; the files themselves are `uploads::UploadDir`'s.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, conflict_as, now_timestamp};
 use crate::uploads::{Kind, NewUpload, Upload, UploadKey};
@@ -12,7 +12,7 @@ pub(super) const COLUMNS: &str = "id, public_id, user_id, content_type, size, or
 /// An upload from a row that has the `uploads` columns named `<prefix><column>` (a
 /// prefix such as `up_` tells them apart in a join). The CHECK constraints make a bad
 /// key or type impossible, but one would be a decode error, not a panic.
-pub(super) fn upload_from_row(row: &SqliteRow, prefix: &str) -> Result<Upload, StoreError> {
+pub(super) fn upload_from_row(row: &AnyRow, prefix: &str) -> Result<Upload, StoreError> {
     let column = |name: &str| format!("{prefix}{name}");
     let decode = |what: String| StoreError::Database(sqlx::Error::Decode(what.into()));
     let key: String = row.try_get(column("public_id").as_str())?;
@@ -43,8 +43,8 @@ impl Store {
     ) -> Result<Option<Upload>, StoreError> {
         let sql = format!(
             "INSERT INTO uploads (public_id, user_id, content_type, size, original_name, sha256, inserted_at) \
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
-             WHERE ?8 IS NULL OR (SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?2) + ?4 <= ?8 \
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE $8 IS NULL OR (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads WHERE user_id = $2) + $4 <= $8 \
              RETURNING {COLUMNS}"
         );
         let row = sqlx::query(&sql)
@@ -64,10 +64,11 @@ impl Store {
 
     /// Bytes of uploads `user_id` has stored.
     pub async fn uploaded_bytes(&self, user_id: i64) -> Result<u64, StoreError> {
-        let used: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(size), 0) FROM uploads WHERE user_id = ?")
-            .bind(user_id)
-            .fetch_one(&self.read)
-            .await?;
+        let used: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_one(&self.read)
+                .await?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
 
@@ -79,20 +80,20 @@ impl Store {
     }
 
     pub async fn upload_by_key(&self, key: &UploadKey) -> Result<Option<Upload>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM uploads WHERE public_id = ?");
+        let sql = format!("SELECT {COLUMNS} FROM uploads WHERE public_id = $1");
         let row = sqlx::query(&sql).bind(key.as_str()).fetch_optional(&self.read).await?;
         row.as_ref().map(|r| upload_from_row(r, "")).transpose()
     }
 
     /// Deletes upload `id` if `user_id` owns it; the deleted upload, `None` otherwise.
     pub async fn delete_upload(&self, id: i64, user_id: i64) -> Result<Option<Upload>, StoreError> {
-        let sql = format!("DELETE FROM uploads WHERE id = ? AND user_id = ? RETURNING {COLUMNS}");
+        let sql = format!("DELETE FROM uploads WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}");
         let mut tx = self.write.begin().await?;
         let row = sqlx::query(&sql).bind(id).bind(user_id).fetch_optional(&mut *tx).await?;
         let deleted = row.as_ref().map(|r| upload_from_row(r, "")).transpose()?;
         if let Some(upload) = &deleted {
             // An avatar never points at a file that is gone.
-            sqlx::query("UPDATE users SET avatar_path = NULL WHERE avatar_path = ?")
+            sqlx::query("UPDATE users SET avatar_path = NULL WHERE avatar_path = $1")
                 .bind(upload.key.as_str())
                 .execute(&mut *tx)
                 .await?;

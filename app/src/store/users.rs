@@ -2,8 +2,8 @@
 //! password changes.
 
 use rand::Rng;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use super::sessions::insert_session;
 use super::{Store, StoreError, conflict_as, now_timestamp};
@@ -11,7 +11,7 @@ use crate::accounts::{Account, NewAccount, NewSession, TokenHash, User, Username
 
 const SELECT_ACCOUNT: &str = "SELECT id, username, email, display_name, avatar_path, inserted_at FROM users";
 
-fn account_from_row(row: &SqliteRow) -> Account {
+fn account_from_row(row: &AnyRow) -> Account {
     Account {
         user: User { id: row.get("id"), username: row.get("username") },
         email: row.get("email"),
@@ -26,14 +26,14 @@ impl Store {
     pub async fn create_user(&self, username: &str, token: &TokenHash) -> Result<User, StoreError> {
         let now = now_timestamp();
         let mut tx = self.write.begin().await?;
-        let id: i64 = sqlx::query("INSERT INTO users (username, inserted_at) VALUES (?, ?) RETURNING id")
+        let id: i64 = sqlx::query("INSERT INTO users (username, inserted_at) VALUES ($1, $2) RETURNING id")
             .bind(username)
             .bind(&now)
             .fetch_one(&mut *tx)
             .await
             .map_err(conflict_as("username"))?
             .get("id");
-        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, inserted_at) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO api_tokens (user_id, token_hash, inserted_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(token.as_bytes())
             .bind(&now)
@@ -51,12 +51,12 @@ impl Store {
         // All writes go through one connection, so nothing can slip in between these
         // checks and the insert; the unique indexes stay the final word regardless.
         let mut tx = self.write.begin().await?;
-        if exists(&mut tx, "SELECT 1 FROM users WHERE email = ?", &new.email).await? {
+        if exists(&mut tx, "SELECT 1 FROM users WHERE email = $1", &new.email).await? {
             return Err(StoreError::Conflict("email"));
         }
         let username = match &new.username {
             UsernameChoice::Exact(name) => {
-                if exists(&mut tx, "SELECT 1 FROM users WHERE username = ?", name).await? {
+                if exists(&mut tx, "SELECT 1 FROM users WHERE username = $1", name).await? {
                     return Err(StoreError::Conflict("username"));
                 }
                 name.clone()
@@ -65,7 +65,7 @@ impl Store {
         };
         let id: i64 = sqlx::query(
             "INSERT INTO users (username, email, password_hash, display_name, inserted_at) \
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(&username)
         .bind(&new.email)
@@ -90,20 +90,20 @@ impl Store {
     /// The account with this (lowercased) email and its password hash, if any.
     pub async fn account_by_email(&self, email: &str) -> Result<Option<(Account, Option<String>)>, StoreError> {
         let sql = "SELECT id, username, email, display_name, avatar_path, inserted_at, password_hash \
-                   FROM users WHERE email = ?";
+                   FROM users WHERE email = $1";
         let row = sqlx::query(sql).bind(email).fetch_optional(&self.read).await?;
         Ok(row.map(|r| (account_from_row(&r), r.get("password_hash"))))
     }
 
     pub async fn account(&self, user_id: i64) -> Result<Option<Account>, StoreError> {
-        let sql = format!("{SELECT_ACCOUNT} WHERE id = ?");
+        let sql = format!("{SELECT_ACCOUNT} WHERE id = $1");
         let row = sqlx::query(&sql).bind(user_id).fetch_optional(&self.read).await?;
         Ok(row.as_ref().map(account_from_row))
     }
 
     /// The user's password hash; `None` for token-only users.
     pub async fn password_hash(&self, user_id: i64) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT password_hash FROM users WHERE id = ?")
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
             .bind(user_id)
             .fetch_optional(&self.read)
             .await?;
@@ -120,12 +120,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = now_timestamp();
         let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM sessions WHERE user_id = ?").bind(user_id).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
         if let Some(session) = replacement {
             insert_session(&mut tx, user_id, session, &now).await?;
         }
@@ -135,23 +135,23 @@ impl Store {
 
     /// Sets the display name; the updated account, `None` if the user is gone.
     pub async fn set_display_name(&self, user_id: i64, display_name: &str) -> Result<Option<Account>, StoreError> {
-        let sql = "UPDATE users SET display_name = ? WHERE id = ? \
+        let sql = "UPDATE users SET display_name = $1 WHERE id = $2 \
                    RETURNING id, username, email, display_name, avatar_path, inserted_at";
         let row = sqlx::query(sql).bind(display_name).bind(user_id).fetch_optional(&self.write).await?;
         Ok(row.as_ref().map(account_from_row))
     }
 }
 
-async fn exists(tx: &mut Transaction<'_, Sqlite>, sql: &str, value: &str) -> Result<bool, StoreError> {
+async fn exists(tx: &mut Transaction<'_, Any>, sql: &str, value: &str) -> Result<bool, StoreError> {
     Ok(sqlx::query(sql).bind(value).fetch_optional(&mut **tx).await?.is_some())
 }
 
 /// `base`, else `base_2` … `base_20`, else `base_<random>`: the first one not taken.
-async fn free_username(tx: &mut Transaction<'_, Sqlite>, base: &str) -> Result<String, StoreError> {
+async fn free_username(tx: &mut Transaction<'_, Any>, base: &str) -> Result<String, StoreError> {
     let sequential = std::iter::once(base.to_owned()).chain((2..=20).map(|n| format!("{base}_{n}")));
     let random = (0..20).map(|_| format!("{base}_{}", rand::rng().random_range(21..10_000_000)));
     for candidate in sequential.chain(random) {
-        if !exists(tx, "SELECT 1 FROM users WHERE username = ?", &candidate).await? {
+        if !exists(tx, "SELECT 1 FROM users WHERE username = $1", &candidate).await? {
             return Ok(candidate);
         }
     }

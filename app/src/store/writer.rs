@@ -31,7 +31,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{AnyConnection, Connection};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -94,7 +94,7 @@ pub(super) trait WriteOp: Send + 'static {
     type Output: Send + 'static;
 
     /// Runs the write's statements on `conn`, inside the batch's transaction.
-    fn apply<'c>(&'c self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, Result<Self::Output, StoreError>>;
+    fn apply<'c>(&'c self, conn: &'c mut AnyConnection) -> BoxFuture<'c, Result<Self::Output, StoreError>>;
 
     /// The change to announce after the commit, if any.
     fn change(&self, _output: &Self::Output) -> Option<Change> {
@@ -113,13 +113,27 @@ pub(super) trait WriteOp: Send + 'static {
     }
 }
 
+/// Why a batch's transaction did not commit, for each of its callers.
+struct BatchFailed {
+    why: String,
+    /// The database could not be reached: the callers may try again (503), it is not
+    /// a fault of theirs or ours.
+    unavailable: bool,
+}
+
+impl BatchFailed {
+    fn error(&self) -> StoreError {
+        if self.unavailable { StoreError::Unavailable(self.why.clone()) } else { StoreError::Commit(self.why.clone()) }
+    }
+}
+
 /// A queued write with its caller's answer, whatever its kind.
 trait Job: Send {
     /// Runs the write and keeps its outcome; whether it succeeded.
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool>;
+    fn apply<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool>;
 
     /// After the batch: answers the caller now, or returns the change to announce first.
-    fn finish(self: Box<Self>, commit: Result<(), &str>) -> Option<Committed>;
+    fn finish(self: Box<Self>, commit: Result<(), &BatchFailed>) -> Option<Committed>;
 
     /// See [`WriteOp::as_bookmark`].
     fn bookmark(&self) -> Option<(&User, &NewBookmark)>;
@@ -135,7 +149,7 @@ struct Queued<W: WriteOp> {
 }
 
 impl<W: WriteOp> Job for Queued<W> {
-    fn apply<'c>(&'c mut self, conn: &'c mut SqliteConnection) -> BoxFuture<'c, bool> {
+    fn apply<'c>(&'c mut self, conn: &'c mut AnyConnection) -> BoxFuture<'c, bool> {
         Box::pin(async move {
             let outcome = self.op.apply(conn).await;
             let ok = outcome.is_ok();
@@ -156,10 +170,10 @@ impl<W: WriteOp> Job for Queued<W> {
         );
     }
 
-    fn finish(self: Box<Self>, commit: Result<(), &str>) -> Option<Committed> {
+    fn finish(self: Box<Self>, commit: Result<(), &BatchFailed>) -> Option<Committed> {
         let Queued { op, reply, outcome } = *self;
         let outcome = match (commit, outcome) {
-            (Err(why), _) => Err(StoreError::Commit(why.to_owned())),
+            (Err(failed), _) => Err(failed.error()),
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Commit("the write was not run".to_owned())),
         };
@@ -299,7 +313,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Box<dyn Job>>, publish: Publis
         gather(&mut rx, &mut batch).await;
         let size = batch.len();
         let committed = commit(&store, &shared.stats, &mut batch).await;
-        let why = match &committed {
+        let failed = match &committed {
             Ok(applied) => {
                 shared.stats.batches.fetch_add(1, Relaxed);
                 shared.stats.committed.fetch_add(*applied as u64, Relaxed);
@@ -307,10 +321,10 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Box<dyn Job>>, publish: Publis
             }
             Err(err) => {
                 tracing::error!(%err, writes = size, "write batch failed");
-                Some(err.to_string())
+                Some(BatchFailed { why: err.to_string(), unavailable: err.is_unavailable() })
             }
         };
-        let commit_result = why.as_deref().map_or(Ok(()), Err);
+        let commit_result = failed.as_ref().map_or(Ok(()), Err);
         let changes: Vec<Committed> = batch.drain(..).filter_map(|job| job.finish(commit_result)).collect();
         if !changes.is_empty()
             && let Err(mpsc::error::SendError(changes)) = publish.send(changes).await
@@ -345,6 +359,8 @@ async fn gather(rx: &mut mpsc::Receiver<Box<dyn Job>>, batch: &mut Vec<Box<dyn J
 async fn commit(store: &Store, stats: &WriteStats, batch: &mut [Box<dyn Job>]) -> Result<usize, StoreError> {
     match run_batch(store, stats, batch, false).await {
         Ok(Some(applied)) => Ok(applied),
+        // The database is out of reach: going again would only wait as long once more.
+        Err(err) if err.is_unavailable() => Err(err),
         // A write failed (or the transaction did): isolate each write and go again.
         Ok(None) | Err(_) => Ok(run_batch(store, stats, batch, true).await?.unwrap_or(0)),
     }
@@ -402,55 +418,4 @@ async fn run_batch(
     }
     tx.commit().await?;
     Ok(Some(applied))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::accounts::TokenHash;
-
-    fn bookmark(title: String) -> NewBookmark {
-        NewBookmark {
-            title,
-            description: String::new(),
-            url: "https://example.com/bulk".into(),
-            public: true,
-            tags: vec!["bulk".into(), "test".into()],
-        }
-    }
-
-    /// Three bookmark inserts in one batch run as one bulk insert; the middle one breaks
-    /// a constraint of the table (validation would have refused it), so the batch goes
-    /// again a write at a time and only that caller gets the error.
-    #[tokio::test]
-    async fn a_bookmark_that_fails_in_a_bulk_insert_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&format!("sqlite://{}", dir.path().join("bulk.db").display())).await.unwrap();
-        let user = store.create_user("bulk", &TokenHash::of("bulk-token")).await.unwrap();
-        let (publish, mut published) = publish_queue();
-        tokio::spawn(async move {
-            while let Some(batch) = published.recv().await {
-                batch.into_iter().for_each(Committed::answer);
-            }
-        });
-        let writer = Writer::spawn(store.clone(), 16, publish);
-        let (first, bad, last) = (bookmark("first".into()), bookmark("x".repeat(301)), bookmark("last".into()));
-        // Polled together, all three are queued before the writer takes its batch.
-        let (first, bad, last) = tokio::join!(
-            writer.insert_bookmark(&user, &first),
-            writer.insert_bookmark(&user, &bad),
-            writer.insert_bookmark(&user, &last),
-        );
-        let (first, last) = (first.unwrap(), last.unwrap());
-        assert!(bad.is_err(), "{bad:?}");
-        assert_eq!(writer.stats().batches.load(Relaxed), 1, "one transaction");
-        assert_eq!(writer.stats().committed.load(Relaxed), 2);
-        assert_eq!(writer.stats().bulk_runs.load(Relaxed), 1, "tried as one bulk insert first");
-        for (answer, title) in [(&first, "first"), (&last, "last")] {
-            let stored = store.bookmark(answer.id).await.unwrap().unwrap();
-            assert_eq!((stored.title.as_str(), &stored.tags), (title, &answer.tags));
-        }
-        assert!(first.id < last.id);
-        writer.stop().await;
-    }
 }

@@ -17,7 +17,7 @@ use super::viewer::Ctx;
 use super::views::time_label;
 use crate::accounts::ClientIp;
 use crate::http::ApiError;
-use crate::search::{MARK_CLOSE, MARK_OPEN, Scope, check_anonymous, fts_query};
+use crate::search::{MARK_CLOSE, MARK_OPEN, Scope, Terms, check_anonymous};
 use crate::state::AppState;
 
 const LIMIT: u32 = 20;
@@ -81,9 +81,9 @@ async fn search(
                 }
             }
         };
-        match (fts_query(&q), scope) {
-            (Ok(Some(expr)), Some(scope)) => {
-                let hits = ctx.state.store.search_messages(&expr, &scope, LIMIT).await?;
+        match (Terms::parse(&q), scope) {
+            (Ok(Some(terms)), Some(scope)) => {
+                let hits = ctx.state.store.search_messages(&terms, &scope, LIMIT).await?;
                 results = hits
                     .into_iter()
                     .map(|h| Result_ {

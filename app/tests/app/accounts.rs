@@ -8,8 +8,6 @@ use firehose_app::ratelimit::Rate;
 use reqwest::Method;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio_tungstenite::tungstenite;
 
 use crate::helpers::{TestApp, WsClient, assert_error, spawn_app_with};
@@ -106,14 +104,9 @@ async fn create_token(app: &TestApp, auth: As<'_>, name: &str) -> (i64, String) 
     (body["data"]["id"].as_i64().unwrap(), body["data"]["token"].as_str().unwrap().to_owned())
 }
 
-/// `SELECT COUNT(*) FROM <table>`, straight from the SQLite file.
+/// `SELECT COUNT(*) FROM <table>`, straight from the database.
 async fn count(app: &TestApp, table: &str) -> i64 {
-    let mut conn = SqliteConnectOptions::new()
-        .filename(app.db_path())
-        .read_only(true)
-        .connect()
-        .await
-        .expect("open the database read-only");
+    let mut conn = app.db().await;
     let (n,): (i64,) =
         sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&mut conn).await.expect("count");
     n
@@ -351,7 +344,7 @@ async fn a_token_deleted_behind_the_servers_back_is_refused_once_the_cache_ttl_r
     let user = app.create_user("cached").await;
     let (status, _) = me(&app, As::Bearer(&user.token)).await;
     assert_eq!(status, 200);
-    let mut conn = SqliteConnectOptions::new().filename(app.db_path()).connect().await.expect("open the database");
+    let mut conn = app.db().await;
     let deleted = sqlx::query("DELETE FROM api_tokens").execute(&mut conn).await.expect("delete").rows_affected();
     assert_eq!(deleted, 1);
     let gone = Instant::now();

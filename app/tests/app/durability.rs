@@ -3,6 +3,8 @@
 //! process on the same data dir serves every acknowledged bookmark, from its cache too.
 //! The partial file of an upload cut off by a SIGKILL is swept by the next start. And
 //! the budget flags reach the server through the command line and the environment.
+//! On PostgreSQL (`FIREHOSE_TEST_POSTGRES`) the processes share a database of the
+//! test's own instead of the data dir's SQLite file.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,7 +15,27 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-use crate::helpers::{TestUser, WAIT, http_client};
+use crate::helpers::{TestDatabase, TestUser, WAIT, http_client, postgres_admin_url};
+
+/// What a process keeps between runs: its data dir and, on PostgreSQL, its database.
+struct Storage {
+    dir: tempfile::TempDir,
+    database: Option<TestDatabase>,
+}
+
+impl Storage {
+    async fn new() -> Storage {
+        let database = match postgres_admin_url() {
+            Some(admin) => Some(TestDatabase::create(&admin).await),
+            None => None,
+        };
+        Storage { dir: tempfile::tempdir().unwrap(), database }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
 
 /// A `firehose serve` child process.
 struct Process {
@@ -24,15 +46,20 @@ struct Process {
 
 impl Process {
     /// Starts the binary on an ephemeral port and waits for its "listening" line.
-    async fn start(data_dir: &Path) -> Process {
-        Self::start_with(data_dir, &[], &[]).await
+    async fn start(storage: &Storage) -> Process {
+        Self::start_with(storage, &[], &[]).await
     }
 
     /// `start` with more flags and environment variables.
-    async fn start_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Process {
+    async fn start_with(storage: &Storage, args: &[&str], env: &[(&str, &str)]) -> Process {
+        let database: &[&str] = match &storage.database {
+            Some(db) => &["--database-url", &db.url],
+            None => &[],
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_firehose"))
             .args(["serve", "--bind", "127.0.0.1:0", "--log", "warn", "--data-dir"])
-            .arg(data_dir)
+            .arg(storage.path())
+            .args(database)
             // Like every test server: no per-user limits on the bursts of creates.
             .args(["--rate-bookmarks", "off"])
             .args(args)
@@ -97,8 +124,8 @@ impl Process {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_bookmarks_survive_sigkill_and_are_cached_at_boot() {
-    let dir = tempfile::tempdir().unwrap();
-    let first = Process::start(dir.path()).await;
+    let dir = Storage::new().await;
+    let first = Process::start(&dir).await;
     let alice = first.create_user("alice").await;
 
     // Concurrent writers, as under load: every 201 must be durable.
@@ -109,7 +136,7 @@ async fn acknowledged_bookmarks_survive_sigkill_and_are_cached_at_boot() {
     }
     first.kill().await;
 
-    let second = Process::start(dir.path()).await;
+    let second = Process::start(&dir).await;
     for data in &acknowledged {
         let (status, body) = second.get_json(&format!("/api/bookmarks/{}", data["id"])).await;
         assert_eq!(status, 200, "bookmark {} lost", data["id"]);
@@ -135,8 +162,8 @@ async fn acknowledged_bookmarks_survive_sigkill_and_are_cached_at_boot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut first = Process::start(dir.path()).await;
+    let dir = Storage::new().await;
+    let mut first = Process::start(&dir).await;
     let alice = first.create_user("alice").await;
     let data = first.create_bookmark(&alice, 1).await;
     let pid = first.child.id().expect("pid");
@@ -145,7 +172,7 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     let exit = timeout(WAIT, first.child.wait()).await.expect("exits within 5 s after SIGTERM").unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 
-    let second = Process::start(dir.path()).await;
+    let second = Process::start(&dir).await;
     let (status, body) = second.get_json(&format!("/api/bookmarks/{}", data["id"])).await;
     assert_eq!(status, 200);
     assert_eq!(body["data"], data);
@@ -162,9 +189,9 @@ fn files_in(dir: &Path) -> Vec<std::path::PathBuf> {
 async fn a_sigkill_mid_upload_leaves_a_partial_file_that_the_next_start_sweeps() {
     use tokio::io::AsyncWriteExt;
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = Storage::new().await;
     let partial_dir = dir.path().join("uploads-partial");
-    let first = Process::start(dir.path()).await;
+    let first = Process::start(&dir).await;
     let alice = first.create_user("alice").await;
     let kept = {
         let form = reqwest::multipart::Form::new()
@@ -197,7 +224,7 @@ async fn a_sigkill_mid_upload_leaves_a_partial_file_that_the_next_start_sweeps()
     drop(stream);
     assert_eq!(files_in(&partial_dir).len(), 1, "SIGKILL leaves the partial file behind");
 
-    let second = Process::start(dir.path()).await;
+    let second = Process::start(&dir).await;
     assert_eq!(files_in(&partial_dir), Vec::<std::path::PathBuf>::new(), "swept at start");
     let (status, _) = second.get_json(&kept).await;
     // A stored upload is served as the file itself (not JSON): only the status counts.
@@ -208,8 +235,8 @@ async fn a_sigkill_mid_upload_leaves_a_partial_file_that_the_next_start_sweeps()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn budget_flags_and_their_environment_variables_reach_the_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let by_flag = Process::start_with(dir.path(), &["--rate-signups", "2/1m"], &[]).await;
+    let dir = Storage::new().await;
+    let by_flag = Process::start_with(&dir, &["--rate-signups", "2/1m"], &[]).await;
     assert_eq!(by_flag.sign_up("user_a1").await.status(), 201);
     assert_eq!(by_flag.sign_up("user_a2").await.status(), 201);
     let refused = by_flag.sign_up("user_a3").await;
@@ -217,14 +244,14 @@ async fn budget_flags_and_their_environment_variables_reach_the_server() {
     assert!(refused.headers().contains_key("retry-after"));
     by_flag.kill().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let by_env = Process::start_with(dir.path(), &[], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
+    let dir = Storage::new().await;
+    let by_env = Process::start_with(&dir, &[], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
     assert_eq!(by_env.sign_up("user_b1").await.status(), 201);
     assert_eq!(by_env.sign_up("user_b2").await.status(), 429);
     by_env.kill().await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let off = Process::start_with(dir.path(), &["--rate-signups", "off"], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
+    let dir = Storage::new().await;
+    let off = Process::start_with(&dir, &["--rate-signups", "off"], &[("FIREHOSE_RATE_SIGNUPS", "1/1m")]).await;
     for i in 0..25 {
         assert_eq!(off.sign_up(&format!("user_c{i}")).await.status(), 201, "the flag wins over the environment");
     }

@@ -1,9 +1,13 @@
 //! Test harness: the real server started in-process on an ephemeral port with a fresh
 //! data dir (`spawn_app`), an HTTP client for the JSON API, and a raw WebSocket client
 //! that speaks frames by hand so every byte the server sends can be asserted.
+//!
+//! The database is SQLite in the data dir, or, when `FIREHOSE_TEST_POSTGRES` holds a
+//! PostgreSQL URL (`postgres://postgres@127.0.0.1:5432/test`), a database of its own
+//! per test on that server, created before the server starts and dropped when the
+//! test's app is dropped (`TestDatabase`). `scripts/test` runs this suite both ways.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use firehose_app::config::Config;
@@ -11,8 +15,7 @@ use firehose_app::ratelimit::RateLimits;
 use firehose_app::server::{self, Running};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyConnection, Connection};
 use tempfile::TempDir;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
@@ -41,8 +44,57 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     pub data_dir: TempDir,
+    /// The test's own PostgreSQL database, when the suite runs on PostgreSQL.
+    pub database: Option<TestDatabase>,
     shutdown: Option<oneshot::Sender<()>>,
     running: Option<Running>,
+}
+
+/// The PostgreSQL server the suite runs on (`FIREHOSE_TEST_POSTGRES`), if any.
+pub fn postgres_admin_url() -> Option<String> {
+    std::env::var("FIREHOSE_TEST_POSTGRES").ok().filter(|url| !url.trim().is_empty())
+}
+
+/// A database made for one test on the suite's PostgreSQL server; dropped with it.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a name no other test (or test process) uses.
+    pub async fn create(admin_url: &str) -> TestDatabase {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let name = format!("firehose_test_{}_{n}_{}", std::process::id(), nanos % 1_000_000_000);
+        sqlx::any::install_default_drivers();
+        let mut admin = AnyConnection::connect(admin_url).await.expect("connect to FIREHOSE_TEST_POSTGRES");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create a test database");
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(admin_url).expect("FIREHOSE_TEST_POSTGRES is a URL");
+        url.set_path(&name);
+        TestDatabase { admin_url: admin_url.to_owned(), name, url: url.to_string() }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs in async tests too: drop the database from a thread of its own.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut admin) = AnyConnection::connect(&admin_url).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
 }
 
 /// A user created through the API.
@@ -64,9 +116,26 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn_app_in(tempfile::tempdir().expect("temp dir"), configure).await
 }
 
-/// `spawn_app_with` on an existing data dir (a restart sees what the last run left).
+/// `spawn_app_with` on an existing data dir, with a database of its own when the suite
+/// runs on PostgreSQL.
 pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
+    let database = match postgres_admin_url() {
+        Some(admin) => Some(TestDatabase::create(&admin).await),
+        None => None,
+    };
+    spawn_app_on(data_dir, database, configure).await
+}
+
+/// Starts the server on `data_dir` and `database` (a restart sees what the last run
+/// left in both).
+pub async fn spawn_app_on(
+    data_dir: TempDir,
+    database: Option<TestDatabase>,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
+    sqlx::any::install_default_drivers();
     let mut config = Config::for_data_dir(data_dir.path());
+    config.database_url = database.as_ref().map(|db| db.url.clone());
     config.limits = RateLimits::off();
     configure(&mut config);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -76,7 +145,7 @@ pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Config)
     })
     .await
     .expect("server starts");
-    TestApp { addr: running.addr, http: http_client(), data_dir, shutdown: Some(tx), running: Some(running) }
+    TestApp { addr: running.addr, http: http_client(), data_dir, database, shutdown: Some(tx), running: Some(running) }
 }
 
 /// A reqwest client that never goes through a proxy from the environment.
@@ -89,8 +158,19 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.data_dir.path().join("firehose.db")
+    /// The database URL the server runs on.
+    pub fn database_url(&self) -> String {
+        match &self.database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", self.data_dir.path().join("firehose.db").display()),
+        }
+    }
+
+    /// A connection of the test's own to the server's database, SQLite or PostgreSQL
+    /// (statements in the dialect both speak: `$1` parameters).
+    pub async fn db(&self) -> AnyConnection {
+        sqlx::any::install_default_drivers();
+        AnyConnection::connect(&self.database_url()).await.expect("open the database")
     }
 
     /// The running server's shared state, for in-process inspection.
@@ -110,7 +190,8 @@ impl TestApp {
     pub async fn restarted(mut self) -> TestApp {
         self.trigger_shutdown();
         self.stopped().await;
-        spawn_app_in(self.data_dir, |_| {}).await
+        let database = self.database.take();
+        spawn_app_on(self.data_dir, database, |_| {}).await
     }
 
     /// Waits until the server has finished shutting down.
@@ -194,14 +275,9 @@ impl TestApp {
         metric_value(&self.metrics().await, name)
     }
 
-    /// Rows in `bookmarks`, read straight from the SQLite file.
+    /// Rows in `bookmarks`, read straight from the database.
     pub async fn stored_bookmarks(&self) -> i64 {
-        let mut conn = SqliteConnectOptions::new()
-            .filename(self.db_path())
-            .read_only(true)
-            .connect()
-            .await
-            .expect("open the database read-only");
+        let mut conn = self.db().await;
         let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM bookmarks").fetch_one(&mut conn).await.expect("count");
         n
     }

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use firehose_app::ratelimit::{Rate, RateLimits};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::helpers::{TestApp, TestUser, WsClient, assert_error, error_reply, spawn_app, spawn_app_with};
 
@@ -397,10 +395,9 @@ async fn with_limits_off_rapid_creates_are_never_refused() {
     assert_eq!(app.stored_bookmarks().await, 50);
 }
 
-/// Rows in `likes`, read straight from the SQLite file.
+/// Rows in `likes`, read straight from the database.
 async fn like_rows(app: &TestApp) -> i64 {
-    let mut conn =
-        SqliteConnectOptions::new().filename(app.db_path()).read_only(true).connect().await.expect("open the database");
+    let mut conn = app.db().await;
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM likes").fetch_one(&mut conn).await.expect("count");
     n
 }

@@ -69,15 +69,9 @@ async fn over_the_budget_is_429_with_retry_after_per_address_and_logins_are_not_
     assert_eq!(users(&app).await, 4, "alice, bob, carol and the second address's dave; nothing refused was stored");
 }
 
-/// Rows in `users`, read straight from the SQLite file.
+/// Rows in `users`, read straight from the database.
 async fn users(app: &TestApp) -> i64 {
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(app.db_path())
-        .read_only(true)
-        .connect()
-        .await
-        .expect("open the database read-only");
+    let mut conn = app.db().await;
     sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut conn).await.expect("count")
 }
 

@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -109,8 +107,7 @@ fn upload_files(app: &TestApp) -> Vec<PathBuf> {
 }
 
 async fn stored_uploads(app: &TestApp) -> i64 {
-    let mut conn =
-        SqliteConnectOptions::new().filename(app.db_path()).read_only(true).connect().await.expect("open database");
+    let mut conn = app.db().await;
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM uploads").fetch_one(&mut conn).await.expect("count");
     n
 }

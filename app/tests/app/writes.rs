@@ -2,12 +2,15 @@
 //! writer; a full write queue is answered at once with 503 and `Retry-After` (never a
 //! 500 or a wait), and every acknowledged write is stored and published exactly once.
 
+use std::sync::atomic::Ordering::Relaxed;
+
+use firehose_app::accounts::TokenHash;
+use firehose_app::bookmarks::NewBookmark;
+use firehose_app::store::{Committed, Store, Writer, publish_queue};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
-use sqlx::ConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 
-use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestDatabase, TestUser, postgres_admin_url, spawn_app, spawn_app_with};
 
 const FIREHOSE: &str = "bookmarks:firehose";
 
@@ -30,9 +33,9 @@ fn assert_overloaded(retry_after: Option<&str>, body: &Value) {
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
-/// Ids of every stored bookmark, ascending, read straight from the SQLite file.
+/// Ids of every stored bookmark, ascending, read straight from the database.
 async fn stored_ids(app: &TestApp) -> Vec<i64> {
-    let mut conn = SqliteConnectOptions::new().filename(app.db_path()).read_only(true).connect().await.unwrap();
+    let mut conn = app.db().await;
     sqlx::query_scalar("SELECT id FROM bookmarks ORDER BY id").fetch_all(&mut conn).await.unwrap()
 }
 
@@ -189,4 +192,60 @@ async fn bookmarks_committed_together_each_keep_their_own_fields_and_tags() {
         metric(&app, "firehose_write_batches_total").await < WRITES as u64,
         "the bookmarks were not committed together"
     );
+}
+
+fn new_bookmark(title: String) -> NewBookmark {
+    NewBookmark {
+        title,
+        description: String::new(),
+        url: "https://example.com/bulk".into(),
+        public: true,
+        tags: vec!["bulk".into(), "test".into()],
+    }
+}
+
+/// Three bookmark inserts in one batch run as one bulk insert; the middle one breaks
+/// a constraint of the table (validation would have refused it), so the batch goes
+/// again a write at a time and only that caller gets the error. (On PostgreSQL the
+/// failed statement aborts the whole transaction, so this also shows the batch is
+/// rolled back and retried with a savepoint per write.)
+#[tokio::test]
+async fn a_bookmark_that_fails_in_a_bulk_insert_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = match postgres_admin_url() {
+        Some(admin) => Some(TestDatabase::create(&admin).await),
+        None => None,
+    };
+    let url = match &database {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bulk.db").display()),
+    };
+    let store = Store::open(&url).await.unwrap();
+    let user = store.create_user("bulk", &TokenHash::of("bulk-token")).await.unwrap();
+    let (publish, mut published) = publish_queue();
+    tokio::spawn(async move {
+        while let Some(batch) = published.recv().await {
+            batch.into_iter().for_each(Committed::answer);
+        }
+    });
+    let writer = Writer::spawn(store.clone(), 16, publish);
+    let (first, bad, last) = (new_bookmark("first".into()), new_bookmark("x".repeat(301)), new_bookmark("last".into()));
+    // Polled together, all three are queued before the writer takes its batch.
+    let (first, bad, last) = tokio::join!(
+        writer.insert_bookmark(&user, &first),
+        writer.insert_bookmark(&user, &bad),
+        writer.insert_bookmark(&user, &last),
+    );
+    let (first, last) = (first.unwrap(), last.unwrap());
+    assert!(bad.is_err(), "{bad:?}");
+    assert_eq!(writer.stats().batches.load(Relaxed), 1, "one transaction");
+    assert_eq!(writer.stats().committed.load(Relaxed), 2);
+    assert_eq!(writer.stats().bulk_runs.load(Relaxed), 1, "tried as one bulk insert first");
+    for (answer, title) in [(&first, "first"), (&last, "last")] {
+        let stored = store.bookmark(answer.id).await.unwrap().unwrap();
+        assert_eq!((stored.title.as_str(), &stored.tags), (title, &answer.tags));
+    }
+    assert!(first.id < last.id);
+    writer.stop().await;
+    store.close().await;
 }
