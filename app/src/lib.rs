@@ -16,6 +16,7 @@ pub mod publisher;
 pub mod pubsub;
 pub mod ratelimit;
 pub mod readers;
+pub mod resources;
 pub mod search;
 pub mod server;
 pub mod state;

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use crate::connections::SocketSlots;
 use crate::ratelimit::{Action, IpLimit, UserLimits};
+use crate::resources;
 use crate::state::AppState;
 use crate::store::Writer;
 
@@ -98,21 +99,20 @@ impl Metrics {
                 route.replace('\\', "\\\\").replace('"', "\\\"")
             );
         }
-        if let Some(rss) = resident_memory_bytes() {
-            let _ = writeln!(out, "# HELP process_resident_memory_bytes Resident memory size in bytes");
-            let _ = writeln!(out, "# TYPE process_resident_memory_bytes gauge");
-            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        if let Some(rss) = resources::vm_rss_bytes() {
+            let name = resources::RSS_METRIC;
+            let _ = writeln!(out, "# HELP {name} Resident memory size in bytes\n# TYPE {name} gauge\n{name} {rss}");
+        }
+        if let Some(cpu) = resources::cpu_time() {
+            let name = resources::CPU_METRIC;
+            let secs = cpu.as_secs_f64();
+            let _ = writeln!(
+                out,
+                "# HELP {name} User and system CPU time spent in seconds\n# TYPE {name} counter\n{name} {secs}"
+            );
         }
         out
     }
-}
-
-/// Resident set size of this process (Linux).
-pub fn resident_memory_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// `firehose_rate_limited_total{action=…}`: attempts refused by the per-user limits,

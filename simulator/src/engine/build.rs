@@ -30,6 +30,8 @@ pub struct Facts<'a> {
     pub server_rss: (Option<u64>, Option<u64>),
     /// CPU time this process used during the traffic phase.
     pub sim_cpu: Option<Duration>,
+    /// CPU time the server reported using during the traffic phase.
+    pub server_cpu: Option<Duration>,
     pub cap: &'a CapStats,
     pub load_average: Option<f64>,
     /// Reasons the run is partial known before judging (interrupted, failed midway).
@@ -86,7 +88,6 @@ pub fn report(meters: &Meters, f: &Facts<'_>) -> Report {
     };
     histograms.push((names::connect_histogram(), connect));
     let cpu_s = f.sim_cpu.map(|d| d.as_secs_f64());
-    let delivered = totals.received.max(1);
     let simulator = SimulatorResources {
         rss_before_bytes: f.sim_rss.0,
         rss_after_bytes: f.sim_rss.1,
@@ -94,14 +95,18 @@ pub fn report(meters: &Meters, f: &Facts<'_>) -> Report {
         includes_embedded_server: plan.target.is_embedded(),
         cpu_s_during_traffic: cpu_s,
         cpu_cores_during_traffic: cpu_s.map(|c| c / f.traffic.as_secs_f64().max(1e-9)),
-        cpu_us_per_delivery: cpu_s.filter(|_| totals.received > 0).map(|c| c * 1e6 / delivered as f64),
+        cpu_us_per_delivery: cpu_s.and_then(|c| per_delivery(c, totals.received)),
     };
+    let server_cpu_s = f.server_cpu.map(|d| d.as_secs_f64());
     let server = match f.server_rss {
-        (Some(before), Some(after)) => Some(ServerMemory {
+        (Some(before), Some(after)) => Some(ServerResources {
             rss_before_bytes: before,
             rss_after_bytes: after,
             rss_per_socket_bytes: per_item(Some(before), Some(after), s.joined),
             same_process_as_simulator: plan.target.is_embedded(),
+            cpu_s_during_traffic: server_cpu_s,
+            cpu_cores_during_traffic: server_cpu_s.map(|c| c / f.traffic.as_secs_f64().max(1e-9)),
+            cpu_us_per_delivery: server_cpu_s.and_then(|c| per_delivery(c, totals.received)),
         }),
         _ => None,
     };
@@ -153,6 +158,11 @@ pub fn profile_summary(p: &crate::plan::profile::Profile) -> ProfileSummary {
         public_from_response: p.create.public.is_some(),
         tags_from_response: p.create.tags.is_some(),
     }
+}
+
+/// CPU microseconds per delivery: `cpu_s` over `received` deliveries (none: unknown).
+pub fn per_delivery(cpu_s: f64, received: u64) -> Option<f64> {
+    (received > 0).then(|| cpu_s * 1e6 / received as f64)
 }
 
 /// `(after − before) / count`, when both figures exist and `count` > 0.

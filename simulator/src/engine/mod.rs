@@ -3,8 +3,9 @@
 //! (`workload`), the one scheduler (`dispatch`), the figures every kind and group keeps
 //! (`stats`, `delivery`) and where they live during a run (`meters`), the sampler
 //! behind the timeline (`sampler`), the report made of the meters (`build`),
-//! SIGINT/SIGTERM (`interrupt`), process resources (`resources`) and the run's errors
-//! (`error`).
+//! SIGINT/SIGTERM (`interrupt`) and the run's errors (`error`). Process resources
+//! (memory, CPU, load) are read through `firehose_app::resources`, as the server
+//! reports its own.
 //!
 //! [`Workload`]: workload::Workload
 
@@ -14,7 +15,6 @@ pub mod dispatch;
 pub mod error;
 pub mod interrupt;
 pub mod meters;
-pub mod resources;
 pub mod run;
 pub mod sampler;
 pub mod stats;

@@ -14,10 +14,12 @@ use rand::Rng;
 use super::build::{self, Facts};
 use super::dispatch::Dispatcher;
 use super::error::SimError;
+use super::interrupt;
 use super::sampler::Sampler;
 use super::target::Target;
 use super::workload::{Cx, Workload};
-use super::{interrupt, resources};
+use firehose_app::resources;
+
 use crate::fixtures::Corpus;
 use crate::http;
 use crate::phoenix::probe::{self, ProbeError};
@@ -132,7 +134,7 @@ async fn drive(
         }
     }
     let sim_rss_before = resources::vm_rss_bytes();
-    let server_rss_before = cx.api.server_rss_bytes().await;
+    let server_rss_before = cx.api.server_process().await.and_then(|p| p.rss_bytes);
     let watching = progress.watch_connecting({
         let cx = Arc::clone(&cx);
         move || (cx.meters.sockets.joined_count(), cx.meters.sockets.counts().requested)
@@ -145,7 +147,7 @@ async fn drive(
     }
     drop(watching);
     let sim_rss_after = resources::vm_rss_bytes();
-    let server_rss_after = cx.api.server_rss_bytes().await;
+    let server_rss_after = cx.api.server_process().await.and_then(|p| p.rss_bytes);
 
     // One clock for everything, once everyone listens.
     let ready =
@@ -161,6 +163,7 @@ async fn drive(
         w.start(&cx, t0);
     }
     let cpu_before = resources::cpu_time();
+    let server_cpu_before = cx.api.server_process().await.and_then(|p| p.cpu);
     let sampler = Sampler::start(t0, plan.traffic.duration, Arc::clone(&cx.meters), Arc::clone(&progress));
     let mut lanes = Vec::new();
     for w in &workloads {
@@ -177,6 +180,8 @@ async fn drive(
     let traffic_end = Instant::now();
     let load_average = resources::load_average();
     let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let server_cpu_after = cx.api.server_process().await.and_then(|p| p.cpu);
+    let server_cpu = server_cpu_after.zip(server_cpu_before).map(|(after, before)| after.saturating_sub(before));
 
     // Drain (briefly when interrupted), every workload at once.
     let deadline = traffic_end + interrupt::drain_timeout(plan.traffic.drain_timeout);
@@ -223,6 +228,7 @@ async fn drive(
         sim_rss: (sim_rss_before, sim_rss_after),
         server_rss: (server_rss_before, server_rss_after),
         sim_cpu,
+        server_cpu,
         cap: &dispatcher.cap,
         load_average,
         partial: interrupted,

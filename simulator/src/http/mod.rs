@@ -16,6 +16,8 @@ use bytes::Bytes;
 use reqwest::Method;
 use serde::Serialize;
 
+use firehose_app::resources;
+
 use crate::plan::profile::{Auth, Profile, Vars};
 
 /// A request may take this long before it counts as a `timeout` error.
@@ -295,15 +297,28 @@ impl Client {
         self.send(Method::GET, &format!("/api/search?q={}", query(q)), token, None::<&()>).await
     }
 
-    /// The server's `process_resident_memory_bytes`, if it exposes it.
-    pub async fn server_rss_bytes(&self) -> Option<u64> {
+    /// The server's resident set and CPU time so far, as far as its `/metrics` tells
+    /// (`firehose_app::resources`' names); `None` when there is no such page.
+    pub async fn server_process(&self) -> Option<ServerProcess> {
         let answer = self.get("/metrics").await.ok()?;
         if !(200..300).contains(&answer.status) {
             return None;
         }
         let text = std::str::from_utf8(&answer.body).ok()?;
-        prometheus_value(text, "process_resident_memory_bytes").map(|v| v as u64)
+        Some(ServerProcess {
+            rss_bytes: prometheus_value(text, resources::RSS_METRIC).map(|v| v as u64),
+            cpu: prometheus_value(text, resources::CPU_METRIC)
+                .filter(|s| s.is_finite() && *s >= 0.0)
+                .map(Duration::from_secs_f64),
+        })
     }
+}
+
+/// One reading of the server's process figures; each absent when not exposed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServerProcess {
+    pub rss_bytes: Option<u64>,
+    pub cpu: Option<Duration>,
 }
 
 /// The value of an unlabelled Prometheus sample `name` in `text`.

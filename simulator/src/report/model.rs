@@ -43,7 +43,7 @@ pub struct ReportModel {
     pub scheduler: SchedulerReport,
     pub simulator: SimulatorResources,
     /// Absent when the target does not expose `process_resident_memory_bytes`.
-    pub server: Option<ServerMemory>,
+    pub server: Option<ServerResources>,
     /// Every gate judged on this run: the default ones and the `--threshold`s, in order.
     #[serde(default)]
     pub thresholds: Vec<ThresholdOutcome>,
@@ -393,12 +393,23 @@ pub struct SimulatorResources {
     pub cpu_us_per_delivery: Option<f64>,
 }
 
+/// The server's process as its `/metrics` reports it (`firehose_app::resources`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServerMemory {
+pub struct ServerResources {
     /// `process_resident_memory_bytes` before listeners connect and after all joined.
     pub rss_before_bytes: u64,
     pub rss_after_bytes: u64,
     pub rss_per_socket_bytes: Option<f64>,
-    /// True for an embedded target: the figure includes the simulator's listeners.
+    /// True for an embedded target: the figures include the simulator's listeners and
+    /// its CPU.
     pub same_process_as_simulator: bool,
+    /// `process_cpu_seconds_total` gained during the traffic phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_s_during_traffic: Option<f64>,
+    /// `cpu_s_during_traffic / window.traffic_s`: cores busy on average.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_cores_during_traffic: Option<f64>,
+    /// Server CPU microseconds per owed delivery received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_delivery: Option<f64>,
 }

@@ -172,6 +172,10 @@ pub fn render(r: &ReportModel) -> String {
             "                server {per} per socket ({} MiB resident after join)",
             s.rss_after_bytes / (1 << 20)
         );
+        if let (Some(cores), false) = (s.cpu_cores_during_traffic, s.same_process_as_simulator) {
+            let per = s.cpu_us_per_delivery.map_or_else(String::new, |us| format!(", {us:.1} µs per delivery"));
+            let _ = writeln!(o, "server cpu      {cores:.2} cores busy during traffic{per}");
+        }
     }
     if !r.thresholds.is_empty() {
         let _ = writeln!(o, "\ngates");

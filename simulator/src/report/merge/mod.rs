@@ -258,6 +258,15 @@ fn recompute_derived(value: &mut Value) {
     if let Some(slot) = value.pointer_mut("/server/rss_per_socket_bytes") {
         *slot = server;
     }
+    // Per delivery: the merged CPU over every agent's deliveries (a sum of the agents'
+    // own ratios would mean nothing).
+    let received = value.pointer("/totals/received").and_then(Value::as_u64).unwrap_or(0);
+    for who in ["/simulator", "/server"] {
+        let cpu = value.pointer(&format!("{who}/cpu_s_during_traffic")).and_then(Value::as_f64);
+        if let Some(slot) = value.pointer_mut(&format!("{who}/cpu_us_per_delivery")) {
+            *slot = cpu.and_then(|c| crate::engine::build::per_delivery(c, received)).map_or(Value::Null, Value::from);
+        }
+    }
 }
 
 /// Writes `merged` as a report folder under `out` with the files of a single run

@@ -36,6 +36,10 @@ pub fn number_rule(parent: &str, key: &str) -> NumberRule {
         if key.contains("after") {
             return NumberRule::Max;
         }
+        // Every agent read the same server's CPU over about the same traffic window.
+        if key.starts_with("cpu_") {
+            return NumberRule::Max;
+        }
     }
     if key.ends_with("_per_s") || key.starts_with("cpu_") {
         NumberRule::Sum
@@ -152,6 +156,8 @@ mod tests {
         assert_eq!(number_rule("/simulator", "rss_before_bytes"), NumberRule::Sum);
         assert_eq!(number_rule("/server", "rss_before_bytes"), NumberRule::Min);
         assert_eq!(number_rule("/server", "rss_after_bytes"), NumberRule::Max);
+        assert_eq!(number_rule("/server", "cpu_s_during_traffic"), NumberRule::Max);
+        assert_eq!(number_rule("/simulator", "cpu_s_during_traffic"), NumberRule::Sum);
         assert!(all_must_hold("valid") && !all_must_hold("drain_timed_out"));
     }
 

@@ -1,7 +1,15 @@
-//! Process resources: this process's resident set (`/proc/self/status`), its CPU time
-//! (`/proc/self/stat`) and the machine's load average (`/proc/loadavg`).
+//! This process's resources as Linux reports them — its resident set
+//! (`/proc/self/status`) and CPU time (`/proc/self/stat`) — and the machine's load
+//! average (`/proc/loadavg`); with the Prometheus names `/metrics` gives the first two
+//! under. The server exposes them and the simulator reads its own and the server's
+//! through here, so both measure the same way.
 
 use std::time::Duration;
+
+/// `/metrics` name of [`vm_rss_bytes`] (a gauge).
+pub const RSS_METRIC: &str = "process_resident_memory_bytes";
+/// `/metrics` name of [`cpu_time`] in seconds (a counter).
+pub const CPU_METRIC: &str = "process_cpu_seconds_total";
 
 /// Linux reports CPU times in clock ticks of 1/100 s (USER_HZ) on every mainstream
 /// architecture.
