@@ -198,3 +198,33 @@ fn conflict_as(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 pub(crate) fn now_timestamp() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_names_the_backend_and_anything_else_is_refused_without_its_password() {
+        assert_eq!(Backend::of_url("sqlite:///tmp/x/firehose.db").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of_url("sqlite::memory:").unwrap(), Backend::Sqlite);
+        assert_eq!(Backend::of_url("postgres://u@127.0.0.1/db").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::of_url("postgresql://u@127.0.0.1:5433/db").unwrap(), Backend::Postgres);
+        for bad in ["mysql://root:hunter2@db/x", "firehose.db", ""] {
+            let err = Backend::of_url(bad).unwrap_err().to_string();
+            assert!(err.contains("expected sqlite:… or postgres://…"), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        assert_eq!(with_param("sqlite:///a.db", "mode=ro"), "sqlite:///a.db?mode=ro");
+        assert_eq!(with_param("sqlite:///a.db?cache=shared", "mode=ro"), "sqlite:///a.db?cache=shared&mode=ro");
+    }
+
+    #[test]
+    fn only_an_unreachable_database_or_a_full_queue_is_worth_a_retry() {
+        assert!(StoreError::Overloaded.is_unavailable());
+        assert!(StoreError::Unavailable("down".into()).is_unavailable());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(!StoreError::Conflict("username").is_unavailable());
+        assert!(!StoreError::Commit("constraint".into()).is_unavailable());
+        assert!(!StoreError::Database(sqlx::Error::RowNotFound).is_unavailable());
+    }
+}

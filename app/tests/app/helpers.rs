@@ -71,11 +71,31 @@ impl TestDatabase {
         let name = format!("firehose_test_{}_{n}_{}", std::process::id(), nanos % 1_000_000_000);
         sqlx::any::install_default_drivers();
         let mut admin = AnyConnection::connect(admin_url).await.expect("connect to FIREHOSE_TEST_POSTGRES");
+        if n == 0 {
+            drop_orphans(&mut admin).await;
+        }
         sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create a test database");
         let _ = admin.close().await;
         let mut url = url::Url::parse(admin_url).expect("FIREHOSE_TEST_POSTGRES is a URL");
         url.set_path(&name);
         TestDatabase { admin_url: admin_url.to_owned(), name, url: url.to_string() }
+    }
+}
+
+/// Drops the test databases of test processes that are gone (killed before their
+/// databases were dropped), so they do not pile up on the server.
+async fn drop_orphans(admin: &mut AnyConnection) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT CAST(datname AS TEXT) FROM pg_database WHERE datname LIKE 'firehose\\_test\\_%'")
+            .fetch_all(&mut *admin)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let pid = name.strip_prefix("firehose_test_").and_then(|rest| rest.split('_').next());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
+        }
     }
 }
 
