@@ -2,7 +2,8 @@
 # Starting and stopping the firehose server for the scripts in scripts/ (sourced, not run:
 # `source "$repo/scripts/lib/server.sh"`): one server process at a time, on loopback, on a
 # port chosen by the OS, its address read from the line it prints once it listens.
-# Owns the globals `server_pid` and `url` and the array FIREHOSE_LIMITS_OFF.
+# Owns the globals `server_pid` and `url` and the array FIREHOSE_LIMITS_OFF; `server_5xx`
+# reads the running server's count of 5xx answers.
 
 # Every per-user rate limit off: load scripts post far faster than people do.
 # shellcheck disable=SC2034 # used by the scripts that source this file
@@ -62,4 +63,19 @@ server_stop() {
     wait "$server_pid" 2>/dev/null || true
   fi
   server_pid=""
+}
+
+# server_5xx [METHOD ROUTE]: how many 5xx answers other than 503 (a refusal of load, on
+# purpose) the running server counts in its /metrics (firehose_http_requests_total), for
+# METHOD on ROUTE, or over every route when none is given. Prints the number.
+server_5xx() {
+  curl -sS "$url/metrics" | python3 -c '
+import re, sys
+method, route = sys.argv[1], sys.argv[2]
+total = 0
+for line in sys.stdin:
+    m = re.match(r"firehose_http_requests_total\{method=\"(\w+)\",route=\"([^\"]*)\",status=\"(\d+)\"\} (\d+)", line)
+    if m and (not method or (m[1] == method and m[2] == route)) and m[3].startswith("5") and m[3] != "503":
+        total += int(m[4])
+print(total)' "${1:-}" "${2:-}"
 }
