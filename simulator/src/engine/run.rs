@@ -147,7 +147,11 @@ async fn drive(
     }
     drop(watching);
     let sim_rss_after = resources::vm_rss_bytes();
-    let server_rss_after = cx.api.server_process().await.and_then(|p| p.rss_bytes);
+    // One reading of the server after the joins: its memory, and its CPU from here to
+    // the end of traffic (read before the clock is set, so the request never delays
+    // the start of traffic or of the sampler; the lead-in it adds is idle time).
+    let server_joined = cx.api.server_process().await.unwrap_or_default();
+    let (server_rss_after, server_cpu_before) = (server_joined.rss_bytes, server_joined.cpu);
 
     // One clock for everything, once everyone listens.
     let ready =
@@ -163,7 +167,6 @@ async fn drive(
         w.start(&cx, t0);
     }
     let cpu_before = resources::cpu_time();
-    let server_cpu_before = cx.api.server_process().await.and_then(|p| p.cpu);
     let sampler = Sampler::start(t0, plan.traffic.duration, Arc::clone(&cx.meters), Arc::clone(&progress));
     let mut lanes = Vec::new();
     for w in &workloads {
