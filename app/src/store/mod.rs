@@ -145,11 +145,6 @@ impl Store {
         Ok(Self { write, read, backend })
     }
 
-    /// Which database is underneath.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Closes both pools, checkpointing the WAL.
     pub async fn close(&self) {
         self.read.close().await;

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 
-use crate::helpers::{TestDatabase, TestUser, WAIT, http_client, postgres_admin_url};
+use crate::helpers::{TestDatabase, TestUser, WAIT, http_client};
 
 /// What a process keeps between runs: its data dir and, on PostgreSQL, its database.
 struct Storage {
@@ -25,11 +25,7 @@ struct Storage {
 
 impl Storage {
     async fn new() -> Storage {
-        let database = match postgres_admin_url() {
-            Some(admin) => Some(TestDatabase::create(&admin).await),
-            None => None,
-        };
-        Storage { dir: tempfile::tempdir().unwrap(), database }
+        Storage { dir: tempfile::tempdir().unwrap(), database: TestDatabase::for_suite().await }
     }
 
     fn path(&self) -> &Path {

@@ -63,6 +63,23 @@ pub struct TestDatabase {
 }
 
 impl TestDatabase {
+    /// A database of the test's own when the suite runs on PostgreSQL, else `None`
+    /// (SQLite in the data dir).
+    pub async fn for_suite() -> Option<TestDatabase> {
+        match postgres_admin_url() {
+            Some(admin) => Some(TestDatabase::create(&admin).await),
+            None => None,
+        }
+    }
+
+    /// The URL of `database`, or of the SQLite file the server keeps in `data_dir`.
+    pub fn url_or_sqlite(database: Option<&TestDatabase>, data_dir: &std::path::Path) -> String {
+        match database {
+            Some(db) => db.url.clone(),
+            None => Config::for_data_dir(data_dir).database_url(),
+        }
+    }
+
     /// Creates an empty database with a name no other test (or test process) uses.
     pub async fn create(admin_url: &str) -> TestDatabase {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -139,10 +156,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 /// `spawn_app_with` on an existing data dir, with a database of its own when the suite
 /// runs on PostgreSQL.
 pub async fn spawn_app_in(data_dir: TempDir, configure: impl FnOnce(&mut Config)) -> TestApp {
-    let database = match postgres_admin_url() {
-        Some(admin) => Some(TestDatabase::create(&admin).await),
-        None => None,
-    };
+    let database = TestDatabase::for_suite().await;
     spawn_app_on(data_dir, database, configure).await
 }
 
@@ -180,10 +194,7 @@ impl TestApp {
 
     /// The database URL the server runs on.
     pub fn database_url(&self) -> String {
-        match &self.database {
-            Some(db) => db.url.clone(),
-            None => format!("sqlite://{}", self.data_dir.path().join("firehose.db").display()),
-        }
+        TestDatabase::url_or_sqlite(self.database.as_ref(), self.data_dir.path())
     }
 
     /// A connection of the test's own to the server's database, SQLite or PostgreSQL

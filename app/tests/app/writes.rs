@@ -10,7 +10,7 @@ use firehose_app::store::{Committed, Store, Writer, publish_queue};
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestDatabase, TestUser, postgres_admin_url, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestDatabase, TestUser, spawn_app, spawn_app_with};
 
 const FIREHOSE: &str = "bookmarks:firehose";
 
@@ -212,15 +212,8 @@ fn new_bookmark(title: String) -> NewBookmark {
 #[tokio::test]
 async fn a_bookmark_that_fails_in_a_bulk_insert_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let database = match postgres_admin_url() {
-        Some(admin) => Some(TestDatabase::create(&admin).await),
-        None => None,
-    };
-    let url = match &database {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", dir.path().join("bulk.db").display()),
-    };
-    let store = Store::open(&url).await.unwrap();
+    let database = TestDatabase::for_suite().await;
+    let store = Store::open(&TestDatabase::url_or_sqlite(database.as_ref(), dir.path())).await.unwrap();
     let user = store.create_user("bulk", &TokenHash::of("bulk-token")).await.unwrap();
     let (publish, mut published) = publish_queue();
     tokio::spawn(async move {

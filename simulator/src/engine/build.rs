@@ -160,11 +160,6 @@ pub fn profile_summary(p: &crate::plan::profile::Profile) -> ProfileSummary {
     }
 }
 
-/// CPU microseconds per delivery: `cpu_s` over `received` deliveries (none: unknown).
-pub fn per_delivery(cpu_s: f64, received: u64) -> Option<f64> {
-    (received > 0).then(|| cpu_s * 1e6 / received as f64)
-}
-
 /// `(after − before) / count`, when both figures exist and `count` > 0.
 pub fn per_item(before: Option<u64>, after: Option<u64>, count: u64) -> Option<f64> {
     let (before, after) = (before?, after?);

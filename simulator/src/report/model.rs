@@ -393,6 +393,12 @@ pub struct SimulatorResources {
     pub cpu_us_per_delivery: Option<f64>,
 }
 
+/// CPU microseconds per delivery: `cpu_s` over `received` deliveries (none: unknown).
+/// One rule for a run's report and for a merge of agents' reports.
+pub fn per_delivery(cpu_s: f64, received: u64) -> Option<f64> {
+    (received > 0).then(|| cpu_s * 1e6 / received as f64)
+}
+
 /// The server's process as its `/metrics` reports it (`firehose_app::resources`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerResources {

@@ -264,7 +264,7 @@ fn recompute_derived(value: &mut Value) {
     for who in ["/simulator", "/server"] {
         let cpu = value.pointer(&format!("{who}/cpu_s_during_traffic")).and_then(Value::as_f64);
         if let Some(slot) = value.pointer_mut(&format!("{who}/cpu_us_per_delivery")) {
-            *slot = cpu.and_then(|c| crate::engine::build::per_delivery(c, received)).map_or(Value::Null, Value::from);
+            *slot = cpu.and_then(|c| super::model::per_delivery(c, received)).map_or(Value::Null, Value::from);
         }
     }
 }
