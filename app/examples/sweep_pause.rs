@@ -25,7 +25,7 @@ fn main() {
 
     for round in 1..=rounds {
         for i in 0..topics {
-            pubsub.broadcast(&format!("bookmarks:tag:t{round}-{i}"), "new", |seq| seq);
+            pubsub.broadcast(&format!("bookmarks:tag:t{round}-{i}"), "new", &serde_json::json!({}));
         }
         std::thread::sleep(Duration::from_millis(2));
         let sweeping = Arc::new(AtomicBool::new(true));
@@ -35,7 +35,7 @@ fn main() {
                 let (mut longest, mut count, mut over_1ms) = (Duration::ZERO, 0u64, 0u64);
                 while sweeping.load(Ordering::Relaxed) {
                     let start = Instant::now();
-                    pubsub.broadcast("room:hot", "msg", |seq| seq);
+                    pubsub.broadcast("room:hot", "msg", &serde_json::json!({}));
                     let took = start.elapsed();
                     longest = longest.max(took);
                     over_1ms += u64::from(took > Duration::from_millis(1));

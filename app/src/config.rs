@@ -12,8 +12,11 @@ use crate::ratelimit::{Rate, RateLimits};
 pub struct Config {
     /// Directory for the SQLite file (and later uploads).
     pub data_dir: PathBuf,
-    /// `sqlite://…` URL; `None` means `<data_dir>/firehose.db`.
+    /// `sqlite://…` or `postgres://…` URL; `None` means `<data_dir>/firehose.db`.
     pub database_url: Option<String>,
+    /// The broker that makes this node one of a cluster (`--pubsub-url`); `None`: the
+    /// in-process pub/sub, alone.
+    pub broker: Option<crate::broker::BrokerConfig>,
     /// How many recent public bookmarks the in-memory cache keeps.
     pub cache_capacity: usize,
     /// Writes (bookmarks, likes, chat messages) queued for the store's writer before
@@ -201,6 +204,7 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             database_url: None,
+            broker: None,
             cache_capacity: 10_000,
             write_queue: crate::store::DEFAULT_WRITE_QUEUE,
             max_body_bytes: 64 * 1024,

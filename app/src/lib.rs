@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod bookmarks;
+pub mod broker;
 pub mod channels;
 pub mod chat;
 pub mod config;

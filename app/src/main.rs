@@ -34,6 +34,13 @@ struct ServeArgs {
     /// Database URL (default: sqlite file in the data dir).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// The broker between app nodes, `redis://host:port`: nodes on one database and one
+    /// broker are one cluster (default: the in-process pub/sub, one node).
+    #[arg(long, env = "FIREHOSE_PUBSUB_URL")]
+    pubsub_url: Option<String>,
+    /// Keeps clusters that share one broker apart (its keys and channel start with it).
+    #[arg(long, env = "FIREHOSE_PUBSUB_NAMESPACE", default_value = "firehose")]
+    pubsub_namespace: String,
     /// Log filter (tracing EnvFilter syntax).
     #[arg(long, env = "FIREHOSE_LOG", default_value = "info")]
     log: String,
@@ -152,6 +159,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut config = Config::for_data_dir(&args.data_dir);
     config.database_url = args.database_url;
+    config.broker =
+        args.pubsub_url.map(|url| firehose_app::broker::BrokerConfig { url, namespace: args.pubsub_namespace.clone() });
     config.socket.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));
     config.socket.outbox_capacity = args.outbox as usize;
     config.socket.max_channels = args.max_channels;

@@ -32,6 +32,15 @@ pub struct Metrics {
     pub header_timeouts: AtomicU64,
     pub slow_bodies: AtomicU64,
     pub anonymous_refused: AtomicU64,
+    /// Broadcasts this node handed to the broker (a cluster node only).
+    pub broker_published: AtomicU64,
+    /// Numbered broadcasts this node received from the broker.
+    pub broker_delivered: AtomicU64,
+    pub broker_publish_retries: AtomicU64,
+    pub broker_reconnects: AtomicU64,
+    /// Subscribers told about a gap (`phx_error`, reason `gap`) after a reconnect.
+    pub broker_gap_notices: AtomicU64,
+    pub broker_bad_messages: AtomicU64,
     http: Mutex<BTreeMap<(String, String, u16), u64>>,
 }
 
@@ -47,7 +56,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 20] = [
             ("firehose_sockets_opened_total", "WebSocket connections accepted", &self.sockets_opened),
             (
                 "firehose_sockets_refused_total",
@@ -86,6 +95,28 @@ impl Metrics {
                 "Anonymous costly pushes (history, page joins) and searches refused over their budgets",
                 &self.anonymous_refused,
             ),
+            (
+                "firehose_broker_published_total",
+                "Broadcasts handed to the broker to be numbered",
+                &self.broker_published,
+            ),
+            ("firehose_broker_delivered_total", "Numbered broadcasts received from the broker", &self.broker_delivered),
+            (
+                "firehose_broker_publish_retries_total",
+                "Batches of broadcasts the broker did not take at once (retried with back-off)",
+                &self.broker_publish_retries,
+            ),
+            (
+                "firehose_broker_reconnects_total",
+                "Subscriptions to the broker made again after a drop",
+                &self.broker_reconnects,
+            ),
+            (
+                "firehose_broker_gap_notices_total",
+                "Subscribers told to recover (phx_error, reason gap) after the broker link dropped",
+                &self.broker_gap_notices,
+            ),
+            ("firehose_broker_bad_messages_total", "Broker messages that could not be read", &self.broker_bad_messages),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", value.load(Relaxed));

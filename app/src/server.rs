@@ -28,6 +28,8 @@ pub enum ServerError {
     DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] crate::broker::BrokerError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -81,8 +83,15 @@ pub async fn start(
     ));
     let anon_search =
         config.anonymous.search.map(|rate| Arc::new(RateLimiter::new(rate, config.anonymous.search_max_keys)));
-    let pubsub = Arc::new(PubSub::new(history));
     let metrics = Arc::new(Metrics::default());
+    let (pubsub, link) = match &config.broker {
+        None => (Arc::new(PubSub::new(history)), None),
+        Some(broker) => {
+            let (broker, link) = crate::broker::connect(broker, history, metrics.clone()).await?;
+            (Arc::new(PubSub::clustered(history, broker)), Some(link))
+        }
+    };
+    let link = link.map(|link| crate::broker::start(link, pubsub.clone()));
     let cache = Arc::new(cache);
     let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
     let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());
@@ -134,6 +143,10 @@ pub async fn start(
         task_state.sockets.wait().await;
         // Queued writes are committed (and announced) before the database closes.
         task_state.writer.stop().await;
+        // ... and broadcast to the cluster before this node leaves it.
+        if let Some(link) = link {
+            link.stop().await;
+        }
         task_state.store.close().await;
         tracing::info!("stopped");
     });

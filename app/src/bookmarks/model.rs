@@ -34,7 +34,7 @@ impl Bookmark {
     }
 
     /// The broadcast payload for a topic whose next sequence number is `seq`.
-    pub fn to_event(&self, seq: u64) -> BookmarkEvent {
+    pub fn to_event(&self) -> BookmarkEvent {
         BookmarkEvent {
             id: self.id,
             title: self.title.clone(),
@@ -43,7 +43,6 @@ impl Bookmark {
             tags: self.tags.clone(),
             user: BookmarkUser { id: self.user.id, username: self.user.username.clone() },
             inserted_at: self.inserted_at.clone(),
-            seq,
         }
     }
 }

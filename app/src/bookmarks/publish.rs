@@ -23,13 +23,21 @@ fn publish(pubsub: &PubSub, metrics: &Metrics, bookmark: &Bookmark, event: &str)
     if !bookmark.public {
         return;
     }
-    pubsub.broadcast(FIREHOSE_TOPIC, event, |seq| bookmark.to_event(seq));
+    // Serialised once for the firehose and every tag: each topic adds its own `seq`.
+    let payload = match serde_json::value::to_raw_value(&bookmark.to_event()) {
+        Ok(payload) => payload,
+        Err(err) => {
+            tracing::error!(%err, id = bookmark.id, "bookmark event does not serialise");
+            return;
+        }
+    };
+    pubsub.broadcast_raw(FIREHOSE_TOPIC, event, &payload);
     let mut topic = String::with_capacity(TAG_TOPIC_PREFIX.len() + 50);
     for tag in &bookmark.tags {
         topic.clear();
         topic.push_str(TAG_TOPIC_PREFIX);
         topic.push_str(tag);
-        pubsub.broadcast(&topic, event, |seq| bookmark.to_event(seq));
+        pubsub.broadcast_raw(&topic, event, &payload);
     }
     Metrics::add(&metrics.broadcasts, 1 + bookmark.tags.len() as u64);
 }

@@ -343,10 +343,26 @@ impl Session {
                 if let Some(id) = old {
                     self.state.pubsub.unsubscribe(topic, id);
                 }
-                let (id, recovery) =
-                    self.state.pubsub.subscribe_since(topic, self.vsn, self.handle.clone(), since.as_ref());
-                sub = Some(id);
-                response = serde_json::to_value(&recovery).unwrap_or_default();
+                let subscribed =
+                    self.state.pubsub.subscribe_since(topic, self.vsn, self.handle.clone(), since.as_ref()).await;
+                match subscribed {
+                    Ok((id, recovery)) => {
+                        sub = Some(id);
+                        response = serde_json::to_value(&recovery).unwrap_or_default();
+                    }
+                    Err(err) => {
+                        // The old join is left already: the channel is not joined now,
+                        // and the client's next join (phoenix.js retries) starts afresh.
+                        tracing::warn!(%err, topic, "cannot read the topic's history");
+                        Metrics::add(&metrics.join_errors, 1);
+                        let reason = ErrorReason::new("the broker is unavailable; try again");
+                        self.reply(jr, msg_ref, topic, ReplyStatus::Error, &reason);
+                        if let Some(old_jr) = old_jr {
+                            self.push_close(old_jr.as_deref(), topic);
+                        }
+                        return;
+                    }
+                }
             }
             (true, None, None) => sub = Some(self.state.pubsub.subscribe(topic, self.vsn, self.handle.clone())),
             (false, Some(id), _) => {

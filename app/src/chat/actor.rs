@@ -388,7 +388,7 @@ impl Actor {
     fn posted(&mut self, stored: Result<Message, StoreError>) -> Result<i64, ChatError> {
         let message = stored.map_err(|err| store_error(&self.slug, err, "cannot store message"))?;
         let payload = message.to_json();
-        self.shared.deps.pubsub.broadcast(&self.topic, event::NEW_MESSAGE, |seq| with_seq(payload, seq));
+        self.shared.deps.pubsub.broadcast(&self.topic, event::NEW_MESSAGE, &payload);
         self.stop_typing(message.user.id);
         self.notify_mentions(&message);
         let id = message.id;
@@ -412,7 +412,7 @@ impl Actor {
                 "message_id": message.id,
                 "from": user_json(&message.user),
             });
-            self.shared.deps.pubsub.broadcast(&user_topic(user_id), event::NOTIFICATION, |seq| with_seq(payload, seq));
+            self.shared.deps.pubsub.broadcast(&user_topic(user_id), event::NOTIFICATION, &payload);
         }
     }
 
@@ -435,7 +435,7 @@ impl Actor {
                 Err(_) => self.recent.retain(|m| m.id != id),
             }
         }
-        self.shared.deps.pubsub.broadcast(&self.topic, event::MESSAGE_DELETED, |seq| json!({"id": id, "seq": seq}));
+        self.shared.deps.pubsub.broadcast(&self.topic, event::MESSAGE_DELETED, &json!({"id": id}));
         Ok(())
     }
 
@@ -515,9 +515,7 @@ impl Actor {
     /// `presence_diff`, with the topic's `seq` like every broadcast (phoenix.js reads
     /// only `joins` and `leaves`).
     fn broadcast_diff(&self, diff: &Diff) {
-        self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, |seq| {
-            with_seq(serde_json::to_value(diff).unwrap_or_default(), seq)
-        });
+        self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, diff);
     }
 
     /// The room's record or membership changed.
@@ -555,7 +553,7 @@ impl Actor {
     /// (`phx_close`) and unsubscribed.
     fn close_room(&mut self) {
         let slug = self.slug.clone();
-        self.shared.deps.pubsub.broadcast(&self.topic, event::ROOM_DELETED, |seq| json!({"slug": slug, "seq": seq}));
+        self.shared.deps.pubsub.broadcast(&self.topic, event::ROOM_DELETED, &json!({"slug": slug}));
         for (_, sub) in self.subs.drain() {
             self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
             close_channel(&sub, &self.topic);
@@ -598,9 +596,4 @@ fn store_error(slug: &str, err: StoreError, what: &str) -> ChatError {
             ChatError::Internal
         }
     }
-}
-
-fn with_seq(mut v: Value, seq: u64) -> Value {
-    v["seq"] = json!(seq);
-    v
 }

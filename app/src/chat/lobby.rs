@@ -17,28 +17,23 @@ mod events {
     pub const MEMBERS: &str = "room_members";
 }
 
-fn with_seq(mut v: Value, seq: u64) -> Value {
-    v["seq"] = json!(seq);
-    v
-}
-
 fn gone(room: &Room) -> Value {
     json!({ "id": room.id, "slug": room.slug })
 }
 
 pub(super) fn created(pubsub: &PubSub, room: &Room) {
     if !room.private {
-        pubsub.broadcast(LOBBY_TOPIC, events::CREATED, |seq| with_seq(room.to_json(), seq));
+        pubsub.broadcast(LOBBY_TOPIC, events::CREATED, &room.to_json());
     }
 }
 
 pub(super) fn updated(pubsub: &PubSub, before: &Room, after: &Room) {
     match (before.private, after.private) {
         (false, false) => {
-            pubsub.broadcast(LOBBY_TOPIC, events::UPDATED, |seq| with_seq(after.to_json(), seq));
+            pubsub.broadcast(LOBBY_TOPIC, events::UPDATED, &after.to_json());
         }
         (false, true) => {
-            pubsub.broadcast(LOBBY_TOPIC, events::DELETED, |seq| with_seq(gone(before), seq));
+            pubsub.broadcast(LOBBY_TOPIC, events::DELETED, &gone(before));
         }
         (true, false) => created(pubsub, after),
         (true, true) => {}
@@ -47,17 +42,13 @@ pub(super) fn updated(pubsub: &PubSub, before: &Room, after: &Room) {
 
 pub(super) fn deleted(pubsub: &PubSub, room: &Room) {
     if !room.private {
-        pubsub.broadcast(LOBBY_TOPIC, events::DELETED, |seq| with_seq(gone(room), seq));
+        pubsub.broadcast(LOBBY_TOPIC, events::DELETED, &gone(room));
     }
 }
 
 /// `room_members {id, slug, members}`: how many members a public room has now.
 pub(super) fn members(pubsub: &PubSub, room: &Room, count: i64) {
     if !room.private {
-        pubsub.broadcast(
-            LOBBY_TOPIC,
-            events::MEMBERS,
-            |seq| json!({ "id": room.id, "slug": room.slug, "members": count, "seq": seq }),
-        );
+        pubsub.broadcast(LOBBY_TOPIC, events::MEMBERS, &json!({ "id": room.id, "slug": room.slug, "members": count }));
     }
 }

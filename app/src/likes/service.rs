@@ -34,11 +34,7 @@ pub async fn set_like(
 
 /// Broadcasts a bookmark's new like count (`like_count`, without anyone's `liked`).
 pub fn publish_count(pubsub: &PubSub, metrics: &Metrics, bookmark_id: i64, count: i64) {
-    pubsub.broadcast(
-        &topic(bookmark_id),
-        LIKE_COUNT,
-        |seq| json!({ "bookmark_id": bookmark_id, "count": count, "seq": seq }),
-    );
+    pubsub.broadcast(&topic(bookmark_id), LIKE_COUNT, &json!({ "bookmark_id": bookmark_id, "count": count }));
     Metrics::add(&metrics.broadcasts, 1);
 }
 

@@ -129,8 +129,28 @@ impl History {
     }
 }
 
+/// The answer to a `since` from what the cluster holds (`held`, read after
+/// `since.seq` when the epochs match): every event after it, contiguous up to the
+/// topic's latest, or `recovered: false`.
+pub(super) fn recover_from(epoch: &Arc<str>, since: Option<&Since>, held: super::ClusterHistory) -> Recovery {
+    let top = held.top;
+    let unrecovered = Recovery { recovered: false, epoch: epoch.clone(), seq: top, missed: Vec::new() };
+    let Some(since) = since else { return unrecovered };
+    if since.epoch != **epoch || since.seq > top {
+        return unrecovered;
+    }
+    let events: Vec<&Retained> = held.events.iter().filter(|e| e.seq > since.seq && e.seq <= top).collect();
+    let contiguous = events.iter().enumerate().all(|(i, e)| e.seq == since.seq + 1 + i as u64);
+    if !contiguous || since.seq + events.len() as u64 != top {
+        return unrecovered;
+    }
+    let missed =
+        events.into_iter().map(|e| MissedEvent { event: e.event.clone(), payload: e.payload.clone() }).collect();
+    Recovery { recovered: true, epoch: epoch.clone(), seq: top, missed }
+}
+
 /// A fresh random epoch name.
-pub(super) fn new_epoch() -> Arc<str> {
+pub fn new_epoch() -> Arc<str> {
     let mut bytes = [0u8; 8];
     rand::rng().fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect::<String>().into()
@@ -179,6 +199,26 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         let r = h.recover(&epoch, 1, Some(&Since { seq: 0, epoch: "e".into() }), &limits);
         assert!(!r.recovered);
+    }
+
+    #[test]
+    fn recovers_from_the_cluster_only_a_contiguous_run_up_to_its_latest() {
+        let epoch: Arc<str> = "e".into();
+        let since = |seq| Some(Since { seq, epoch: "e".into() });
+        let held =
+            |top, seqs: &[u64]| super::super::ClusterHistory { top, events: seqs.iter().map(|&s| ev(s)).collect() };
+        let r = recover_from(&epoch, since(2).as_ref(), held(5, &[3, 4, 5]));
+        assert!(r.recovered);
+        assert_eq!(seqs(&r), [3, 4, 5]);
+        assert!(recover_from(&epoch, since(5).as_ref(), held(5, &[])).recovered);
+        assert!(!recover_from(&epoch, since(1).as_ref(), held(5, &[3, 4, 5])).recovered, "2 was trimmed");
+        assert!(!recover_from(&epoch, since(2).as_ref(), held(5, &[3, 5])).recovered, "a hole");
+        assert!(!recover_from(&epoch, since(2).as_ref(), held(6, &[3, 4, 5])).recovered, "short of the top");
+        assert!(!recover_from(&epoch, since(7).as_ref(), held(5, &[])).recovered, "ahead of the cluster");
+        let other = Some(Since { seq: 2, epoch: "x".into() });
+        assert!(!recover_from(&epoch, other.as_ref(), held(5, &[3, 4, 5])).recovered);
+        assert!(!recover_from(&epoch, None, held(5, &[])).recovered);
+        assert_eq!(recover_from(&epoch, None, held(5, &[])).seq, 5);
     }
 
     #[test]

@@ -16,10 +16,19 @@
 //! in memory. A topic made again later starts its `seq` at the highest `seq` any freed
 //! topic reached, so a client's `seq` never goes backwards within an epoch; a `since`
 //! from before the freeing is answered `recovered: false` unless it saw the last event.
+//!
+//! One node of a cluster ([`PubSub::clustered`]) numbers nothing itself: a broadcast is
+//! handed to the [`Cluster`], which gives it the topic's next cluster-wide `seq` and
+//! hands it back to every node's [`PubSub::deliver`], which fans it out to that node's
+//! subscribers. Recovery then reads the cluster's history, so a client may come back
+//! to any node; a node that may have missed broadcasts (its broker link dropped) tells
+//! its subscribers with [`PubSub::tell_gaps`], and they recover through `since`.
 
+mod cluster;
 mod history;
 
-pub use history::{HistoryLimits, Recovery, Retained, Since};
+pub use cluster::{Cluster, ClusterError, ClusterHistory};
+pub use history::{HistoryLimits, MissedEvent, Recovery, Retained, Since, new_epoch};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,15 +71,31 @@ struct Subscriber {
     socket: SocketHandle,
 }
 
+/// A subscriber whose recovery is being read from the cluster: broadcasts delivered in
+/// the meantime wait here, so none falls between the history read and the live stream.
+struct Recovering {
+    sub: Subscriber,
+    buffered: Vec<Retained>,
+}
+
 #[derive(Default)]
 struct TopicState {
+    /// The latest `seq` broadcast (alone) or delivered here (in a cluster).
     seq: u64,
     subscribers: Vec<Subscriber>,
+    recovering: Vec<Recovering>,
     v1_count: usize,
     history: history::History,
     /// Set (under this lock and the map's write lock) when [`PubSub::sweep`] forgot the
     /// topic: whoever still holds it looks the name up again.
     freed: bool,
+}
+
+impl TopicState {
+    /// Nobody listens or is about to.
+    fn is_idle(&self) -> bool {
+        self.subscribers.is_empty() && self.recovering.is_empty()
+    }
 }
 
 #[derive(Default)]
@@ -111,6 +136,8 @@ pub struct PubSub {
     epoch: Arc<str>,
     /// The highest `seq` of any freed topic: where a topic made again starts.
     seq_floor: AtomicU64,
+    /// The cluster this node is part of, if any: it numbers broadcasts and keeps history.
+    cluster: Option<Arc<dyn Cluster>>,
 }
 
 impl Default for PubSub {
@@ -127,7 +154,13 @@ impl PubSub {
             limits,
             epoch: history::new_epoch(),
             seq_floor: AtomicU64::new(0),
+            cluster: None,
         }
+    }
+
+    /// One node of a cluster: `cluster` numbers broadcasts and keeps their history.
+    pub fn clustered(limits: HistoryLimits, cluster: Arc<dyn Cluster>) -> Self {
+        Self { epoch: cluster.epoch(), cluster: Some(cluster), ..Self::new(limits) }
     }
 
     /// This server's epoch of sequence numbers.
@@ -139,8 +172,10 @@ impl PubSub {
         if let Some(t) = self.topics.read().get(name) {
             return t.clone();
         }
+        // In a cluster the numbers are the cluster's: a topic new here has seen none yet.
+        let floor = if self.cluster.is_some() { 0 } else { self.seq_floor.load(Relaxed) };
         let mut topics = self.topics.write();
-        topics.entry(name.into()).or_insert_with(|| Arc::new(Topic::starting_at(self.seq_floor.load(Relaxed)))).clone()
+        topics.entry(name.into()).or_insert_with(|| Arc::new(Topic::starting_at(floor))).clone()
     }
 
     /// Runs `f` on the live state of topic `name` (made if missing), under its lock.
@@ -166,19 +201,54 @@ impl PubSub {
         self.with_topic(topic, |state| self.add_subscriber(state, vsn, socket))
     }
 
-    /// Subscribes and, in the same critical section, answers what the subscriber
-    /// missed since `since`: all of it or (`recovered: false`) nothing.
-    pub fn subscribe_since(
+    /// Subscribes and answers what the subscriber missed since `since`: all of it or
+    /// (`recovered: false`) nothing, joined to the live stream with no gap and no
+    /// duplicate. Alone, the history is read in the critical section that subscribes;
+    /// in a cluster it is read from the cluster while later broadcasts wait for the
+    /// subscriber, and an unreachable cluster is an error (nothing stays subscribed).
+    pub async fn subscribe_since(
         &self,
         topic: &str,
         vsn: Vsn,
         socket: SocketHandle,
         since: Option<&Since>,
-    ) -> (SubId, Recovery) {
+    ) -> Result<(SubId, Recovery), ClusterError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(self.with_topic(topic, |state| {
+                let top = state.seq;
+                let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
+                (self.add_subscriber(state, vsn, socket), recovery)
+            }));
+        };
+        let id = self.next_id.fetch_add(1, Relaxed);
         self.with_topic(topic, |state| {
-            let top = state.seq;
-            let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
-            (self.add_subscriber(state, vsn, socket), recovery)
+            state.recovering.push(Recovering { sub: Subscriber { id, vsn, socket }, buffered: Vec::new() });
+        });
+        let after = since.filter(|s| s.epoch == *self.epoch).map(|s| s.seq);
+        let read = cluster.history(topic, after).await;
+        self.with_topic(topic, |state| {
+            let pos = state.recovering.iter().position(|r| r.sub.id == id);
+            let recovering = pos.map(|pos| state.recovering.swap_remove(pos));
+            let held = read?;
+            let recovery = history::recover_from(&self.epoch, since, held);
+            if let Some(Recovering { sub, buffered }) = recovering {
+                let top = recovery.seq;
+                let mut sub = Some(sub);
+                for event in buffered.iter().filter(|e| e.seq > top) {
+                    let frame =
+                        Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic, &event.event, &*event.payload)));
+                    if let Some(s) = &sub
+                        && !Self::send(s, &frame)
+                    {
+                        sub = None;
+                    }
+                }
+                if let Some(sub) = sub {
+                    state.v1_count += usize::from(sub.vsn == Vsn::V1);
+                    state.subscribers.push(sub);
+                }
+            }
+            Ok((id, recovery))
         })
     }
 
@@ -200,6 +270,8 @@ impl PubSub {
         if let Some(pos) = state.subscribers.iter().position(|s| s.id == id) {
             let gone = state.subscribers.swap_remove(pos);
             state.v1_count -= usize::from(gone.vsn == Vsn::V1);
+        } else if let Some(pos) = state.recovering.iter().position(|r| r.sub.id == id) {
+            state.recovering.swap_remove(pos);
         }
     }
 
@@ -226,7 +298,7 @@ impl PubSub {
             .into_iter()
             .filter(|(_, topic)| {
                 let mut state = topic.state.lock();
-                state.history.expire(now, &self.limits) && state.subscribers.is_empty()
+                state.history.expire(now, &self.limits) && state.is_idle()
             })
             .collect()
     }
@@ -239,7 +311,7 @@ impl PubSub {
         let mut freed = 0;
         for (name, topic) in idle {
             let mut state = topic.state.lock();
-            if !state.freed && state.subscribers.is_empty() && state.history.is_empty() {
+            if !state.freed && state.is_idle() && state.history.is_empty() {
                 self.free(&mut topics, name, &mut state);
                 freed += 1;
             }
@@ -275,37 +347,105 @@ impl PubSub {
         self.topics.read().get(topic).map_or(0, |t| t.state.lock().subscribers.len())
     }
 
-    /// Publishes `event` on `topic`. `payload` receives the topic's next `seq`.
-    pub fn broadcast<P, F>(&self, topic_name: &str, event: &str, payload: F) -> Published
-    where
-        P: Serialize,
-        F: FnOnce(u64) -> P,
-    {
-        self.with_topic(topic_name, |state| Self::publish(state, &self.limits, topic_name, event, payload))
+    /// Publishes `event` on `topic` with `payload` (a JSON object; the topic's `seq` is
+    /// added to it). Alone, the broadcast is numbered and queued for every subscriber
+    /// before this returns (and its outcome returned); in a cluster it is handed to the
+    /// cluster and `None` returned.
+    pub fn broadcast<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P) -> Option<Published> {
+        match serde_json::value::to_raw_value(payload) {
+            Ok(raw) => self.broadcast_raw(topic, event, &raw),
+            Err(err) => {
+                tracing::error!(%err, topic, event, "broadcast payload does not serialise");
+                None
+            }
+        }
     }
 
-    fn publish<P, F>(
+    /// [`PubSub::broadcast`] of a payload serialised already (one bookmark goes to
+    /// several topics as the same bytes).
+    pub fn broadcast_raw(&self, topic: &str, event: &str, payload: &RawValue) -> Option<Published> {
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(topic, event, payload.to_owned());
+            return None;
+        }
+        Some(self.with_topic(topic, |state| {
+            let seq = state.seq + 1;
+            self.fan_out(state, topic, seq, event, payload)
+        }))
+    }
+
+    /// A broadcast the cluster numbered `seq`, for this node's subscribers (none: nothing
+    /// to do). Delivered already (a replay): ignored. Past a gap in the topic's numbers
+    /// (broadcasts this node never got): the subscribers are told, then get it.
+    pub fn deliver(&self, topic: &str, seq: u64, event: &str, payload: &RawValue) {
+        let Some(found) = self.topics.read().get(topic).cloned() else { return };
+        self.with_topic_from(found, topic, |state| {
+            if seq <= state.seq {
+                return;
+            }
+            if state.seq != 0 && seq > state.seq + 1 {
+                Self::tell_gap(state, topic);
+            }
+            self.seq_floor.fetch_max(seq, Relaxed);
+            self.fan_out(state, topic, seq, event, payload);
+        });
+    }
+
+    /// The highest `seq` this node has numbered or delivered on any topic, and where each
+    /// topic it holds stands: what a broker that lost its counters is seeded with.
+    pub fn positions(&self) -> (u64, Vec<(Box<str>, u64)>) {
+        let topics: Vec<(Box<str>, u64)> =
+            self.topics.read().iter().map(|(name, t)| (name.clone(), t.state.lock().seq)).collect();
+        let highest = topics.iter().map(|(_, seq)| *seq).fold(self.seq_floor.load(Relaxed), u64::max);
+        (highest, topics)
+    }
+
+    /// Tells every subscriber of every topic that broadcasts may have been missed (this
+    /// node's link to the cluster dropped): each gets `phx_error` on the topic with no
+    /// `join_ref` (phoenix.js rejoins, with `since`, and recovers); returns how many.
+    pub fn tell_gaps(&self) -> usize {
+        let topics: Vec<(Box<str>, Arc<Topic>)> =
+            self.topics.read().iter().map(|(name, t)| (name.clone(), t.clone())).collect();
+        topics.into_iter().map(|(name, topic)| Self::tell_gap(&mut topic.state.lock(), &name)).sum()
+    }
+
+    fn tell_gap(state: &mut TopicState, topic: &str) -> usize {
+        let payload = serde_json::json!({ "reason": GAP_REASON });
+        let frames = [Vsn::V1, Vsn::V2]
+            .map(|vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic, GAP_EVENT, &payload))));
+        let before = state.subscribers.len();
+        state.subscribers.retain(|sub| Self::send(sub, &frames[usize::from(sub.vsn == Vsn::V2)]));
+        state.v1_count = state.subscribers.iter().filter(|s| s.vsn == Vsn::V1).count();
+        before
+    }
+
+    /// Numbers the payload `seq`, keeps it (alone: in the topic's history; in a cluster:
+    /// for the subscribers still recovering) and queues it, encoded once per serializer,
+    /// for every subscriber.
+    fn fan_out(
+        &self,
         state: &mut TopicState,
-        limits: &HistoryLimits,
         topic_name: &str,
+        seq: u64,
         event: &str,
-        payload: F,
-    ) -> Published
-    where
-        P: Serialize,
-        F: FnOnce(u64) -> P,
-    {
-        state.seq += 1;
-        let seq = state.seq;
-        // Serialised once: the same JSON goes into every frame and into the history.
-        let payload: Arc<RawValue> = match serde_json::value::to_raw_value(&payload(seq)) {
+        payload: &RawValue,
+    ) -> Published {
+        state.seq = seq;
+        let payload: Arc<RawValue> = match RawValue::from_string(wire::with_seq(payload.get(), seq)) {
             Ok(raw) => Arc::from(raw),
             Err(err) => {
-                tracing::error!(%err, topic = topic_name, event, "broadcast payload does not serialise");
+                tracing::error!(%err, topic = topic_name, event, "broadcast payload is not JSON");
                 return Published { seq, queued: 0, dropped: 0 };
             }
         };
-        state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, limits);
+        if self.cluster.is_none() {
+            state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, &self.limits);
+        } else if !state.recovering.is_empty() {
+            let kept = Retained { seq, event: event.into(), payload: payload.clone() };
+            for waiting in &mut state.recovering {
+                waiting.buffered.push(kept.clone());
+            }
+        }
         let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &*payload)));
         let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
         let v1 = (state.v1_count > 0).then(|| encode(Vsn::V1));
@@ -318,27 +458,35 @@ impl PubSub {
                 Vsn::V1 => v1.as_ref(),
             };
             let Some(frame) = frame else { return true };
-            match sub.socket.outbox.try_send(frame.clone()) {
-                Ok(()) => {
-                    queued += 1;
-                    true
-                }
-                Err(TrySendError::Full(_)) => {
-                    sub.socket.slow.cancel();
-                    v1_dropped += usize::from(sub.vsn == Vsn::V1);
-                    false
-                }
-                Err(TrySendError::Closed(_)) => {
-                    v1_dropped += usize::from(sub.vsn == Vsn::V1);
-                    false
-                }
-            }
+            let kept = Self::send(sub, frame);
+            queued += usize::from(kept);
+            v1_dropped += usize::from(!kept && sub.vsn == Vsn::V1);
+            kept
         });
         let dropped = before - state.subscribers.len();
         state.v1_count -= v1_dropped;
         Published { seq, queued, dropped }
     }
+
+    /// Queues `frame` for `sub`; false when the subscriber is gone or too slow (then its
+    /// socket is told to close) and must be dropped from the topic.
+    fn send(sub: &Subscriber, frame: &SharedFrame) -> bool {
+        match sub.socket.outbox.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                sub.socket.slow.cancel();
+                false
+            }
+            Err(TrySendError::Closed(_)) => false,
+        }
+    }
 }
+
+/// The event a node sends on a topic whose broadcasts it may have missed: Phoenix's
+/// own channel error, so phoenix.js rejoins by itself.
+pub const GAP_EVENT: &str = "phx_error";
+/// The reason it gives.
+pub const GAP_REASON: &str = "gap";
 
 #[cfg(test)]
 mod tests;

@@ -16,7 +16,7 @@ pub use binary::{
 };
 pub use decode::{DecodeError, InFrame, decode_text};
 pub use encode::{encode_broadcast, encode_push, encode_reply, encode_text};
-pub use payloads::{BookmarkEvent, BookmarkUser, ErrorReason, JoinSince};
+pub use payloads::{BookmarkEvent, BookmarkUser, ErrorReason, JoinSince, with_seq};
 
 /// The serializer a socket negotiated with `vsn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -90,7 +90,6 @@ fn broadcast_payload_round_trips_through_the_shared_type() {
         tags: vec!["elixir".into(), "web".into()],
         user: BookmarkUser { id: 1, username: "alice".into() },
         inserted_at: "2026-11-26T03:28:27.836000Z".into(),
-        seq: 42,
     };
     let text = encode_broadcast(Vsn::V2, "bookmarks:firehose", "bookmark_created", &event);
     assert!(text.starts_with(r#"[null,null,"bookmarks:firehose","bookmark_created",{"id":9,"#));
@@ -101,6 +100,17 @@ fn broadcast_payload_round_trips_through_the_shared_type() {
     let v1 = encode_broadcast(Vsn::V1, "bookmarks:firehose", "bookmark_created", &event);
     let frame = decode_text(Vsn::V1, &v1).unwrap();
     assert_eq!(frame.payload_as::<BookmarkEvent>().unwrap(), event);
+    // As broadcast: the pub/sub adds the topic's `seq`, which the shared type ignores.
+    let numbered = with_seq(&serde_json::to_string(&event).unwrap(), 42);
+    let v2 = encode_broadcast(
+        Vsn::V2,
+        "bookmarks:firehose",
+        "bookmark_created",
+        &serde_json::value::RawValue::from_string(numbered).unwrap(),
+    );
+    let frame = decode_text(Vsn::V2, &v2).unwrap();
+    assert_eq!(frame.payload_as::<BookmarkEvent>().unwrap(), event);
+    assert_eq!(frame.payload_as::<serde_json::Value>().unwrap()["seq"], 42);
 }
 
 #[test]

@@ -1,0 +1,287 @@
+//! The link's two connections and their tasks. Publishing: one task takes the node's
+//! broadcasts in the order they were made and runs the numbering script for each
+//! (pipelined in batches), retrying with back-off while the broker is away, so a
+//! broadcast is delayed, never dropped or reordered. Receiving: one subscription to
+//! the cluster's channel; every message goes to [`PubSub::deliver`]. When the
+//! subscription drops, the task reconnects with back-off, seeds the broker again (it
+//! may have restarted empty) and tells every subscriber about the gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::ConnectionManager;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::message;
+use super::scripts::{self, Keys};
+use crate::metrics::Metrics;
+use crate::pubsub::{HistoryLimits, PubSub};
+
+/// Broadcasts numbered in one round trip, at most.
+const BATCH: usize = 256;
+/// Back-off between attempts while the broker is away: doubling, capped.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(2);
+/// How long the publishing task may go on after shutdown began, to send what is queued.
+const DRAIN: Duration = Duration::from_secs(5);
+/// Seeding sends this many counters per script call.
+const SEED_CHUNK: usize = 500;
+
+/// One broadcast waiting to be numbered.
+pub(super) struct Outbound {
+    pub topic: Box<str>,
+    pub event: Box<str>,
+    pub payload: Box<RawValue>,
+}
+
+/// The link, connected and subscribed, before its tasks run.
+pub struct Link {
+    pub(super) client: redis::Client,
+    pub(super) keys: Arc<Keys>,
+    pub(super) commands: ConnectionManager,
+    pub(super) outbound: mpsc::UnboundedReceiver<Outbound>,
+    pub(super) subscription: redis::aio::PubSub,
+    pub(super) limits: HistoryLimits,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+/// The running link.
+pub struct LinkTasks {
+    stop: CancellationToken,
+    publishing: JoinHandle<()>,
+    receiving: JoinHandle<()>,
+}
+
+impl LinkTasks {
+    /// Stops receiving, sends what is still queued (for up to a few seconds) and ends.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in [self.publishing, self.receiving] {
+            if let Err(err) = task.await {
+                tracing::error!(%err, "broker task failed");
+            }
+        }
+    }
+}
+
+impl Link {
+    pub(super) fn start(self, pubsub: Arc<PubSub>) -> LinkTasks {
+        let stop = CancellationToken::new();
+        let publisher = Publisher {
+            commands: self.commands.clone(),
+            keys: self.keys.clone(),
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+            pubsub: pubsub.clone(),
+        };
+        let publishing = tokio::spawn(publisher.run(self.outbound, stop.clone()));
+        let receiver =
+            Receiver { client: self.client, keys: self.keys, commands: self.commands, metrics: self.metrics, pubsub };
+        let receiving = tokio::spawn(receiver.run(self.subscription, stop.clone()));
+        LinkTasks { stop, publishing, receiving }
+    }
+}
+
+/// Subscribes to the cluster's channel on a connection of its own.
+pub(super) async fn subscribe(client: &redis::Client, keys: &Keys) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut subscription = client.get_async_pubsub().await?;
+    subscription.subscribe(&keys.channel).await?;
+    Ok(subscription)
+}
+
+/// Runs the seeding script: the broker keeps its epoch if it has one (returned), else
+/// takes `epoch`, and no counter is left below what this node knows.
+pub(super) async fn seed(
+    commands: &mut ConnectionManager,
+    keys: &Keys,
+    epoch: &str,
+    floor: u64,
+    topics: &[(Box<str>, u64)],
+) -> redis::RedisResult<String> {
+    let mut kept = String::new();
+    // One call even with no topics: it is what sets the epoch.
+    for chunk in topics.chunks(SEED_CHUNK).chain(topics.is_empty().then_some(&[][..])) {
+        let mut call = redis::cmd("EVAL");
+        call.arg(scripts::SEED).arg(3).arg(&keys.epoch).arg(&keys.seqs).arg(&keys.floor).arg(epoch).arg(floor);
+        for (topic, seq) in chunk {
+            call.arg(&**topic).arg(*seq);
+        }
+        kept = call.query_async(commands).await?;
+    }
+    Ok(kept)
+}
+
+/// Seeds the broker from what `pubsub` knows; logs an epoch that is not ours.
+async fn seed_from(commands: &mut ConnectionManager, keys: &Keys, pubsub: &PubSub) -> redis::RedisResult<()> {
+    let (floor, topics) = pubsub.positions();
+    let kept = seed(commands, keys, pubsub.epoch(), floor, &topics).await?;
+    if kept != **pubsub.epoch() {
+        tracing::error!(ours = %pubsub.epoch(), broker = %kept, "the broker holds another epoch: clients' `since` will not recover across nodes until this node restarts");
+    }
+    Ok(())
+}
+
+struct Publisher {
+    commands: ConnectionManager,
+    keys: Arc<Keys>,
+    limits: HistoryLimits,
+    metrics: Arc<Metrics>,
+    pubsub: Arc<PubSub>,
+}
+
+impl Publisher {
+    async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Outbound>, stop: CancellationToken) {
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let first = tokio::select! {
+                first = queue.recv() => first,
+                () = stop.cancelled() => break,
+            };
+            let Some(first) = first else { return };
+            batch.push(first);
+            while batch.len() < BATCH {
+                let Ok(next) = queue.try_recv() else { break };
+                batch.push(next);
+            }
+            self.send(&batch, None).await;
+            batch.clear();
+        }
+        // Shutting down: what the node broadcast before it stopped still goes out.
+        let deadline = tokio::time::Instant::now() + DRAIN;
+        while let Ok(next) = queue.try_recv() {
+            batch.push(next);
+            if batch.len() == BATCH {
+                self.send(&batch, Some(deadline)).await;
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            self.send(&batch, Some(deadline)).await;
+        }
+    }
+
+    /// Numbers and publishes `batch`, retrying until it went through (or `deadline`).
+    async fn send(&mut self, batch: &[Outbound], deadline: Option<tokio::time::Instant>) {
+        let mut pipe = redis::pipe();
+        let max_events = self.limits.max_events;
+        let max_age_ms = u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX).max(1);
+        for b in batch {
+            let body = message::encode_body(&b.topic, &b.event, b.payload.get());
+            pipe.cmd("EVAL")
+                .arg(scripts::PUBLISH)
+                .arg(4)
+                .arg(&self.keys.epoch)
+                .arg(&self.keys.seqs)
+                .arg(&self.keys.floor)
+                .arg(self.keys.history(&b.topic))
+                .arg(&*b.topic)
+                .arg(&*b.event)
+                .arg(b.payload.get())
+                .arg(body)
+                .arg(&self.keys.channel)
+                .arg(max_events)
+                .arg(max_age_ms);
+        }
+        let mut wait = FIRST_RETRY;
+        loop {
+            match pipe.query_async::<Vec<u64>>(&mut self.commands).await {
+                Ok(_) => return,
+                Err(err) => {
+                    Metrics::add(&self.metrics.broker_publish_retries, 1);
+                    if err.code() == Some("NOEPOCH") {
+                        tracing::warn!("the broker lost its state; seeding it again");
+                        if let Err(err) = seed_from(&mut self.commands, &self.keys, &self.pubsub).await {
+                            tracing::warn!(%err, "cannot seed the broker");
+                        }
+                    } else {
+                        tracing::warn!(%err, broadcasts = batch.len(), ?wait, "cannot publish to the broker; retrying");
+                    }
+                }
+            }
+            if deadline.is_some_and(|d| tokio::time::Instant::now() + wait > d) {
+                tracing::error!(broadcasts = batch.len(), "shutting down with broadcasts the broker never took");
+                return;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(LAST_RETRY);
+        }
+    }
+}
+
+struct Receiver {
+    client: redis::Client,
+    keys: Arc<Keys>,
+    commands: ConnectionManager,
+    metrics: Arc<Metrics>,
+    pubsub: Arc<PubSub>,
+}
+
+impl Receiver {
+    async fn run(mut self, first: redis::aio::PubSub, stop: CancellationToken) {
+        let mut subscription = Some(first);
+        loop {
+            let live = match subscription.take() {
+                Some(live) => live,
+                None => match self.reconnect(&stop).await {
+                    Some(live) => live,
+                    None => return,
+                },
+            };
+            let mut messages = live.into_on_message();
+            loop {
+                let message = tokio::select! {
+                    message = messages.next() => message,
+                    () = stop.cancelled() => return,
+                };
+                let Some(message) = message else { break };
+                match message::decode(message.get_payload_bytes()) {
+                    Ok(m) => match RawValue::from_string(m.payload.to_owned()) {
+                        Ok(payload) => {
+                            Metrics::add(&self.metrics.broker_delivered, 1);
+                            self.pubsub.deliver(m.topic, m.seq, m.event, &payload);
+                        }
+                        Err(err) => self.bad(&err),
+                    },
+                    Err(err) => self.bad(&err),
+                }
+            }
+            tracing::warn!("lost the broker's subscription; reconnecting");
+        }
+    }
+
+    fn bad(&self, err: &dyn std::fmt::Display) {
+        Metrics::add(&self.metrics.broker_bad_messages, 1);
+        tracing::warn!(%err, "ignoring a broker message");
+    }
+
+    /// Subscribes again (retrying with back-off until it works or the node stops),
+    /// seeds the broker, and tells every subscriber about the gap: whatever was
+    /// broadcast while the subscription was down never reached this node.
+    async fn reconnect(&mut self, stop: &CancellationToken) -> Option<redis::aio::PubSub> {
+        let mut wait = FIRST_RETRY;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return None,
+            }
+            match subscribe(&self.client, &self.keys).await {
+                Ok(live) => {
+                    if let Err(err) = seed_from(&mut self.commands, &self.keys, &self.pubsub).await {
+                        tracing::warn!(%err, "cannot seed the broker");
+                    }
+                    let told = self.pubsub.tell_gaps();
+                    Metrics::add(&self.metrics.broker_reconnects, 1);
+                    Metrics::add(&self.metrics.broker_gap_notices, told as u64);
+                    tracing::info!(told, "subscribed to the broker again; subscribers told to recover");
+                    return Some(live);
+                }
+                Err(err) => tracing::warn!(%err, ?wait, "cannot reach the broker"),
+            }
+            wait = (wait * 2).min(LAST_RETRY);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+// Two firehose nodes on one PostgreSQL database and one Redis broker, with the official
+// phoenix.js client: a broadcast made on either node reaches listeners on both with the
+// same cluster-wide `seq`; chat crosses nodes; recovery works from the other node; what
+// was acknowledged is in PostgreSQL after both nodes stop.
+
+import {test, before, after} from "node:test"
+import assert from "node:assert/strict"
+
+import {startCluster} from "./cluster.mjs"
+import {connectSocket, createBookmark, createUser, disconnect, joinChannel, joinOk, listen, uniqueName, WAIT_MS} from "../helpers.mjs"
+
+const FIREHOSE = "bookmarks:firehose"
+
+let cluster, a, b, user
+const clients = []
+
+async function socketTo(node, params = {}){
+  const client = await connectSocket(node, {params})
+  clients.push(client)
+  return client
+}
+
+before(async () => {
+  cluster = await startCluster(2)
+  ;[a, b] = cluster.nodes
+  user = await createUser(a)
+})
+
+after(async () => {
+  for(const client of clients){ await disconnect(client).catch(() => {}) }
+  if(cluster){ await cluster.stop() }
+})
+
+test("a bookmark posted to either node reaches listeners on both, with one seq sequence", async () => {
+  const onA = listen(await joinOk((await socketTo(a)).socket, FIREHOSE), "bookmark_created")
+  const onB = listen(await joinOk((await socketTo(b)).socket, FIREHOSE), "bookmark_created")
+  const tag = uniqueName("tag").replace(/_/g, "")
+  const onTagB = listen(await joinOk((await socketTo(b)).socket, `bookmarks:tag:${tag}`), "bookmark_created")
+  const posted = []
+  for(let i = 0; i < 6; i++){
+    const node = i % 2 === 0 ? a : b
+    posted.push(await createBookmark(node, user, {title: `cluster ${i}`, url: `https://example.com/${i}`, tags: [tag]}))
+  }
+  const seen = {a: [], b: [], tag: []}
+  for(let i = 0; i < posted.length; i++){
+    seen.a.push(await onA.next(WAIT_MS))
+    seen.b.push(await onB.next(WAIT_MS))
+    seen.tag.push(await onTagB.next(WAIT_MS))
+  }
+  assert.deepEqual(seen.a.map(e => e.id), posted.map(p => p.id), "node A's listener: every bookmark, in order")
+  assert.deepEqual(seen.b.map(e => e.id), posted.map(p => p.id), "node B's listener: every bookmark, in order")
+  assert.deepEqual(seen.a.map(e => e.seq), seen.b.map(e => e.seq), "the same seq for the same event on both nodes")
+  for(let i = 1; i < posted.length; i++){
+    assert.equal(seen.a[i].seq, seen.a[i - 1].seq + 1, "seq grows by one across both nodes' writes")
+  }
+  assert.deepEqual(seen.tag.map(e => e.seq), [1, 2, 3, 4, 5, 6], "a new tag's topic counts from 1, cluster-wide")
+})
+
+test("a listener that moves to the other node recovers what it missed there", async () => {
+  const first = await socketTo(a)
+  const {channel, reply: joined} = await joinChannel(first.socket, FIREHOSE, {since: null})
+  assert.equal(joined.status, "ok")
+  const epoch = joined.response.epoch
+  const events = listen(channel, "bookmark_created")
+  const before = await createBookmark(b, user, {title: "before the move", url: "https://example.com/before"})
+  const last = await events.next(WAIT_MS)
+  assert.equal(last.id, before.id)
+  await disconnect(first)
+  const missed = []
+  for(let i = 0; i < 3; i++){
+    missed.push(await createBookmark(i === 1 ? b : a, user, {title: `while away ${i}`, url: `https://example.com/away/${i}`}))
+  }
+  const second = await socketTo(b)
+  const {reply} = await joinChannel(second.socket, FIREHOSE, {since: {seq: last.seq, epoch}})
+  assert.equal(reply.status, "ok")
+  assert.equal(reply.response.recovered, true, `recovered on the other node: ${JSON.stringify(reply.response)}`)
+  assert.deepEqual(reply.response.missed.map(m => m.payload.id), missed.map(m => m.id), "every missed event, in order")
+  assert.deepEqual(reply.response.missed.map(m => m.payload.seq), [last.seq + 1, last.seq + 2, last.seq + 3])
+})
+
+test("a chat message sent on node B reaches a room member on node A", async () => {
+  const alice = user
+  const bob = await createUser(b)
+  const slug = uniqueName("room").replace(/_/g, "-")
+  const created = await fetch(`${a.url}/api/rooms`, {
+    method: "POST",
+    headers: {"content-type": "application/json", authorization: `Bearer ${alice.token}`},
+    body: JSON.stringify({name: `Cluster ${slug}`, slug}),
+  })
+  assert.equal(created.status, 201, await created.text())
+  const joined = await fetch(`${b.url}/api/rooms/${slug}/join`, {method: "POST", headers: {authorization: `Bearer ${bob.token}`}})
+  assert.ok(joined.ok, `bob joins on B: ${joined.status}`)
+  const onA = await joinOk((await socketTo(a, {token: alice.token})).socket, `room:${slug}`)
+  const messages = listen(onA, "new_message")
+  const onB = await joinOk((await socketTo(b, {token: bob.token})).socket, `room:${slug}`)
+  const sent = await new Promise((resolve, reject) => {
+    onB.push("new_msg", {body: "hello from node B"}).receive("ok", resolve).receive("error", reject).receive("timeout", () => reject(new Error("push timeout")))
+  })
+  const got = await messages.next(WAIT_MS)
+  assert.equal(got.body, "hello from node B")
+  assert.equal(got.user.username, bob.username)
+  assert.equal(typeof got.seq, "number")
+  assert.ok(sent, "the sender's push was acknowledged")
+})
+
+test("what both nodes acknowledged is in PostgreSQL after they stop", async () => {
+  const ids = []
+  for(const node of [a, b, a, b]){
+    ids.push((await createBookmark(node, user, {title: "durable", url: "https://example.com/durable"})).id)
+  }
+  for(const client of clients.splice(0)){ await disconnect(client).catch(() => {}) }
+  const statuses = await Promise.all(cluster.nodes.map(node => node.stop()))
+  for(const status of statuses){ assert.equal(status.code, 0, `a node stopped cleanly: ${JSON.stringify(status)}`) }
+  const rows = await cluster.query(`SELECT id FROM bookmarks WHERE id IN (${ids.join(",")}) ORDER BY id`)
+  assert.deepEqual(rows.map(Number), ids.slice().sort((x, y) => x - y))
+})
