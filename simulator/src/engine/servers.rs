@@ -1,30 +1,42 @@
 //! The servers' own process figures (their `/metrics`: resident memory and CPU time),
 //! read from every target at once: before the sockets open, once after the joins and
 //! after traffic. The report shows them per target and summed over the distinct nodes:
-//! a URL given twice is one server, read twice but counted once.
+//! a URL given twice is one server, read and counted once.
 
 use std::time::Duration;
 
 use crate::http::{self, ServerProcess};
 use crate::report::model::{ServerResources, per_delivery};
 
-/// One client per target, reading `/metrics`.
+/// One client per distinct node, reading `/metrics`.
 pub struct Servers {
     clients: Vec<http::Client>,
+    /// For each target, the index of its node in `clients`.
+    node_of: Vec<usize>,
 }
 
 /// One reading of every target, in `--target` order (`None`: it exposes no figures).
 pub type Reading = Vec<Option<ServerProcess>>;
 
 impl Servers {
-    /// `api` (one connection pool) at every base URL.
+    /// `api` (one connection pool) at every distinct base URL of `bases`.
     pub fn new<'a>(api: &http::Client, bases: impl IntoIterator<Item = &'a str>) -> Self {
-        Self { clients: bases.into_iter().map(|b| api.at(b)).collect() }
+        let (mut clients, mut node_of) = (Vec::<http::Client>::new(), Vec::new());
+        for base in bases {
+            let node = clients.iter().position(|c| c.base() == base).unwrap_or_else(|| {
+                clients.push(api.at(base));
+                clients.len() - 1
+            });
+            node_of.push(node);
+        }
+        Self { clients, node_of }
     }
 
-    /// Every target's figures now, read concurrently.
+    /// Every target's figures now: each node read once (all concurrently), so entries
+    /// of one node show one reading.
     pub async fn read(&self) -> Reading {
-        futures_util::future::join_all(self.clients.iter().map(http::Client::server_process)).await
+        let nodes = futures_util::future::join_all(self.clients.iter().map(http::Client::server_process)).await;
+        self.node_of.iter().map(|&n| nodes[n]).collect()
     }
 }
 

@@ -39,6 +39,7 @@ async fn one_server_given_twice_gets_half_the_listeners_at_each_entry_and_loses_
         assert_eq!(n(&entry["server"]["sockets"]), 30, "{entry}");
         assert!(entry["server"]["rss_per_socket_bytes"].is_number(), "{entry}");
     }
+    assert_eq!(r["targets"]["0"]["server"], r["targets"]["1"]["server"], "one node, read once per reading");
     // Summed over distinct nodes: the one server once.
     assert_eq!(r["server"]["rss_after_bytes"], r["targets"]["0"]["server"]["rss_after_bytes"]);
     assert_eq!(r["server"]["rss_before_bytes"], r["targets"]["0"]["server"]["rss_before_bytes"]);
