@@ -667,3 +667,8 @@ mod dashboard;
 /// SIGINT/SIGTERM during `run`: a partial report, exit 9; with `--agents` too.
 #[path = "sim/interrupt.rs"]
 mod interrupt;
+
+/// Several targets: listeners, sockets and actions spread over them, a target that goes
+/// away, agents starting on different targets.
+#[path = "sim/targets.rs"]
+mod targets;

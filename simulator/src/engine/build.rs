@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use super::dispatch::CapStats;
 use super::meters::Meters;
+use super::route::TargetTally;
+use super::servers::ServerFacts;
 use crate::plan::Plan;
 use crate::report::histo::Summary;
 use crate::report::model::*;
@@ -20,18 +22,20 @@ use crate::report::{Report, SCHEMA};
 pub struct Facts<'a> {
     pub plan: &'a Plan,
     pub run_id: &'a str,
-    pub target: TargetInfo,
+    /// Every target, in `--target` order (at least one).
+    pub targets: Vec<TargetInfo>,
+    /// What the sockets did at each target.
+    pub tallies: Vec<TargetTally>,
     pub started_at: String,
     /// From t0 to the last answer.
     pub traffic: Duration,
     pub drain: Duration,
     pub drain_timed_out: bool,
     pub sim_rss: (Option<u64>, Option<u64>),
-    pub server_rss: (Option<u64>, Option<u64>),
     /// CPU time this process used during the traffic phase.
     pub sim_cpu: Option<Duration>,
-    /// CPU time the server reported using during the traffic phase.
-    pub server_cpu: Option<Duration>,
+    /// The servers' memory and CPU readings.
+    pub servers: ServerFacts,
     pub cap: &'a CapStats,
     pub load_average: Option<f64>,
     /// Reasons the run is partial known before judging (interrupted, failed midway).
@@ -83,6 +87,7 @@ pub fn report(meters: &Meters, f: &Facts<'_>) -> Report {
         ramped: s.ramped,
         failures: s.failures,
         closed_during_run: s.closed,
+        recovered: s.recovered,
         connect_rate_per_s: plan.traffic.connect_rate_per_s,
         connect: Summary::of(&connect),
     };
@@ -97,19 +102,23 @@ pub fn report(meters: &Meters, f: &Facts<'_>) -> Report {
         cpu_cores_during_traffic: cpu_s.map(|c| c / f.traffic.as_secs_f64().max(1e-9)),
         cpu_us_per_delivery: cpu_s.and_then(|c| per_delivery(c, totals.received)),
     };
-    let server_cpu_s = f.server_cpu.map(|d| d.as_secs_f64());
-    let server = match f.server_rss {
-        (Some(before), Some(after)) => Some(ServerResources {
-            rss_before_bytes: before,
-            rss_after_bytes: after,
-            rss_per_socket_bytes: per_item(Some(before), Some(after), s.joined),
-            same_process_as_simulator: plan.target.is_embedded(),
-            cpu_s_during_traffic: server_cpu_s,
-            cpu_cores_during_traffic: server_cpu_s.map(|c| c / f.traffic.as_secs_f64().max(1e-9)),
-            cpu_us_per_delivery: server_cpu_s.and_then(|c| per_delivery(c, totals.received)),
-        }),
-        _ => None,
-    };
+    let server = f.servers.summed(s.joined, totals.received, f.traffic);
+    let targets = f
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(t, info)| {
+            let tally = f.tallies.get(t).copied().unwrap_or_default();
+            let entry = TargetReport {
+                kind: info.kind.clone(),
+                url: info.url.clone(),
+                sockets_connected: tally.connected,
+                failovers: tally.failovers,
+                server: f.servers.of_target(t, f.traffic),
+            };
+            (t, entry)
+        })
+        .collect();
     let model = ReportModel {
         schema: SCHEMA.to_owned(),
         simulator_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -117,7 +126,8 @@ pub fn report(meters: &Meters, f: &Facts<'_>) -> Report {
         started_at: f.started_at.clone(),
         finished_at: chrono::Utc::now().to_rfc3339(),
         plan: serde_json::to_value(plan).unwrap_or_default(),
-        target: f.target.clone(),
+        target: f.targets.first().cloned().unwrap_or_else(|| TargetInfo::new(true, String::new())),
+        targets,
         profile: Some(profile_summary(&plan.target.profile)),
         verdict: Verdict { partial: f.partial.clone(), ..Verdict::default() },
         window: Window::new(plan.traffic.duration, plan.traffic.warmup, f.traffic, f.drain, f.drain_timed_out),

@@ -25,6 +25,7 @@ pub struct Sockets {
     failed: AtomicU64,
     ramped: AtomicU64,
     closed: AtomicU64,
+    recovered: AtomicU64,
     /// Listener sockets open now (static and ramped).
     open: AtomicU64,
     failures: Mutex<BTreeMap<String, u64>>,
@@ -39,6 +40,7 @@ impl Default for Sockets {
             failed: AtomicU64::new(0),
             ramped: AtomicU64::new(0),
             closed: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
             open: AtomicU64::new(0),
             failures: Mutex::new(BTreeMap::new()),
             connect: Sharded::new(16),
@@ -54,6 +56,7 @@ pub struct SocketCounts {
     pub failed: u64,
     pub ramped: u64,
     pub closed: u64,
+    pub recovered: u64,
     pub failures: BTreeMap<String, u64>,
 }
 
@@ -87,6 +90,13 @@ impl Sockets {
         self.closed.fetch_add(1, Ordering::Relaxed);
         self.open.fetch_sub(1, Ordering::Relaxed);
         *self.failures.lock().entry(why.name()).or_default() += 1;
+    }
+
+    /// The target ended a joined listener's socket (`why`), which reconnected and
+    /// rejoined (it stayed open as far as the gauge goes).
+    pub fn recovered(&self, why: &Failure) {
+        self.recovered.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(failure = %why, "listener reconnected after its target closed it");
     }
 
     /// A socket the simulator itself closed (churn, storm, ramp-down, end of run), or
@@ -123,6 +133,7 @@ impl Sockets {
             failed: load(&self.failed),
             ramped: load(&self.ramped),
             closed: load(&self.closed),
+            recovered: load(&self.recovered),
             failures: self.failures.lock().clone(),
         }
     }

@@ -1,5 +1,6 @@
-//! What every workload runs on, and nothing that knows a workload: the target and its
-//! TLS config (`target`, `tls`), the run loop (`run`) over the [`Workload`] trait
+//! What every workload runs on, and nothing that knows a workload: the targets and
+//! their TLS config (`target`, `tls`), which target each socket and request goes to
+//! (`route`), the servers' own figures (`servers`), the run loop (`run`) over the [`Workload`] trait
 //! (`workload`), the one scheduler (`dispatch`), the figures every kind and group keeps
 //! (`stats`, `delivery`) and where they live during a run (`meters`), the sampler
 //! behind the timeline (`sampler`), the report made of the meters (`build`),
@@ -15,8 +16,10 @@ pub mod dispatch;
 pub mod error;
 pub mod interrupt;
 pub mod meters;
+pub mod route;
 pub mod run;
 pub mod sampler;
+pub mod servers;
 pub mod stats;
 pub mod target;
 pub mod tls;

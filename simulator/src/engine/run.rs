@@ -1,4 +1,4 @@
-//! One run, start to finish, whatever its workloads: open the target and check it
+//! One run, start to finish, whatever its workloads: open the targets and check each
 //! speaks Phoenix, open every workload (setup, then its sockets, memory measured
 //! around them), start one clock (t0) once everyone listens, fire every workload's
 //! lanes through the one dispatcher, drain what is still owed, exchange outcomes with
@@ -15,8 +15,10 @@ use super::build::{self, Facts};
 use super::dispatch::Dispatcher;
 use super::error::SimError;
 use super::interrupt;
+use super::route::Route;
 use super::sampler::Sampler;
-use super::target::Target;
+use super::servers::{ServerFacts, Servers};
+use super::target::Targets;
 use super::workload::{Cx, Workload};
 use firehose_app::resources;
 
@@ -78,9 +80,9 @@ pub async fn run(
     let run_id =
         plan.agents.run_id.clone().unwrap_or_else(|| format!("{:06x}", rand::rng().random::<u32>() & 0xff_ffff));
     let started_at = chrono::Utc::now().to_rfc3339();
-    let target = Target::open(&plan.target).await?;
-    let result = drive(plan, corpus, workloads, peers, &target, run_id, started_at).await;
-    let closed = target.close().await;
+    let targets = Targets::open(&plan.target).await?;
+    let result = drive(plan, corpus, workloads, peers, &targets, run_id, started_at).await;
+    let closed = targets.close().await;
     let report = result?;
     if let Err(e) = closed {
         return Err(partial(report, e));
@@ -100,28 +102,37 @@ async fn drive(
     corpus: Arc<Corpus>,
     mut workloads: Vec<Box<dyn Workload>>,
     peers: &dyn Peers,
-    target: &Target,
+    targets: &Targets,
     run_id: String,
     started_at: String,
 ) -> Result<Report, SimError> {
     let plan = Arc::new(plan);
     let profile = Arc::new(plan.target.profile.clone());
-    let endpoint = target.endpoint(&profile.socket_path());
-    // Is it Phoenix at all? Before anything is created on it (exit 7 if not).
-    probe::phoenix(&endpoint).await.map_err(|e| match e {
-        ProbeError::Unreachable(why) => SimError::Unreachable(why),
-        ProbeError::NotPhoenix(why) => SimError::NotPhoenix(why),
-    })?;
-    let api = http::Client::new(target.base_url.clone(), http::setup::CONCURRENCY, target.tls.as_ref(), profile)
+    let mut route = Vec::new();
+    for target in targets.iter() {
+        let endpoint = target.endpoint(&profile.socket_path());
+        // Is it Phoenix at all? Before anything is created on it (exit 7 if not).
+        probe::phoenix(&endpoint).await.map_err(|e| match e {
+            ProbeError::Unreachable(why) => SimError::Unreachable(why),
+            ProbeError::NotPhoenix(why) => SimError::NotPhoenix(why),
+        })?;
+        route.push((endpoint, target.base_url.clone()));
+    }
+    let first = targets.first();
+    let api = http::Client::new(first.base_url.clone(), http::setup::CONCURRENCY, first.tls.as_ref(), profile)
         .map_err(SimError::Setup)?;
+    let servers = Servers::new(&api, targets.iter().map(|t| t.base_url.as_str()));
+    // Agents start on different targets (see `route`).
+    let offset = plan.agents.slot.map_or(0, |s| s.index as usize);
+    let tls = targets.iter().find_map(|t| t.tls.clone());
     let cx = Arc::new(Cx::new(
         Arc::clone(&plan),
         run_id,
         corpus,
-        endpoint,
+        Route::new(route, offset),
         api,
         plan.target.source_ips.clone(),
-        target.tls.clone(),
+        tls,
     ));
 
     // Setup, then sockets, measuring both processes' memory around the sockets.
@@ -134,7 +145,7 @@ async fn drive(
         }
     }
     let sim_rss_before = resources::vm_rss_bytes();
-    let server_rss_before = cx.api.server_process().await.and_then(|p| p.rss_bytes);
+    let servers_before = servers.read().await;
     let watching = progress.watch_connecting({
         let cx = Arc::clone(&cx);
         move || (cx.meters.sockets.joined_count(), cx.meters.sockets.counts().requested)
@@ -150,8 +161,8 @@ async fn drive(
     // One reading of the server after the joins: its memory, and its CPU from here to
     // the end of traffic (read before the clock is set, so the request never delays
     // the start of traffic or of the sampler; the lead-in it adds is idle time).
-    let server_joined = cx.api.server_process().await.unwrap_or_default();
-    let (server_rss_after, server_cpu_before) = (server_joined.rss_bytes, server_joined.cpu);
+    let servers_joined = servers.read().await;
+    let sockets_joined = cx.route.tallies().iter().map(|t| t.connected).collect();
 
     // One clock for everything, once everyone listens.
     let ready =
@@ -183,8 +194,7 @@ async fn drive(
     let traffic_end = Instant::now();
     let load_average = resources::load_average();
     let sim_cpu = resources::cpu_time().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
-    let server_cpu_after = cx.api.server_process().await.and_then(|p| p.cpu);
-    let server_cpu = server_cpu_after.zip(server_cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let servers_after = servers.read().await;
 
     // Drain (briefly when interrupted), every workload at once.
     let deadline = traffic_end + interrupt::drain_timeout(plan.traffic.drain_timeout);
@@ -223,15 +233,22 @@ async fn drive(
     let facts = Facts {
         plan: &plan,
         run_id: &cx.run_id,
-        target: TargetInfo::new(target.is_embedded(), target.base_url.clone()),
+        targets: targets.iter().map(|t| TargetInfo::new(t.is_embedded(), t.base_url.clone())).collect(),
+        tallies: cx.route.tallies(),
         started_at,
         traffic: traffic_end.saturating_duration_since(t0),
         drain,
         drain_timed_out,
         sim_rss: (sim_rss_before, sim_rss_after),
-        server_rss: (server_rss_before, server_rss_after),
         sim_cpu,
-        server_cpu,
+        servers: ServerFacts {
+            urls: targets.iter().map(|t| t.base_url.clone()).collect(),
+            before: servers_before,
+            joined: servers_joined,
+            after: servers_after,
+            sockets: sockets_joined,
+            embedded: targets.is_embedded(),
+        },
         cap: &dispatcher.cap,
         load_average,
         partial: interrupted,

@@ -1,8 +1,9 @@
-//! The server under test: booted in-process (embedded) or already running (external,
-//! `http://` or `https://`). An embedded server lives on 127.0.0.1:0 over SQLite in a
-//! temporary directory that is removed when the target closes, after a graceful
-//! shutdown. The target gives the run its base URL, its Phoenix endpoint and, for
-//! `https://`, the one TLS config every connection uses.
+//! The servers under test: booted in-process (embedded, always one) or already running
+//! (external, `http://` or `https://`, one or more nodes of a cluster). An embedded
+//! server lives on 127.0.0.1:0 over SQLite in a temporary directory that is removed
+//! when the target closes, after a graceful shutdown. Each target gives the run its
+//! base URL, its Phoenix endpoint and, for `https://`, the one TLS config every
+//! connection uses.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -40,22 +41,65 @@ struct Embedded {
     dir: tempfile::TempDir,
 }
 
-impl Target {
-    pub async fn open(plan: &TargetPlan) -> Result<Target, SimError> {
+/// Every target of a run, in `--target` order (never empty).
+pub struct Targets(Vec<Target>);
+
+impl Targets {
+    /// Boots the embedded app, or checks that every external target accepts a TCP
+    /// connection (a repeated URL is reached once per entry).
+    pub async fn open(plan: &TargetPlan) -> Result<Targets, SimError> {
         match &plan.spec {
-            TargetSpec::Embedded => boot().await,
-            TargetSpec::External { url } => {
-                let tls = if url.starts_with("https://") {
+            TargetSpec::Embedded => Ok(Targets(vec![Target::boot().await?])),
+            TargetSpec::External { urls } => {
+                let tls = if urls.iter().any(|u| u.starts_with("https://")) {
                     let config = crate::engine::tls::client_config(plan.tls.ca_cert.as_deref(), plan.tls.insecure)
                         .map_err(SimError::Setup)?;
                     Some(config)
                 } else {
                     None
                 };
-                let addr = reach(url).await?;
-                Ok(Target { addr, base_url: url.clone(), tls, server: None })
+                let mut targets = Vec::with_capacity(urls.len());
+                for url in urls {
+                    let addr = reach(url).await?;
+                    let tls = tls.clone().filter(|_| url.starts_with("https://"));
+                    targets.push(Target { addr, base_url: url.clone(), tls, server: None });
+                }
+                Ok(Targets(targets))
             }
         }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Target> {
+        self.0.iter()
+    }
+
+    /// The first target: where setup goes.
+    pub fn first(&self) -> &Target {
+        &self.0[0]
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.first().is_embedded()
+    }
+
+    /// Stops an embedded server (see [`Target::close`]); the first error, if any.
+    pub async fn close(self) -> Result<(), SimError> {
+        let mut first_error = Ok(());
+        for target in self.0 {
+            if let Err(e) = target.close().await
+                && first_error.is_ok()
+            {
+                first_error = Err(e);
+            }
+        }
+        first_error
+    }
+}
+
+impl Target {
+    /// The app booted in-process (see the module doc).
+    pub async fn boot() -> Result<Target, SimError> {
+        boot().await
     }
 
     pub fn is_embedded(&self) -> bool {

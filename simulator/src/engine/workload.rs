@@ -15,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::dispatch::Lane;
 use super::error::SimError;
 use super::meters::Meters;
+use super::route::{Clients, Route};
 use crate::fixtures::Corpus;
 use crate::http;
-use crate::phoenix::Endpoint;
+use crate::phoenix::{Failure, Socket};
 use crate::plan::Plan;
 use crate::plan::source::SourceIps;
 
@@ -28,9 +29,9 @@ pub struct Cx {
     pub run_id: String,
     pub corpus: Arc<Corpus>,
     pub meters: Arc<Meters>,
-    /// The target's Phoenix socket.
-    pub endpoint: Endpoint,
-    /// The target's HTTP API for setup (on the main runtime).
+    /// Which target each socket goes to (one or several).
+    pub route: Route,
+    /// The first target's HTTP API for setup (on the main runtime).
     pub api: http::Client,
     /// Source addresses listener sockets bind to, round-robin.
     pub sources: SourceIps,
@@ -50,7 +51,7 @@ impl Cx {
         plan: Arc<Plan>,
         run_id: String,
         corpus: Arc<Corpus>,
-        endpoint: Endpoint,
+        route: Route,
         api: http::Client,
         sources: SourceIps,
         tls: Option<Arc<rustls::ClientConfig>>,
@@ -60,7 +61,7 @@ impl Cx {
             run_id,
             corpus,
             meters: Arc::default(),
-            endpoint,
+            route,
             api,
             sources,
             tls,
@@ -112,16 +113,30 @@ impl Cx {
         handles
     }
 
-    /// An HTTP client for measured requests, made for the dispatcher's runtime (a
-    /// client's connections are driven by the runtime that uses them).
-    pub fn measured_client(&self) -> Result<http::Client, SimError> {
-        http::Client::new(
+    /// Connects socket `index` of a workload from the next source address (signed in
+    /// with `token`), at its home target or, failing that, the next (see `route`):
+    /// the socket and the target it reached.
+    pub async fn connect(
+        &self,
+        index: usize,
+        token: Option<&str>,
+        deadline: tokio::time::Instant,
+    ) -> Result<(Socket, usize), Failure> {
+        self.route.connect(self.route.home(index), self.sources.next(), token, deadline).await
+    }
+
+    /// HTTP clients for measured requests, one per target over one connection pool,
+    /// made for the dispatcher's runtime (a client's connections are driven by the
+    /// runtime that uses them).
+    pub fn measured_clients(&self) -> Result<Clients, SimError> {
+        let client = http::Client::new(
             self.api.base(),
             self.plan.traffic.max_in_flight as usize,
             self.tls.as_ref(),
             Arc::new(self.api.profile().clone()),
         )
-        .map_err(SimError::Setup)
+        .map_err(SimError::Setup)?;
+        Ok(self.route.clients(&client))
     }
 }
 

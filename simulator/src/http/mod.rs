@@ -130,6 +130,11 @@ impl Client {
         Ok(Self { http: reqwest_client(pool, tls)?, base: base.into(), profile })
     }
 
+    /// The same client (one connection pool) at another target's base URL.
+    pub fn at(&self, base: impl Into<String>) -> Self {
+        Self { http: self.http.clone(), base: base.into(), profile: Arc::clone(&self.profile) }
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

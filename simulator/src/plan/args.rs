@@ -34,10 +34,13 @@ pub struct RunArgs {
     #[arg(help_heading = "Target", long, value_name = "NAME|PATH")]
     pub profile: Option<String>,
 
-    /// Target base URL (http://host:port or https://host:port). Without it, the app is booted in-process on
-    /// 127.0.0.1 with SQLite in a temporary directory.
+    /// Target base URL (http://host:port or https://host:port). Repeat it for the nodes
+    /// of one cluster: listeners and actions are spread over them round-robin, and a
+    /// listener whose node refuses it reconnects to the next. Without it (or with
+    /// `embedded`), the app is booted in-process on 127.0.0.1 with SQLite in a
+    /// temporary directory.
     #[arg(help_heading = "Target", long, value_name = "URL")]
-    pub target: Option<String>,
+    pub target: Vec<String>,
 
     /// Listeners joined to `bookmarks:firehose`.
     #[arg(help_heading = "Listeners", long, default_value_t = 100, value_name = "N")]

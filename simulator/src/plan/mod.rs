@@ -176,8 +176,8 @@ pub enum PlanError {
     MaxInFlight(Origin),
     #[error("--rate {rate} for {duration:?} makes {requests} requests; at most {max} fit in one run")]
     TooManyRequests { rate: f64, duration: Duration, requests: u64, max: u64 },
-    #[error("{origin} {value:?}: {reason} (expected http://host:port)")]
-    Target { origin: Origin, value: String, reason: String },
+    #[error("{origin} {error}")]
+    Target { origin: Origin, error: crate::plan::target::TargetError },
     #[error(transparent)]
     SourceIps(#[from] SourceIpsError),
     #[error("{0}")]
@@ -203,7 +203,7 @@ pub enum PlanError {
 
 /// Every raw value of a run, layered, before validation.
 struct Raw {
-    target: (Option<String>, Origin),
+    target: (Vec<String>, Origin),
     listeners: u32,
     tag_listeners: u32,
     connect_rate: (f64, Origin),
@@ -226,7 +226,7 @@ impl Raw {
         let create = f.and_then(|f| f.actions.create_bookmark.as_ref()).map(|c| c.get_ref());
         let target = match (scenario, f.and_then(|f| f.target.as_ref())) {
             (Some(s), Some(t)) if !args.given("target") => {
-                (Some(t.get_ref().clone()), Origin::File(Box::new(s.place("target", t.span()))))
+                (t.get_ref().0.clone(), Origin::File(Box::new(s.place("target", t.span()))))
             }
             _ => (args.target.clone(), Origin::Flag("target")),
         };
@@ -399,16 +399,8 @@ impl Plan {
         if requests > MAX_REQUESTS {
             return Err(PlanError::TooManyRequests { rate, duration, requests, max: MAX_REQUESTS });
         }
-        let spec = match &raw.target.0 {
-            None => TargetSpec::Embedded,
-            Some(value) => TargetSpec::External {
-                url: crate::plan::target::base_url(value).map_err(|reason| PlanError::Target {
-                    origin: raw.target.1.clone(),
-                    value: value.clone(),
-                    reason,
-                })?,
-            },
-        };
+        let spec = TargetSpec::parse(&raw.target.0)
+            .map_err(|error| PlanError::Target { origin: raw.target.1.clone(), error })?;
         let tls = TlsOptions { ca_cert: args.ca_cert.clone(), insecure: args.insecure };
         if let Some(ca) = &tls.ca_cert {
             crate::plan::target::load_certs(ca)
@@ -834,18 +826,44 @@ mod tests {
     #[test]
     fn targets_are_http_or_https_base_urls() {
         let p = plan(&["--target", "http://127.0.0.1:4000/"]).unwrap();
-        assert_eq!(p.target.spec, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
+        assert_eq!(p.target.spec, TargetSpec::External { urls: vec!["http://127.0.0.1:4000".into()] });
         let p = plan(&["--target", "http://localhost"]).unwrap();
-        assert_eq!(p.target.spec, TargetSpec::External { url: "http://localhost:80".into() });
+        assert_eq!(p.target.spec, TargetSpec::External { urls: vec!["http://localhost:80".into()] });
         let p = plan(&["--target", "https://x:1", "--insecure"]).unwrap();
-        assert_eq!(p.target.spec, TargetSpec::External { url: "https://x:1".into() });
+        assert_eq!(p.target.spec, TargetSpec::External { urls: vec!["https://x:1".into()] });
         assert!(p.target.tls.insecure && p.target.describe().contains("--insecure"));
         let p = plan(&["--target", "https://localhost"]).unwrap();
-        assert_eq!(p.target.spec, TargetSpec::External { url: "https://localhost:443".into() });
+        assert_eq!(p.target.spec, TargetSpec::External { urls: vec!["https://localhost:443".into()] });
         assert!(matches!(plan(&["--target", "ws://x:1"]), Err(PlanError::Target { .. })));
         assert!(matches!(plan(&["--ca-cert", "/nonexistent/ca.pem"]), Err(PlanError::Invalid { .. })));
         assert!(matches!(plan(&["--target", "127.0.0.1:4000"]), Err(PlanError::Target { .. })));
         assert!(matches!(plan(&["--target", "http://h:1/app"]), Err(PlanError::Target { .. })));
+    }
+
+    #[test]
+    fn target_repeats_for_several_and_embedded_stands_alone() {
+        let p = plan(&["--target", "http://127.0.0.1:4000", "--target", "http://127.0.0.1:4001/"]).unwrap();
+        let urls = vec!["http://127.0.0.1:4000".to_owned(), "http://127.0.0.1:4001".to_owned()];
+        assert_eq!(p.target.spec, TargetSpec::External { urls });
+        assert_eq!(p.target.describe(), "http://127.0.0.1:4000, http://127.0.0.1:4001");
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["target"]["spec"]["url"], "http://127.0.0.1:4000");
+        assert_eq!(json["target"]["spec"]["urls"][1], "http://127.0.0.1:4001");
+        // The same URL twice is two entries (one server, listeners spread over both).
+        let twice = plan(&["--target", "http://127.0.0.1:4000", "--target", "http://127.0.0.1:4000"]).unwrap();
+        assert_eq!(twice.target.spec.count(), 2);
+        assert_eq!(plan(&["--target", "embedded"]).unwrap().target.spec, TargetSpec::Embedded);
+        let err = plan(&["--target", "embedded", "--target", "http://127.0.0.1:4000"]).unwrap_err();
+        assert!(matches!(err, PlanError::Target { error: crate::plan::target::TargetError::Mixed, .. }));
+        let text = err.to_string();
+        assert!(text.starts_with("--target `embedded` (the in-process app) is a target of its own"), "{text}");
+        assert!(matches!(
+            plan(&["--target", "http://127.0.0.1:4000", "--target", "ws://x:1"]),
+            Err(PlanError::Target { .. })
+        ));
+        // Loopback sources for agents only when every target is on loopback.
+        let remote = plan(&["--target", "http://127.0.0.1:4000", "--target", "http://10.1.2.3:4000"]).unwrap();
+        assert!(!remote.target.is_loopback());
     }
 
     #[test]

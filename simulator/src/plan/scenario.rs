@@ -22,7 +22,9 @@ pub const SCENARIO_DIR: &str = "fixtures/scenarios";
 pub struct ScenarioFile {
     /// Free text, for people.
     pub description: Option<String>,
-    pub target: Option<Spanned<String>>,
+    /// One base URL, or a list of them (the nodes of one cluster); `embedded` alone is
+    /// the in-process app.
+    pub target: Option<Spanned<TargetList>>,
     /// Target profile: a path (relative to this file or the current directory) or a
     /// name under `fixtures/profiles/`; `--profile` overrides it.
     pub profile: Option<Spanned<String>>,
@@ -43,6 +45,36 @@ pub struct ScenarioFile {
     pub listeners: ListenersFile,
     #[serde(default)]
     pub actions: ActionsFile,
+}
+
+/// `target = "URL"` or `target = ["URL", "URL"]`, as the values of repeated `--target`s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetList(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for TargetList {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TargetList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a base URL or a list of base URLs")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TargetList, E> {
+                Ok(TargetList(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<TargetList, A::Error> {
+                let mut urls = Vec::new();
+                while let Some(url) = seq.next_element::<String>()? {
+                    urls.push(url);
+                }
+                if urls.is_empty() {
+                    return Err(serde::de::Error::invalid_length(0, &"at least one base URL"));
+                }
+                Ok(TargetList(urls))
+            }
+        }
+        deserializer.deserialize_any(Visit)
+    }
 }
 
 /// `[listeners]`: counts per group and how fast they connect.

@@ -1,24 +1,92 @@
-//! What the simulator drives and how it reaches it: the embedded app or a base URL
-//! (`http://` or `https://`), the target profile, TLS trust (`--ca-cert`, `--insecure`)
-//! and the source addresses listener sockets bind to.
+//! What the simulator drives and how it reaches it: the embedded app or one or more
+//! base URLs (`http://` or `https://`; several are nodes of one cluster, see
+//! `engine::route`), the target profile, TLS trust (`--ca-cert`, `--insecure`) and the
+//! source addresses listener sockets bind to.
 
 use std::path::{Path, PathBuf};
 
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use serde::Serialize;
+use serde::ser::SerializeStruct;
 
 use crate::plan::profile::Profile;
 use crate::plan::source::SourceIps;
 
-/// The server a run drives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
+/// What `--target` says for the embedded app (the same as no `--target`).
+pub const EMBEDDED: &str = "embedded";
+
+/// The servers a run drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TargetSpec {
-    /// The app booted in-process on 127.0.0.1:0 over SQLite in a temporary directory.
+    /// The app booted in-process on 127.0.0.1:0 over SQLite in a temporary directory:
+    /// always one target.
     Embedded,
-    /// A running server; `url` is `http(s)://host:port` without a trailing slash.
-    External { url: String },
+    /// Running servers, in `--target` order (at least one; the same URL may repeat):
+    /// each `http(s)://host:port` without a trailing slash. Several are nodes of one
+    /// cluster sharing its database and broker.
+    External { urls: Vec<String> },
+}
+
+/// In the plan JSON: `{"kind":"embedded"}`, or `{"kind":"external","url":<the first>,
+/// "urls":[every one]}` (`url` as one-target plans always had it).
+impl Serialize for TargetSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TargetSpec::Embedded => {
+                let mut s = serializer.serialize_struct("TargetSpec", 1)?;
+                s.serialize_field("kind", "embedded")?;
+                s.end()
+            }
+            TargetSpec::External { urls } => {
+                let mut s = serializer.serialize_struct("TargetSpec", 3)?;
+                s.serialize_field("kind", "external")?;
+                s.serialize_field("url", urls.first().map_or("", String::as_str))?;
+                s.serialize_field("urls", urls)?;
+                s.end()
+            }
+        }
+    }
+}
+
+/// Why the `--target` values do not make a [`TargetSpec`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("{value:?}: {reason} (expected http://host:port)")]
+    Url { value: String, reason: String },
+    #[error(
+        "`{EMBEDDED}` (the in-process app) is a target of its own: it cannot be repeated or mixed with URLs \
+         (give no --target, or `--target {EMBEDDED}`, for the embedded app; or one or more `--target \
+         http(s)://host:port` for running servers)"
+    )]
+    Mixed,
+}
+
+impl TargetSpec {
+    /// The targets `values` name: none (or `embedded` alone) is the embedded app, else
+    /// every value is a base URL.
+    pub fn parse(values: &[String]) -> Result<TargetSpec, TargetError> {
+        match values {
+            [] => Ok(TargetSpec::Embedded),
+            [one] if one == EMBEDDED => Ok(TargetSpec::Embedded),
+            _ if values.iter().any(|v| v == EMBEDDED) => Err(TargetError::Mixed),
+            _ => {
+                let urls = values
+                    .iter()
+                    .map(|v| base_url(v).map_err(|reason| TargetError::Url { value: v.clone(), reason }))
+                    .collect::<Result<_, _>>()?;
+                Ok(TargetSpec::External { urls })
+            }
+        }
+    }
+
+    /// How many targets (1 for the embedded app).
+    pub fn count(&self) -> usize {
+        match self {
+            TargetSpec::Embedded => 1,
+            TargetSpec::External { urls } => urls.len().max(1),
+        }
+    }
 }
 
 /// How `https://` certificates are trusted.
@@ -49,32 +117,36 @@ impl TargetPlan {
         self.spec == TargetSpec::Embedded
     }
 
-    /// Whether the target is on this machine's loopback (so 127.0.0.x source addresses
-    /// reach it).
+    /// Whether every target is on this machine's loopback (so 127.0.0.x source
+    /// addresses reach them).
     pub fn is_loopback(&self) -> bool {
         match &self.spec {
             TargetSpec::Embedded => true,
-            TargetSpec::External { url } => url::Url::parse(url).ok().is_some_and(|u| match u.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
+            TargetSpec::External { urls } => urls.iter().all(|url| {
+                url::Url::parse(url).ok().is_some_and(|u| match u.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    None => false,
+                })
             }),
         }
     }
 
-    /// How the target reads in the plan and the terminal.
+    /// How the targets read in the plan and the terminal (several: comma separated).
     pub fn describe(&self) -> String {
         match &self.spec {
             TargetSpec::Embedded => "embedded (in-process, SQLite in a temp dir)".to_owned(),
-            TargetSpec::External { url } => {
+            TargetSpec::External { urls } => {
                 let trust = match (&self.tls.ca_cert, self.tls.insecure) {
                     (_, true) => " (TLS, certificate not verified: --insecure)".to_owned(),
                     (Some(ca), false) => format!(" (TLS, trusting {})", ca.display()),
-                    (None, false) if url.starts_with("https://") => " (TLS, web PKI roots)".to_owned(),
+                    (None, false) if urls.iter().any(|u| u.starts_with("https://")) => {
+                        " (TLS, web PKI roots)".to_owned()
+                    }
                     _ => String::new(),
                 };
-                format!("{url}{trust}")
+                format!("{}{trust}", urls.join(", "))
             }
         }
     }
@@ -121,5 +193,26 @@ mod tests {
         assert!(base_url("ftp://x:1").is_err());
         assert!(base_url("127.0.0.1:4000").is_err());
         assert!(base_url("http://h:1/app").is_err());
+    }
+
+    #[test]
+    fn several_urls_or_the_embedded_app_alone() {
+        let v = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(TargetSpec::parse(&[]), Ok(TargetSpec::Embedded));
+        assert_eq!(TargetSpec::parse(&v(&["embedded"])), Ok(TargetSpec::Embedded));
+        let two = TargetSpec::parse(&v(&["http://a:1/", "http://a:1", "https://b"])).unwrap();
+        let urls = v(&["http://a:1", "http://a:1", "https://b:443"]);
+        assert_eq!(two, TargetSpec::External { urls });
+        assert_eq!(two.count(), 3);
+        let json = serde_json::to_value(&two).unwrap();
+        assert_eq!(json["kind"], "external");
+        assert_eq!(json["url"], "http://a:1", "the first, as one-target plans have it");
+        assert_eq!(json["urls"].as_array().map(Vec::len), Some(3));
+        assert_eq!(TargetSpec::parse(&v(&["embedded", "http://a:1"])), Err(TargetError::Mixed));
+        assert_eq!(TargetSpec::parse(&v(&["http://a:1", "embedded"])), Err(TargetError::Mixed));
+        assert_eq!(TargetSpec::parse(&v(&["embedded", "embedded"])), Err(TargetError::Mixed));
+        assert!(
+            matches!(TargetSpec::parse(&v(&["http://a:1", "ftp://b"])), Err(TargetError::Url { value, .. }) if value == "ftp://b")
+        );
     }
 }

@@ -16,7 +16,7 @@ pub fn summary_md(r: &ReportModel) -> String {
     let _ = writeln!(o, "### firehose-sim run `{}` — {mark} {}\n", r.run_id, escape_md(&v.line));
     let scenario =
         r.plan.get("scenario").and_then(|s| s.as_str()).map_or(String::new(), |s| format!(", scenario `{s}`"));
-    let target = if r.target.kind == "embedded" { "the embedded app".to_owned() } else { r.target.url.clone() };
+    let target = r.target_text("the embedded app");
     let _ = writeln!(
         o,
         "Target {target}{scenario}; {:.1} s traffic ({:.1} s measured), {} of {} listeners joined.\n",

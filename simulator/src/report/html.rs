@@ -57,7 +57,7 @@ pub fn render(model: &ReportModel, histograms: &[(String, Histogram<u64>)]) -> S
         esc(&title)
     );
     let _ = writeln!(o, "<h1>{}</h1>", esc(&title));
-    let target = if model.target.kind == "embedded" { "the embedded app".to_owned() } else { model.target.url.clone() };
+    let target = model.target_text("the embedded app");
     let _ = writeln!(
         o,
         "<p>target <code>{}</code> · started {} · finished {} · simulator {} · schema <code>{}</code></p>",

@@ -25,7 +25,13 @@ pub struct ReportModel {
     pub finished_at: String,
     /// The resolved plan, as `firehose-sim run` printed it.
     pub plan: serde_json::Value,
+    /// The first target (the only one, unless `--target` was repeated).
     pub target: TargetInfo,
+    /// Every target by its place in `--target` order (`0`, `1`, …): what the run's
+    /// sockets did there and that node's server figures. Reports before several
+    /// targets lack it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<usize, TargetReport>,
     /// The target profile the run used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<ProfileSummary>,
@@ -42,7 +48,9 @@ pub struct ReportModel {
     pub totals: Totals,
     pub scheduler: SchedulerReport,
     pub simulator: SimulatorResources,
-    /// Absent when the target does not expose `process_resident_memory_bytes`.
+    /// Absent when the target does not expose `process_resident_memory_bytes`. With
+    /// several targets, summed over the distinct nodes (each target's own figures are
+    /// under `targets`).
     pub server: Option<ServerResources>,
     /// Every gate judged on this run: the default ones and the `--threshold`s, in order.
     #[serde(default)]
@@ -226,6 +234,20 @@ pub struct ThresholdOutcome {
     pub default: bool,
 }
 
+impl ReportModel {
+    /// The targets as outputs name them: `embedded` (what to call the in-process app)
+    /// or every target's URL, comma separated.
+    pub fn target_text(&self, embedded: &str) -> String {
+        if self.target.kind == "embedded" {
+            return embedded.to_owned();
+        }
+        if self.targets.len() > 1 {
+            return self.targets.values().map(|t| t.url.as_str()).collect::<Vec<_>>().join(", ");
+        }
+        self.target.url.clone()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TargetInfo {
     /// `embedded` or `external`.
@@ -238,6 +260,22 @@ impl TargetInfo {
     pub fn new(embedded: bool, url: String) -> Self {
         Self { kind: if embedded { "embedded" } else { "external" }.into(), url }
     }
+}
+
+/// One target of a run (`targets.<i>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// `embedded` or `external`.
+    pub kind: String,
+    pub url: String,
+    /// Sockets (listeners, actors, presence sockets, readers) connected to it,
+    /// reconnects included.
+    pub sockets_connected: u64,
+    /// Connects to it that failed, after which the socket tried the next target.
+    pub failovers: u64,
+    /// Its server's figures (of its node: entries with the same URL show the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerResources>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -288,6 +326,11 @@ pub struct ListenersReport {
     /// the target closed after joining, `closed_during_run` ones.
     pub failures: BTreeMap<String, u64>,
     pub closed_during_run: u64,
+    /// Joined listener sockets a target closed that reconnected (to it, or the next
+    /// target that took them) and rejoined with `since` (several targets only): not in
+    /// `closed_during_run`, their deliveries are still owed.
+    #[serde(default)]
+    pub recovered: u64,
     pub connect_rate_per_s: f64,
     /// Connect + WebSocket upgrade + join reply, per joined listener.
     pub connect: Summary,
@@ -418,4 +461,9 @@ pub struct ServerResources {
     /// Server CPU microseconds per owed delivery received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_us_per_delivery: Option<f64>,
+    /// For one target of several (`targets.<i>.server`): the sockets its node held at
+    /// the reading, which `rss_per_socket_bytes` divides by (the summed figure divides
+    /// by `listeners.joined`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets: Option<u64>,
 }

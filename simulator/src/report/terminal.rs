@@ -23,11 +23,7 @@ pub fn println(text: &str) {
 /// Renders the summary of `r`.
 pub fn render(r: &ReportModel) -> String {
     let mut o = String::new();
-    let target = if r.target.kind == "embedded" {
-        "the embedded app (in-process, SQLite in a temp dir)".to_owned()
-    } else {
-        r.target.url.clone()
-    };
+    let target = r.target_text("the embedded app (in-process, SQLite in a temp dir)");
     let _ = writeln!(o, "\nfirehose-sim run {} against {target}", r.run_id);
     let v = &r.verdict;
     if !v.valid {
@@ -141,9 +137,11 @@ pub fn render(r: &ReportModel) -> String {
 
     let l = &r.listeners;
     let ramped = if l.ramped > 0 { format!(" (+{} ramped during traffic)", l.ramped) } else { String::new() };
+    let recovered =
+        if l.recovered > 0 { format!(" ({} more reconnected and rejoined)", l.recovered) } else { String::new() };
     let _ = writeln!(
         o,
-        "\nlisteners       {} of {} joined at {}/s{ramped}, {} failed, {} closed by the target",
+        "\nlisteners       {} of {} joined at {}/s{ramped}, {} failed, {} closed by the target{recovered}",
         l.joined, l.requested, l.connect_rate_per_s, l.failed_to_join, l.closed_during_run
     );
     if !l.failures.is_empty() {
@@ -175,6 +173,20 @@ pub fn render(r: &ReportModel) -> String {
         if let (Some(cores), false) = (s.cpu_cores_during_traffic, s.same_process_as_simulator) {
             let per = s.cpu_us_per_delivery.map_or_else(String::new, |us| format!(", {us:.1} µs per delivery"));
             let _ = writeln!(o, "server cpu      {cores:.2} cores busy during traffic{per}");
+        }
+    }
+    if r.targets.len() > 1 {
+        for (t, entry) in &r.targets {
+            let server = entry
+                .server
+                .as_ref()
+                .and_then(|s| s.rss_per_socket_bytes)
+                .map_or_else(String::new, |b| format!(", server {} per socket", kib(b)));
+            let _ = writeln!(
+                o,
+                "target {t:<8} {}: {} sockets connected, {} failovers{server}",
+                entry.url, entry.sockets_connected, entry.failovers
+            );
         }
     }
     if !r.thresholds.is_empty() {

@@ -10,7 +10,9 @@ use serde_json::Value;
 
 use super::{OwnServer, json_of, n, run_judged};
 
-fn plan(flags: &[&str]) -> Plan {
+/// 3 firehose listeners and 5 bookmarks/s for 3 s besides `flags` (also the base of
+/// the several-targets runs).
+pub(super) fn plan(flags: &[&str]) -> Plan {
     const BASE: &[&str] = &[
         "--max-lag",
         "500ms",

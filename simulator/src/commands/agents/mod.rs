@@ -65,7 +65,9 @@ enum Value {
 
 /// The agent's command line after `run`: the parent's `run` flags minus `--agents`,
 /// `--out` and `--threshold` (the parent merges and judges), plus `--agent I/K`, its
-/// own `--out` and, for an embedded parent, the parent's server as `--target`.
+/// own `--out` and, for an embedded parent, the parent's server as `--target` (instead
+/// of a `--target embedded` it may have been given). An external run's `--target`s all
+/// pass through: every agent drives every target.
 pub fn agent_args(
     parent: &[OsString],
     index: u32,
@@ -84,7 +86,11 @@ pub fn agent_args(
             Value::Optional if !text.starts_with('-') => continue,
             _ => {}
         }
-        let flag = PARENT_FLAGS.iter().find(|(f, _)| text == *f || text.starts_with(&format!("{f}=")));
+        let embedded_target = target.is_some().then_some(("--target", Value::Required));
+        let flag = PARENT_FLAGS
+            .iter()
+            .chain(embedded_target.iter())
+            .find(|(f, _)| text == *f || text.starts_with(&format!("{f}=")));
         match flag {
             Some((f, value)) if text == *f => pending = *value,
             Some(_) => {}
@@ -132,7 +138,7 @@ pub fn main(plan: &Plan) -> u8 {
     }
     // The embedded app lives here, so every agent drives the same server.
     let target = match &plan.target.spec {
-        TargetSpec::Embedded => match runtime.block_on(Target::open(&plan.target)) {
+        TargetSpec::Embedded => match runtime.block_on(Target::boot()) {
             Ok(target) => Some(target),
             Err(e) => {
                 eprintln!("firehose-sim: {e}");
@@ -308,6 +314,9 @@ fn drive(plan: &Plan, embedded_url: Option<&str>) -> u8 {
             if embedded_url.is_some() {
                 // The agents saw the parent's in-process app as an external URL.
                 merged.report.model.target.kind = "embedded".into();
+                for entry in merged.report.model.targets.values_mut() {
+                    entry.kind = "embedded".into();
+                }
             }
             merged.report.model.verdict.partial = merge::partial_reasons(&inputs);
             merge::finish(merged, &plan.thresholds, &plan.out, true, interrupt::requested())
@@ -390,5 +399,19 @@ mod tests {
                 "--target=http://127.0.0.1:5"
             ]
         );
+    }
+
+    #[test]
+    fn agents_get_every_target_or_only_the_embedded_parents_server() {
+        let parent: Vec<OsString> =
+            ["--target", "http://a:1", "--target=http://b:1", "--listeners", "10"].iter().map(OsString::from).collect();
+        let text = |args: Vec<OsString>| args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>();
+        let external = text(agent_args(&parent, 0, 2, Path::new("/o"), None, "r"));
+        assert_eq!(external[..5], ["--target", "http://a:1", "--target=http://b:1", "--listeners", "10"]);
+        let embedded: Vec<OsString> =
+            ["--target", "embedded", "--listeners", "10"].iter().map(OsString::from).collect();
+        let args = text(agent_args(&embedded, 0, 2, Path::new("/o"), Some("http://127.0.0.1:5"), "r"));
+        assert!(!args.iter().any(|a| a == "embedded"), "{args:?}");
+        assert_eq!(args.iter().filter(|a| a.starts_with("--target")).count(), 1, "{args:?}");
     }
 }

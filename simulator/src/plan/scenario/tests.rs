@@ -67,7 +67,7 @@ fn flags_typed_override_the_file_and_defaults_do_not() {
     assert_eq!(p.traffic.duration, Duration::from_secs(4));
     assert_eq!(p.thresholds.len(), 1, "--threshold replaces the file's list");
     let p = plan(GOOD, &["--target", "http://127.0.0.1:4000"]).unwrap();
-    assert_eq!(p.target.spec, TargetSpec::External { url: "http://127.0.0.1:4000".into() });
+    assert_eq!(p.target.spec, TargetSpec::External { urls: vec!["http://127.0.0.1:4000".into()] });
 }
 
 #[test]
@@ -135,6 +135,30 @@ fn durations_and_warmup_are_checked_with_their_place() {
     );
     let err = plan("target = \"ftp://x\"\n", &[]).unwrap_err().to_string();
     assert!(err.starts_with("bad.toml:1:10: target \"ftp://x\""), "{err}");
+}
+
+#[test]
+fn a_scenario_names_one_target_or_a_list_and_flags_replace_the_list() {
+    let one = plan("target = \"http://127.0.0.1:4000\"\n", &[]).unwrap();
+    assert_eq!(one.target.spec, TargetSpec::External { urls: vec!["http://127.0.0.1:4000".into()] });
+    let text = "target = [\"http://127.0.0.1:4000\", \"http://127.0.0.1:4001/\", \"http://127.0.0.1:4000\"]\n";
+    let list = plan(text, &[]).unwrap();
+    let urls = ["http://127.0.0.1:4000", "http://127.0.0.1:4001", "http://127.0.0.1:4000"];
+    assert_eq!(list.target.spec, TargetSpec::External { urls: urls.map(String::from).to_vec() });
+    assert!(list.target.describe().contains("http://127.0.0.1:4001"), "{}", list.target.describe());
+    let typed = plan(text, &["--target", "http://10.0.0.1:4000"]).unwrap();
+    assert_eq!(typed.target.spec, TargetSpec::External { urls: vec!["http://10.0.0.1:4000".into()] });
+    assert_eq!(plan("target = \"embedded\"\n", &[]).unwrap().target.spec, TargetSpec::Embedded);
+    // Errors point at the list.
+    let err = plan("target = [\"embedded\", \"http://127.0.0.1:4000\"]\n", &[]).unwrap_err().to_string();
+    assert!(err.starts_with("bad.toml:1:10: target `embedded` (the in-process app)"), "{err}");
+    assert!(err.contains("cannot be repeated or mixed with URLs"), "{err}");
+    let err = plan("target = [\"http://a:1\", \"ws://b:1\"]\n", &[]).unwrap_err().to_string();
+    assert!(err.starts_with("bad.toml:1:10: target \"ws://b:1\": only http:// and https://"), "{err}");
+    let err = parse("target = []\n").unwrap_err().to_string();
+    assert!(err.contains("at least one base URL"), "{err}");
+    let err = parse("target = 4000\n").unwrap_err().to_string();
+    assert!(err.contains("a base URL or a list of base URLs"), "{err}");
 }
 
 #[test]

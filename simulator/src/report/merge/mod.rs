@@ -258,6 +258,17 @@ fn recompute_derived(value: &mut Value) {
     if let Some(slot) = value.pointer_mut("/server/rss_per_socket_bytes") {
         *slot = server;
     }
+    // Each target's server: over the sockets its node held, every agent's added.
+    if let Some(Value::Object(targets)) = value.get_mut("targets") {
+        for server in targets.values_mut().filter_map(|t| t.get_mut("server")).filter_map(Value::as_object_mut) {
+            let figure = |key: &str| server.get(key).and_then(Value::as_f64);
+            let per_socket = match (figure("rss_before_bytes"), figure("rss_after_bytes"), figure("sockets")) {
+                (Some(b), Some(a), Some(n)) if n > 0.0 => json!((a - b) / n),
+                _ => Value::Null,
+            };
+            server.insert("rss_per_socket_bytes".into(), per_socket);
+        }
+    }
     // Per delivery: the merged CPU over every agent's deliveries (a sum of the agents'
     // own ratios would mean nothing).
     let received = value.pointer("/totals/received").and_then(Value::as_u64).unwrap_or(0);

@@ -6,8 +6,8 @@
 //!   by side;
 //! - maxima (`max*`, `*_max`, `*_ms` other than minima) take the maximum, minima
 //!   (`min*`) the minimum, phase lengths (`*_s`) the maximum;
-//! - one server measured by every agent: its `*before*` figures the minimum, `*after*`
-//!   the maximum;
+//! - one server measured by every agent (`server`, and each target's under `targets`):
+//!   its `*before*` figures the minimum, `*after*` the maximum, CPU the maximum;
 //! - `valid` and other all-must-hold flags (`all_*`, `*passed`) AND, other flags OR;
 //! - `started_at` the earliest, `finished_at` the latest, other strings kept when equal
 //!   and listed (comma separated) when not; arrays concatenate;
@@ -29,7 +29,8 @@ pub enum NumberRule {
 
 /// The rule for the number at `key` under JSON pointer `parent`.
 pub fn number_rule(parent: &str, key: &str) -> NumberRule {
-    if parent == "/server" || parent.starts_with("/server/") {
+    // The run's `server`, or one target's (`/targets/<i>/server`).
+    if parent.split('/').any(|part| part == "server") {
         if key.contains("before") {
             return NumberRule::Min;
         }
@@ -158,6 +159,12 @@ mod tests {
         assert_eq!(number_rule("/server", "rss_after_bytes"), NumberRule::Max);
         assert_eq!(number_rule("/server", "cpu_s_during_traffic"), NumberRule::Max);
         assert_eq!(number_rule("/simulator", "cpu_s_during_traffic"), NumberRule::Sum);
+        // Each target's server, like the run's; its socket and failover counts add.
+        assert_eq!(number_rule("/targets/1/server", "rss_before_bytes"), NumberRule::Min);
+        assert_eq!(number_rule("/targets/1/server", "rss_after_bytes"), NumberRule::Max);
+        assert_eq!(number_rule("/targets/1/server", "cpu_s_during_traffic"), NumberRule::Max);
+        assert_eq!(number_rule("/targets/1/server", "sockets"), NumberRule::Sum);
+        assert_eq!(number_rule("/targets/1", "sockets_connected"), NumberRule::Sum);
         assert!(all_must_hold("valid") && !all_must_hold("drain_timed_out"));
     }
 

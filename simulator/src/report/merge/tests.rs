@@ -34,6 +34,16 @@ fn report(run_id: &str, sent: u64, joined: u64, received: u64, late: u64) -> Val
         "started_at": format!("2026-01-01T00:00:0{}+00:00", sent % 10), "finished_at": "2026-01-01T00:00:20+00:00",
         "plan": {"bookmarks": {"listeners": joined, "rate_per_s": 10.0}},
         "target": {"kind": "external", "url": "http://127.0.0.1:4100"},
+        // Two nodes, each agent's listeners spread over both; each node's memory as
+        // read after every agent's sockets joined (4,000 bytes per socket).
+        "targets": {
+            "0": {"kind": "external", "url": "http://127.0.0.1:4100", "sockets_connected": joined - joined / 2,
+                  "failovers": 1, "server": {"rss_before_bytes": 1_000, "rss_after_bytes": 133_000,
+                  "rss_per_socket_bytes": null, "same_process_as_simulator": false, "sockets": joined - joined / 2}},
+            "1": {"kind": "external", "url": "http://127.0.0.1:4101", "sockets_connected": joined / 2,
+                  "failovers": 0, "server": {"rss_before_bytes": 1_000, "rss_after_bytes": 129_000,
+                  "rss_per_socket_bytes": null, "same_process_as_simulator": false, "sockets": joined / 2}}
+        },
         "verdict": {"passed": false, "valid": late == 0, "invalid_reasons": invalid, "failed_gates": ["errors == 0"],
                     "exit_code": if late == 0 { 5 } else { 3 }, "line": ""},
         "window": {"duration_s": 10.0, "warmup_s": 2.0, "measured_s": 8.0, "traffic_s": 10.0 + sent as f64 / 1000.0,
@@ -126,6 +136,12 @@ fn two_folders_merge_exactly() {
     assert_eq!(m.window.traffic_s, 10.1);
     assert_eq!(m.started_at, "2026-01-01T00:00:00+00:00");
     assert_eq!(m.simulator.rss_per_listener_bytes, Some(5_000.0), "(Σ after − Σ before) / Σ listeners");
+    // Per target: the agents' sockets add, the node's memory is recomputed over them.
+    let (t0, t1) = (&m.targets[&0], &m.targets[&1]);
+    assert_eq!((t0.url.as_str(), t0.sockets_connected, t0.failovers), ("http://127.0.0.1:4100", 33, 2));
+    assert_eq!((t1.url.as_str(), t1.sockets_connected), ("http://127.0.0.1:4101", 32));
+    let per_socket = |t: &crate::report::model::TargetReport| t.server.as_ref().and_then(|s| s.rss_per_socket_bytes);
+    assert_eq!((per_socket(t0), per_socket(t1)), (Some(4_000.0), Some(4_000.0)));
     // Judged again on the merged figures: valid, and the default errors gate fails.
     assert!(m.verdict.valid);
     assert_eq!(m.verdict.failed_gates, ["errors == 0"]);

@@ -25,7 +25,7 @@ pub async fn run(sh: Arc<Shared>, k: usize, token: String, mut outbox: mpsc::Rec
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let joined = Box::pin(async {
-        let mut socket = cx.endpoint.connect(cx.sources.next(), Some(&token), deadline).await?;
+        let mut socket = cx.connect(k, Some(&token), deadline).await?.0;
         for &r in sh.timeline.actor_rooms.get(k).map_or(&[][..], Vec::as_slice) {
             let Some(topic) = sh.room_topics.get(r as usize) else { continue };
             socket.join_plain(topic, &format!("j{r}"), deadline).await?;

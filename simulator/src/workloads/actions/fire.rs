@@ -23,17 +23,17 @@ use crate::report::names::Kind;
 
 /// The lanes of every kind the plan drives.
 pub fn lanes(sh: &Arc<Shared>, cx: &Arc<Cx>) -> Result<Vec<Lane>, SimError> {
-    let client = cx.measured_client()?;
+    let clients = cx.measured_clients()?;
     let main = tokio::runtime::Handle::current();
     let mut lanes = Vec::new();
     for kind in KINDS {
         let Some(lane) = sh.timeline.lane(kind) else { continue };
         let curve = lane.curve.clone();
         let events = (0..lane.count).map(move |i| (curve.offset(i), i));
-        let (sh, client, main) = (Arc::clone(sh), client.clone(), main.clone());
+        let (sh, clients, main) = (Arc::clone(sh), clients.clone(), main.clone());
         let takes_slot = matches!(kind, Kind::Like | Kind::Unlike | Kind::DeleteBookmark);
         let fire = move |i: u64, intended: Instant| -> Action {
-            let (sh, client, main) = (Arc::clone(&sh), client.clone(), main.clone());
+            let (sh, client, main) = (Arc::clone(&sh), clients.for_action(i).clone(), main.clone());
             let i = i as u32;
             match kind {
                 Kind::ChatMessage | Kind::Typing => async move { push(&sh, kind, i, intended).await }.boxed(),
@@ -184,7 +184,7 @@ async fn presence(sh: &Shared, j: u32, intended: Instant) {
     }
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let joined = async {
-        let mut socket = cx.endpoint.connect(cx.sources.next(), Some(&account.token), deadline).await?;
+        let mut socket = cx.connect(j as usize, Some(&account.token), deadline).await?.0;
         socket.join_plain(topic, "1", deadline).await?;
         Ok::<_, crate::phoenix::Failure>(socket)
     }

@@ -70,7 +70,7 @@ async fn listen(sh: &Shared, spec: Spec) -> Heard {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let joined = Box::pin(async {
-        let mut socket = cx.endpoint.connect(cx.sources.next(), spec.token.as_deref(), deadline).await?;
+        let mut socket = cx.connect(spec.index, spec.token.as_deref(), deadline).await?.0;
         socket.join_plain(&spec.topic, "1", deadline).await?;
         Ok::<_, Failure>(socket)
     })

@@ -3,6 +3,10 @@
 //! reconnect storms (a seeded fraction of listener sockets dropped by the client at the
 //! same instant, reconnecting on phoenix.js's default backoff).
 //!
+//! A storm's reconnect goes back to the listener's target, or to the next one when that
+//! refuses it (see `engine::route`); with several targets, a listener whose socket the
+//! target closed reconnects the same way ([`reconnect`]).
+//!
 //! Both rejoin with `since: {seq, epoch}` (the last `seq` the listener saw on its topic,
 //! the server epoch from its first join), so the server replays every event broadcast
 //! while the listener was away: a churned or dropped listener is still owed every
@@ -23,8 +27,9 @@ use std::time::{Duration, Instant};
 use firehose_app::wire::{self, Vsn, events};
 use tokio_util::sync::CancellationToken;
 
+use crate::engine::route::Route;
 use crate::engine::stats::KindStats;
-use crate::phoenix::{Ended, Endpoint, Failure, Flow, JOIN_TIMEOUT, JoinParams, Position, Socket, replay};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, Position, Socket, replay};
 use crate::plan::lifecycle::{ChurnPlan, StormPlan};
 use crate::plan::seeded::{draw, splitmix64};
 use crate::plan::stages::RateCurve;
@@ -369,17 +374,56 @@ where
     }
 }
 
+/// Where a dropped listener reconnects: its target (updated to the one that took it),
+/// from which source address, and its topic.
+pub struct Home<'a> {
+    pub route: &'a Route,
+    pub at: &'a mut usize,
+    pub source: Option<std::net::Ipv4Addr>,
+    pub topic: &'a str,
+}
+
+/// Reconnects a dropped listener on phoenix.js's schedule (jittered from `jitter` when
+/// given) until it rejoined with `since` or `stop` came: each try connects to target
+/// `home.at` or, refused there, the next ones (see `engine::route`), and `home.at`
+/// becomes the target that took it. The socket and join reply (`None`: stopped), the
+/// tries, and when the last join went out.
+pub async fn reconnect(
+    home: Home<'_>,
+    since: &JoinParams<'_>,
+    jitter: Option<u64>,
+    stop: &CancellationToken,
+    failed: impl FnMut(String),
+) -> (Option<(Socket, serde_json::Value)>, u32, Instant) {
+    let Home { route, at, source, topic } = home;
+    let from = *at;
+    let mut sent = Instant::now();
+    let attempt = || {
+        sent = Instant::now();
+        async move {
+            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+            let (mut socket, reached) = route.connect(from, source, None, deadline).await.map_err(|f| f.name())?;
+            let response = socket.join(topic, "1", since, deadline, &mut |_, _| {}).await.map_err(|f| f.name())?;
+            Ok((socket, response, reached))
+        }
+    };
+    let (joined, tries) = retry(attempt, jitter, stop, failed).await;
+    let joined = joined.map(|(socket, response, reached)| {
+        *at = reached;
+        (socket, response)
+    });
+    (joined, tries, sent)
+}
+
 /// Storm `j` of listener `index`: its socket is dropped (the client closes the TCP
 /// connection without a close frame, like a lost network), then it reconnects on
-/// phoenix.js's schedule and rejoins with `since` after `last_seq`. The new socket, or
-/// `None` when the run stopped first.
+/// phoenix.js's schedule ([`reconnect`]) and rejoins with `since` after `last_seq`. The
+/// new socket, or `None` when the run stopped first.
 #[allow(clippy::too_many_arguments)]
 pub async fn storm(
     life: &Lifecycle,
-    endpoint: &Endpoint,
-    source: Option<std::net::Ipv4Addr>,
+    home: Home<'_>,
     index: usize,
-    topic: &str,
     socket: Socket,
     act: Act,
     offset: Duration,
@@ -392,18 +436,8 @@ pub async fn storm(
     drop(socket);
     let jitter = life.jitter.then_some(life.seed ^ ((index as u64) << 20) ^ offset.as_nanos() as u64);
     let since = life.since(last_seq);
-    let mut sent = Instant::now();
-    let attempt = || {
-        sent = Instant::now();
-        let since = &since;
-        async move {
-            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-            let mut socket = endpoint.connect(source, None, deadline).await.map_err(|f| f.name())?;
-            let response = socket.join(topic, "1", since, deadline, &mut |_, _| {}).await.map_err(|f| f.name())?;
-            Ok((socket, response))
-        }
-    };
-    let (joined, tries) = retry(attempt, jitter, stop, |kind| life.error(act, &kind)).await;
+    let topic = home.topic;
+    let (joined, tries, sent) = reconnect(home, &since, jitter, stop, |kind| life.error(act, &kind)).await;
     life.detail(act, "attempts", u64::from(tries));
     if let Some(stats) = life.stats(act) {
         stats.max_detail("max_attempts", u64::from(tries));

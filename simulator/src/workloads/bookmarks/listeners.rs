@@ -4,7 +4,9 @@
 //! into its group's ledger when it was owed to this listener (else as a duplicate, an
 //! unowed delivery or a private leak), timed from the request's intended start, and its
 //! `seq` checked for order. Presence churn and reconnect storms happen here too, on
-//! each listener's own timer (see `lifecycle`).
+//! each listener's own timer (see `lifecycle`). With several targets, a listener starts
+//! on its home target (see `engine::route`) and, when a target closes its socket,
+//! reconnects (there, or to the next one that takes it) and rejoins with `since`.
 //!
 //! Memory is the constraint here (thousands of sockets per process): the small-buffer
 //! socket, no per-listener histogram or channel, a few words of state.
@@ -27,7 +29,7 @@ use crate::engine::delivery::{EventLedger, GroupStats, Seen};
 use crate::engine::dispatch::sleep_precisely_until;
 use crate::engine::workload::Cx;
 use crate::http::Draft;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, topic_event};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, replay, topic_event};
 use crate::plan::profile::Profile;
 use crate::report::names::Group;
 
@@ -93,16 +95,16 @@ pub async fn open(sh: &Arc<Shared>, specs: Vec<Spec>) -> Vec<JoinHandle<End>> {
         .await
 }
 
-/// Connects from the next source address and joins `topic` with `params`.
-pub async fn connect(
-    sh: &Shared,
-    topic: &str,
-    params: &JoinParams<'_>,
-) -> Result<(Socket, serde_json::Value), Failure> {
+/// A listener's joined socket, its join reply and the target it reached.
+pub type Joined = (Socket, serde_json::Value, usize);
+
+/// Connects listener `index` from the next source address (at its home target, or the
+/// next that takes it) and joins `topic` with `params`.
+pub async fn connect(sh: &Shared, index: usize, topic: &str, params: &JoinParams<'_>) -> Result<Joined, Failure> {
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-    let mut socket = sh.cx.endpoint.connect(sh.cx.sources.next(), None, deadline).await?;
+    let (mut socket, at) = sh.cx.connect(index, None, deadline).await?;
     let response = socket.join(topic, "1", params, deadline, &mut |_, _| {}).await?;
-    Ok((socket, response))
+    Ok((socket, response, at))
 }
 
 /// The seq a listener saw last (`u64::MAX`: none), shared between its frame handler
@@ -119,12 +121,13 @@ impl Last {
 async fn listen(sh: &Shared, spec: Spec) -> End {
     let mut end = End { index: spec.index, ..End::default() };
     let started = Instant::now();
-    // With churn or storms, `since: null` asks for the topic's epoch and seq, the
-    // position a later rejoin asks to be replayed from.
-    let params = if sh.life.enabled() { JoinParams::POSITION } else { JoinParams::PLAIN };
+    // With churn, storms or another target to move to, `since: null` asks for the
+    // topic's epoch and seq, the position a later rejoin asks to be replayed from.
+    let moves = sh.cx.route.len() > 1;
+    let params = if sh.life.enabled() || moves { JoinParams::POSITION } else { JoinParams::PLAIN };
     // Boxed: the connect's large, short-lived state would otherwise be part of this
     // long-lived future for the listener's whole life.
-    let (mut socket, response) = match Box::pin(connect(sh, &spec.topic, &params)).await {
+    let (mut socket, response, mut at) = match Box::pin(connect(sh, spec.index, &spec.topic, &params)).await {
         Ok(joined) => joined,
         Err(f) => {
             sh.cx.meters.sockets.failed(&f);
@@ -186,6 +189,25 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
             socket.read(wake.as_mut(), None, &mut on_frame).await
         };
         match ended {
+            Ended::Failed(f) if moves && !cx.stop.is_cancelled() => {
+                // The target closed the socket (it may be gone): reconnect, there or
+                // to the next target, and rejoin with `since` for what was missed.
+                let since = sh.life.since(last.get());
+                let home =
+                    lifecycle::Home { route: &cx.route, at: &mut at, source: cx.sources.next(), topic: &spec.topic };
+                let (joined, _, _) = Box::pin(lifecycle::reconnect(home, &since, None, &cx.stop, |_| {})).await;
+                let Some((s, response)) = joined else {
+                    sh.cx.meters.sockets.closed_by_target(&f);
+                    break;
+                };
+                let mut deliver = |text: &str, at: Instant| {
+                    let _ = on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at);
+                };
+                let _ = replay(&spec.topic, response, &mut deliver);
+                socket = s;
+                sh.cx.meters.sockets.recovered(&f);
+                continue;
+            }
             Ended::Failed(f) => {
                 sh.cx.meters.sockets.closed_by_target(&f);
                 break;
@@ -226,12 +248,12 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
             }
             Act::Storm(_) => {
                 sh.cx.meters.sockets.went_away();
+                let home =
+                    lifecycle::Home { route: &cx.route, at: &mut at, source: cx.sources.next(), topic: &spec.topic };
                 let rejoined = Box::pin(lifecycle::storm(
                     &sh.life,
-                    &cx.endpoint,
-                    cx.sources.next(),
+                    home,
                     spec.index,
-                    &spec.topic,
                     socket,
                     act,
                     offset,

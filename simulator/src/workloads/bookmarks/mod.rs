@@ -218,7 +218,7 @@ impl Workload for Bookmarks {
     fn drive(&self, cx: &Arc<Cx>) -> Result<Vec<Lane>, SimError> {
         let shared = Arc::clone(self.shared());
         let stats = Arc::clone(self.create.as_ref().expect("bookmarks opened"));
-        let client = cx.measured_client()?;
+        let clients = cx.measured_clients()?;
         let tokens = Arc::clone(&self.tokens);
         let requests = shared.schedule.requests();
         let (me, k) = self.slot;
@@ -226,7 +226,7 @@ impl Workload for Bookmarks {
         let events = (0..requests).filter(move |e| e % k == me).map(move |e| (schedule.offset(e), e));
         let fire = move |i: u64, intended: Instant| {
             let (shared, stats, client, tokens) =
-                (Arc::clone(&shared), Arc::clone(&stats), client.clone(), Arc::clone(&tokens));
+                (Arc::clone(&shared), Arc::clone(&stats), clients.for_action(i).clone(), Arc::clone(&tokens));
             async move { create(&shared, &stats, &client, &tokens, i, intended).await }.boxed()
         };
         Ok(vec![Lane::new(Kind::CreateBookmark, events, true, fire)])

@@ -119,7 +119,8 @@ impl Ramp {
         let mut finals: BTreeMap<Arc<str>, u64> = BTreeMap::new();
         for l in &self.listeners {
             if !finals.contains_key(&l.spec.topic)
-                && let Ok((socket, response)) = connect(shared, &l.spec.topic, &JoinParams::POSITION).await
+                && let Ok((socket, response, _)) =
+                    connect(shared, l.spec.index, &l.spec.topic, &JoinParams::POSITION).await
             {
                 finals.insert(Arc::clone(&l.spec.topic), Position::of(&response).seq.unwrap_or(0));
                 socket.close().await;
@@ -179,9 +180,9 @@ async fn walk(
             () = cx.stop.cancelled() => return,
             () = tokio::time::sleep_until((t0 + from).into()) => {}
         }
-        let joined = connect(shared, &l.spec.topic, &JoinParams::POSITION).await;
+        let joined = connect(shared, l.spec.index, &l.spec.topic, &JoinParams::POSITION).await;
         due.fetch_sub(1, Ordering::Release);
-        let (mut socket, response) = match joined {
+        let (mut socket, response, _) = match joined {
             Ok(j) => j,
             Err(f) => {
                 *failures.lock().entry((l.spec.group, f.name())).or_default() += 1;

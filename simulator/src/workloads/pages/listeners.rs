@@ -45,7 +45,7 @@ pub async fn listen(sh: Arc<Shared>, index: usize) -> End {
     // The app subscribes the socket before it answers the join: presence frames may come
     // first, and count.
     let joined = async {
-        let mut socket = sh.cx.endpoint.connect(sh.cx.sources.next(), None, deadline).await?;
+        let mut socket = sh.cx.connect(index, None, deadline).await?.0;
         let mut early = |text: &str, at: Instant| {
             let _ = on_text(&sh, &topic, &mut view, &mut end, text, at);
         };

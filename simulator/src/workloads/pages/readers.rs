@@ -178,7 +178,7 @@ pub async fn reader(sh: Arc<Shared>, k: u64, intended: Instant, arrived: oneshot
     let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
     let token = &r.accounts[account as usize].token;
     let joined = async {
-        let mut socket = sh.cx.endpoint.connect(None, Some(token), deadline).await?;
+        let mut socket = sh.cx.route.connect(sh.cx.route.home(k as usize), None, Some(token), deadline).await?.0;
         socket.join_plain(topic, "1", deadline).await?;
         Ok::<_, Failure>(socket)
     };

@@ -119,7 +119,7 @@ impl Workload for Reads {
 
     fn drive(&self, cx: &Arc<Cx>) -> Result<Vec<Lane>, SimError> {
         let Some(picks) = &self.picks else { return Ok(Vec::new()) };
-        let client = cx.measured_client()?;
+        let clients = cx.measured_clients()?;
         let lanes = self
             .streams
             .iter()
@@ -127,11 +127,11 @@ impl Workload for Reads {
                 let curve = stream.curve.clone();
                 let events = (0..curve.count()).map(move |i| (curve.offset(i), i));
                 let kind = stream.kind;
-                let (stream, picks, client, token) =
-                    (Arc::clone(stream), Arc::clone(picks), client.clone(), self.token.clone());
+                let (stream, picks, clients, token) =
+                    (Arc::clone(stream), Arc::clone(picks), clients.clone(), self.token.clone());
                 let fire = move |i: u64, intended: Instant| {
                     let (stream, picks, client, token) =
-                        (Arc::clone(&stream), Arc::clone(&picks), client.clone(), token.clone());
+                        (Arc::clone(&stream), Arc::clone(&picks), clients.for_action(i).clone(), token.clone());
                     async move { read(&stream, &picks, &client, token.as_deref(), i, intended).await }.boxed()
                 };
                 Lane::new(kind, events, true, fire)
@@ -164,8 +164,9 @@ async fn post_searched_lines(cx: &Cx, token: &str, own: &str, lines: &[String]) 
     cx.api.create_room(token, &format!("sim search {own}"), &slug, false).await.map_err(fail)?;
     let deadline = tokio::time::Instant::now() + SEARCH_SETUP_TIMEOUT;
     let topic = format!("room:{slug}");
-    let mut socket =
-        cx.endpoint.connect(cx.sources.next(), Some(token), deadline).await.map_err(|f| fail(f.to_string()))?;
+    // Setup: the first target.
+    let (mut socket, _) =
+        cx.route.connect(0, cx.sources.next(), Some(token), deadline).await.map_err(|f| fail(f.to_string()))?;
     socket.join_plain(&topic, "j", deadline).await.map_err(|f| fail(f.to_string()))?;
     for (i, line) in lines.iter().enumerate() {
         let msg_ref = format!("m{i}");

@@ -1,0 +1,185 @@
+//! Several targets (`--target` repeated): the same real server given twice, so that
+//! the spreading of listeners, actor sockets and actions over target entries can be
+//! checked with every event accounted exactly; a target that goes away (a TCP relay in
+//! front of the server, closed mid-run) whose listeners move to the other target and
+//! rejoin with `since`, losing nothing; and `--agents 2` over two targets, each agent
+//! starting on a different one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::{
+    OwnServer, SMALL, assert_exact_delivery, json_of, n, only_subdir, output_of, plan, report_json, run_judged, sim,
+};
+
+/// `targets.<i>.sockets_connected` of report `r`, in target order.
+fn sockets_per_target(r: &Value) -> Vec<u64> {
+    let targets = r["targets"].as_object().unwrap_or_else(|| panic!("no targets: {}", r["targets"]));
+    (0..targets.len()).map(|t| n(&targets[&t.to_string()]["sockets_connected"])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_server_given_twice_gets_half_the_listeners_at_each_entry_and_loses_nothing() {
+    let server = OwnServer::start(true).await;
+    let r = json_of(&run_judged(plan(&["--target", &server.base, "--target", &server.base])).await);
+    // Every event at every listener exactly once, whichever entry it joined through.
+    assert_exact_delivery(&r);
+    // 30 listeners round-robin over two entries.
+    assert_eq!(sockets_per_target(&r), [15, 15], "{}", r["targets"]);
+    for t in ["0", "1"] {
+        let entry = &r["targets"][t];
+        assert_eq!((entry["kind"].as_str(), entry["url"].as_str()), (Some("external"), Some(server.base.as_str())));
+        assert_eq!(n(&entry["failovers"]), 0, "{entry}");
+        // One node behind both entries: its memory per socket over all 30 of them.
+        assert_eq!(n(&entry["server"]["sockets"]), 30, "{entry}");
+        assert!(entry["server"]["rss_per_socket_bytes"].is_number(), "{entry}");
+    }
+    assert_eq!(r["targets"]["0"]["server"], r["targets"]["1"]["server"], "one node, read once per reading");
+    // Summed over distinct nodes: the one server once.
+    assert_eq!(r["server"]["rss_after_bytes"], r["targets"]["0"]["server"]["rss_after_bytes"]);
+    assert_eq!(r["server"]["rss_before_bytes"], r["targets"]["0"]["server"]["rss_before_bytes"]);
+    assert_eq!(r["target"]["url"], server.base.as_str(), "the first target, as one-target reports have it");
+    let urls = &r["plan"]["target"]["spec"]["urls"];
+    assert_eq!(urls.as_array().map(Vec::len), Some(2), "the plan lists every target: {urls}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_and_every_listener_group_spread_over_two_entries_lose_nothing() {
+    let server = OwnServer::start(true).await;
+    let twice = ["--target", &server.base, "--target", &server.base];
+    let actions = ["--like-rate", "10", "--message-rate", "10", "--typing-rate", "4", "--rooms", "2"];
+    let listeners = ["--room-listeners", "4", "--likes-listeners", "3", "--user-listeners", "2"];
+    let pages = ["--page-listeners", "2", "--page-reader-rate", "2", "--page-dwell", "300ms"];
+    let p = super::actions::plan(&[&twice[..], &actions, &listeners, &pages].concat());
+    let r = json_of(&run_judged(p).await);
+    super::assert_passed(&r);
+    for group in ["firehose", "room", "likes", "user", "page"] {
+        let g = &r["groups"][group];
+        assert!(n(&g["listeners"]) > 0, "{group}: {g}");
+        assert_eq!((n(&g["lost"]), n(&g["received"])), (0, n(&g["expected"])), "{group}: {g}");
+    }
+    for kind in ["create_bookmark", "like", "chat_message", "typing", "page_readers"] {
+        let a = &r["actions"][kind];
+        assert!(n(&a["ok"]) > 0 && n(&a["error_count"]) == 0, "{kind}: {a}");
+    }
+    // Listeners, actor sockets and readers, each group round-robin from entry 0.
+    let per_target = sockets_per_target(&r);
+    assert!(per_target.iter().all(|&s| s >= 5), "{per_target:?}");
+    server.stop().await;
+}
+
+/// A TCP relay to `upstream` that can be closed: every relayed connection ends and the
+/// port refuses from then on, as a node that died.
+struct Relay {
+    addr: SocketAddr,
+    tasks: JoinSet<()>,
+}
+
+impl Relay {
+    async fn start(upstream: SocketAddr) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tasks = JoinSet::new();
+        let pairs = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
+        let relayed = Arc::clone(&pairs);
+        tasks.spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                relayed.lock().await.spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+            }
+        });
+        // Aborting this task drops every relayed pair.
+        tasks.spawn(async move {
+            let _held = pairs;
+            std::future::pending::<()>().await;
+        });
+        Relay { addr, tasks }
+    }
+
+    /// Ends every relayed connection and stops listening.
+    async fn close(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_of_a_target_that_goes_away_move_to_the_next_and_recover_what_they_missed() {
+    let server = OwnServer::start(true).await;
+    let upstream: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let relay = Relay::start(upstream).await;
+    let relayed = format!("http://{}", relay.addr);
+    // Entry 0 is the relay, entry 1 the server itself: half the listeners join through
+    // the relay. Requests through the relay fail once it is gone (errors allowed here).
+    let p = plan(&["--target", &relayed, "--target", &server.base, "--threshold", "errors.rate < 100%"]);
+    let thresholds = p.thresholds.clone();
+    let joins = &server.server.state().metrics.joins;
+    let close_midway = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while joins.load(std::sync::atomic::Ordering::Relaxed) < 30 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        relay.close().await;
+    };
+    let (result, ()) = tokio::join!(firehose_sim::run(p), close_midway);
+    let mut report = result.expect("run");
+    report.judge(&thresholds, false);
+    let r = json_of(&report);
+    let l = &r["listeners"];
+    assert_eq!(n(&l["joined"]), 30, "{l}");
+    assert_eq!(n(&l["closed_during_run"]), 0, "every closed listener reconnected: {l}");
+    assert_eq!(n(&l["recovered"]), 15, "the relay's half: {l}");
+    let relay_entry = &r["targets"]["0"];
+    assert!(n(&relay_entry["failovers"]) >= 15, "each refused at the relay at least once: {relay_entry}");
+    assert_eq!(sockets_per_target(&r), [15, 15 + 15], "{}", r["targets"]);
+    // Rejoined with `since`: nothing owed was lost, in order, without gaps.
+    for group in ["firehose", "tag"] {
+        let g = &r["groups"][group];
+        for zero in ["lost", "listeners_with_loss", "duplicates", "reordered", "gaps"] {
+            assert_eq!(n(&g[zero]), 0, "{group}.{zero}: {g}");
+        }
+        assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
+    }
+    assert!(r["verdict"].get("partial").is_none(), "{}", r["verdict"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_each_spread_their_listeners_over_every_target_from_their_own_offset() {
+    let server = OwnServer::start(true).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = sim();
+    cmd.arg("run")
+        .args(SMALL)
+        .args(["--target", &server.base, "--target", &server.base, "--agents", "2", "--quiet", "--out"])
+        .arg(out.path());
+    let output = output_of(cmd).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}\n{}", String::from_utf8_lossy(&output.stdout));
+    let dir = only_subdir(out.path());
+    let merged = report_json(&dir);
+    super::assert_passed(&merged);
+    let parts: Vec<Value> = (0..2).map(|i| report_json(&dir.join(format!("agents/agent-{i}")))).collect();
+    // 20 + 10 listeners split 10 + 5 per agent: 15 each, over both entries; agent 1
+    // starts on entry 1, so its odd listener lands there.
+    assert_eq!(sockets_per_target(&parts[0]), [8, 7]);
+    assert_eq!(sockets_per_target(&parts[1]), [7, 8]);
+    assert_eq!(sockets_per_target(&merged), [15, 15], "the agents' sockets add up per entry");
+    for part in &parts {
+        assert_eq!(
+            part["plan"]["target"]["spec"]["urls"].as_array().map(Vec::len),
+            Some(2),
+            "every agent has every target"
+        );
+    }
+    assert!(merged["targets"]["0"]["server"]["rss_per_socket_bytes"].is_number(), "{}", merged["targets"]);
+    server.stop().await;
+}
