@@ -5,7 +5,9 @@
 //!
 //! The writer hands over each committed batch in commit order and this task handles
 //! them one after the other, so every topic's `seq` order is the commit order (the
-//! last `like_count` a listener sees is the current count). Chat messages are not here:
+//! last `like_count` a listener sees is the current count). A batch's writers are
+//! answered once its broadcasts are out: at once alone, once the broker took them in a
+//! cluster. Chat messages are not here:
 //! each room's actor broadcasts its own, in its own order.
 
 use std::sync::Arc;
@@ -35,8 +37,12 @@ impl Publisher {
 
     async fn run(self, mut rx: mpsc::Receiver<Vec<Committed>>) {
         while let Some(batch) = rx.recv().await {
-            for committed in batch {
+            for committed in &batch {
                 self.apply(committed.change());
+            }
+            // In a cluster, acknowledged means the broker has the broadcasts too.
+            self.pubsub.flushed().await;
+            for committed in batch {
                 committed.answer();
             }
         }

@@ -34,6 +34,9 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// How long a stopping node waits for the broker to take its last broadcasts.
+const LEAVE_CLUSTER_WAIT: Duration = Duration::from_secs(10);
+
 /// A running server.
 pub struct Running {
     pub addr: SocketAddr,
@@ -142,8 +145,18 @@ pub async fn start(
         task_state.sockets.close();
         task_state.sockets.wait().await;
         // Queued writes are committed (and announced) before the database closes.
-        task_state.writer.stop().await;
-        // ... and broadcast to the cluster before this node leaves it.
+        // In a cluster the last writes are answered once the broker took their
+        // broadcasts; a broker that stays away past the wait is left behind.
+        let mut link = link;
+        let stopping = task_state.writer.stop();
+        tokio::pin!(stopping);
+        if tokio::time::timeout(LEAVE_CLUSTER_WAIT, &mut stopping).await.is_err() {
+            tracing::warn!("the broker has not taken this node's last broadcasts; leaving without them");
+            if let Some(link) = link.take() {
+                link.stop().await;
+            }
+            stopping.await;
+        }
         if let Some(link) = link {
             link.stop().await;
         }

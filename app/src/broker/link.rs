@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::aio::ConnectionManager;
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +44,8 @@ pub struct Link {
     pub(super) keys: Arc<Keys>,
     pub(super) commands: ConnectionManager,
     pub(super) outbound: mpsc::UnboundedReceiver<Outbound>,
+    /// How many broadcasts the broker has taken, for [`super::Broker`]'s `flushed`.
+    pub(super) taken: watch::Sender<u64>,
     pub(super) subscription: redis::aio::PubSub,
     pub(super) limits: HistoryLimits,
     pub(super) metrics: Arc<Metrics>,
@@ -77,6 +79,7 @@ impl Link {
             limits: self.limits,
             metrics: self.metrics.clone(),
             pubsub: pubsub.clone(),
+            taken: self.taken,
         };
         let publishing = tokio::spawn(publisher.run(self.outbound, stop.clone()));
         let receiver =
@@ -131,6 +134,7 @@ struct Publisher {
     limits: HistoryLimits,
     metrics: Arc<Metrics>,
     pubsub: Arc<PubSub>,
+    taken: watch::Sender<u64>,
 }
 
 impl Publisher {
@@ -189,7 +193,10 @@ impl Publisher {
         let mut wait = FIRST_RETRY;
         loop {
             match pipe.query_async::<Vec<u64>>(&mut self.commands).await {
-                Ok(_) => return,
+                Ok(_) => {
+                    self.taken.send_modify(|taken| *taken += batch.len() as u64);
+                    return;
+                }
                 Err(err) => {
                     Metrics::add(&self.metrics.broker_publish_retries, 1);
                     if err.code() == Some("NOEPOCH") {

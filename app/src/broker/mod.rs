@@ -23,7 +23,9 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, watch};
 
 pub use link::LinkTasks;
 use link::Outbound;
@@ -57,6 +59,9 @@ pub enum BrokerError {
 /// This node's side of the broker, as the pub/sub's [`Cluster`].
 pub struct Broker {
     epoch: Arc<str>,
+    /// Broadcasts handed to the link so far, and how many of them the broker took.
+    issued: AtomicU64,
+    taken: watch::Receiver<u64>,
     keys: Arc<Keys>,
     outbound: mpsc::UnboundedSender<Outbound>,
     commands: ConnectionManager,
@@ -94,15 +99,19 @@ pub async fn connect(
     let subscription = link::subscribe(&client, &keys).await.map_err(connect_err)?;
     tracing::info!(%url, namespace = %config.namespace, %epoch, "joined the cluster");
     let (outbound, outbound_rx) = mpsc::unbounded_channel();
+    let (taken_tx, taken) = watch::channel(0);
     let broker = Arc::new(Broker {
         epoch: epoch.into(),
+        issued: AtomicU64::new(0),
+        taken,
         keys: keys.clone(),
         outbound,
         commands: commands.clone(),
         limits,
         metrics: metrics.clone(),
     });
-    let link = link::Link { client, keys, commands, outbound: outbound_rx, subscription, limits, metrics };
+    let link =
+        link::Link { client, keys, commands, outbound: outbound_rx, taken: taken_tx, subscription, limits, metrics };
     Ok((broker, link))
 }
 
@@ -117,11 +126,22 @@ impl Cluster for Broker {
 
     fn publish(&self, topic: &str, event: &str, payload: Box<RawValue>) {
         Metrics::add(&self.metrics.broker_published, 1);
+        // Counted before it is queued: `flushed` never waits for less than was sent.
+        self.issued.fetch_add(1, Ordering::AcqRel);
         let sent = self.outbound.send(Outbound { topic: topic.into(), event: event.into(), payload });
         if sent.is_err() {
             // Only after the link stopped, at shutdown.
             tracing::warn!(topic, event, "broadcast after the broker link stopped; not sent");
         }
+    }
+
+    fn flushed(&self) -> BoxFuture<'static, ()> {
+        let issued = self.issued.load(Ordering::Acquire);
+        let mut taken = self.taken.clone();
+        Box::pin(async move {
+            // An error: the link stopped (shutdown); nothing more will be taken.
+            let _ = taken.wait_for(|&taken| taken >= issued).await;
+        })
     }
 
     fn history(&self, topic: &str, after: Option<u64>) -> BoxFuture<'static, Result<ClusterHistory, ClusterError>> {
@@ -140,12 +160,10 @@ impl Cluster for Broker {
                 Err(_) => return Err(ClusterError::Unavailable("timed out".into())),
             };
             let oldest_ms = now_ms.saturating_sub(u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX));
-            let events = entries
-                .into_iter()
-                .filter(|e| e.at_ms >= oldest_ms && e.seq <= top)
-                .filter_map(StreamEntry::retained)
-                .collect();
-            Ok(ClusterHistory { top, events })
+            let kept: Vec<StreamEntry> = entries.into_iter().filter(|e| e.at_ms >= oldest_ms && e.seq <= top).collect();
+            let restarts = kept.iter().filter(|e| e.restarted).map(|e| e.seq).collect();
+            let events = kept.into_iter().filter_map(StreamEntry::retained).collect();
+            Ok(ClusterHistory { top, events, restarts })
         })
     }
 }
@@ -156,6 +174,7 @@ struct StreamEntry {
     event: String,
     payload: String,
     at_ms: u64,
+    restarted: bool,
 }
 
 impl StreamEntry {
@@ -170,12 +189,13 @@ impl redis::FromRedisValue for StreamEntry {
     fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
         let (id, fields): (String, Vec<(String, String)>) = redis::from_redis_value(value)?;
         let seq = id.split_once('-').and_then(|(seq, _)| seq.parse().ok()).ok_or("history id is not <seq>-0")?;
-        let mut entry = StreamEntry { seq, event: String::new(), payload: String::new(), at_ms: 0 };
+        let mut entry = StreamEntry { seq, event: String::new(), payload: String::new(), at_ms: 0, restarted: false };
         for (name, value) in fields {
             match name.as_str() {
                 "e" => entry.event = value,
                 "p" => entry.payload = value,
                 "t" => entry.at_ms = value.parse().map_err(|_| "history time is not a number")?,
+                "r" => entry.restarted = value == "1",
                 _ => {}
             }
         }

@@ -34,7 +34,9 @@ impl Keys {
     }
 }
 
-/// Numbers, keeps and publishes one broadcast; returns its `seq`.
+/// Numbers, keeps and publishes one broadcast; returns its `seq`. A counter the broker
+/// does not have starts at 1, or, once a broker that lost its state was seeded with a
+/// floor, above the floor, with the entry marked `r` = 1 (see `ClusterHistory::restarts`).
 /// KEYS: epoch, seqs, floor, history. ARGV: topic, event, payload, body, channel,
 /// max events (0: keep none), max age (ms).
 /// Refuses (`NOEPOCH`) when the broker has lost its state (a restart without
@@ -45,17 +47,20 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return redis.error_reply('NOEPOCH the broker holds no epoch')
 end
 local seq = redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
+local restarted = '0'
 if seq == 1 then
   local floor = tonumber(redis.call('GET', KEYS[3]) or '0')
   if floor > 0 then
     seq = floor + 1
+    restarted = '1'
     redis.call('HSET', KEYS[2], ARGV[1], seq)
   end
 end
 if tonumber(ARGV[6]) > 0 then
   local now = redis.call('TIME')
   local ms = now[1] * 1000 + math.floor(now[2] / 1000)
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%d-0', seq), 'e', ARGV[2], 'p', ARGV[3], 't', string.format('%d', ms))
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], string.format('%d-0', seq),
+    'e', ARGV[2], 'p', ARGV[3], 't', string.format('%d', ms), 'r', restarted)
   redis.call('PEXPIRE', KEYS[4], ARGV[7])
 end
 redis.call('PUBLISH', ARGV[5], string.format('%d ', seq) .. ARGV[4])

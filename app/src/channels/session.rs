@@ -374,7 +374,11 @@ impl Session {
         self.joined.insert(topic.into(), Joined { join_ref: jr.map(Box::from), kind, sub, state: grant.state });
         Metrics::add(&metrics.joins, 1);
         self.reply(jr, msg_ref, topic, ReplyStatus::Ok, &response);
-        if let Some(old_jr) = old_jr {
+        // The old join's close, unless it had the new one's join_ref: to that client
+        // the close would read as the end of the join it just made.
+        if let Some(old_jr) = old_jr
+            && old_jr.as_deref() != jr
+        {
             self.push_close(old_jr.as_deref(), topic);
         }
         for (event, payload) in &grant.pushes {

@@ -20,6 +20,11 @@ pub trait Cluster: Send + Sync + 'static {
     /// broadcast is numbered and delivered later, in the order of the calls.
     fn publish(&self, topic: &str, event: &str, payload: Box<RawValue>);
 
+    /// Resolves once the broker has taken every broadcast published before the call (or
+    /// the link has stopped): a write is acknowledged only after that, so a node that
+    /// dies right after an acknowledgement has not taken the broadcast with it.
+    fn flushed(&self) -> BoxFuture<'static, ()>;
+
     /// The topic's latest `seq` and, when `after` is given, its retained events after
     /// it, oldest first, with `seq` in their payloads.
     fn history(&self, topic: &str, after: Option<u64>) -> BoxFuture<'static, Result<ClusterHistory, ClusterError>>;
@@ -32,6 +37,10 @@ pub struct ClusterHistory {
     pub top: u64,
     /// Events after the asked-for `seq` still retained, oldest first, none newer than `top`.
     pub events: Vec<Retained>,
+    /// Those of `events` whose `seq` a broker that had lost its counters started afresh
+    /// (above every `seq` any node had seen): no event lies between the one before and
+    /// such a one, so recovery may cross the jump.
+    pub restarts: Vec<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -140,8 +140,14 @@ pub(super) fn recover_from(epoch: &Arc<str>, since: Option<&Since>, held: super:
         return unrecovered;
     }
     let events: Vec<&Retained> = held.events.iter().filter(|e| e.seq > since.seq && e.seq <= top).collect();
-    let contiguous = events.iter().enumerate().all(|(i, e)| e.seq == since.seq + 1 + i as u64);
-    if !contiguous || since.seq + events.len() as u64 != top {
+    let mut next = since.seq + 1;
+    for e in &events {
+        if e.seq != next && !held.restarts.contains(&e.seq) {
+            return unrecovered;
+        }
+        next = e.seq + 1;
+    }
+    if next != top + 1 {
         return unrecovered;
     }
     let missed =
@@ -205,8 +211,11 @@ mod tests {
     fn recovers_from_the_cluster_only_a_contiguous_run_up_to_its_latest() {
         let epoch: Arc<str> = "e".into();
         let since = |seq| Some(Since { seq, epoch: "e".into() });
-        let held =
-            |top, seqs: &[u64]| super::super::ClusterHistory { top, events: seqs.iter().map(|&s| ev(s)).collect() };
+        let held = |top, seqs: &[u64]| super::super::ClusterHistory {
+            top,
+            events: seqs.iter().map(|&s| ev(s)).collect(),
+            restarts: Vec::new(),
+        };
         let r = recover_from(&epoch, since(2).as_ref(), held(5, &[3, 4, 5]));
         assert!(r.recovered);
         assert_eq!(seqs(&r), [3, 4, 5]);
@@ -219,6 +228,13 @@ mod tests {
         assert!(!recover_from(&epoch, other.as_ref(), held(5, &[3, 4, 5])).recovered);
         assert!(!recover_from(&epoch, None, held(5, &[])).recovered);
         assert_eq!(recover_from(&epoch, None, held(5, &[])).seq, 5);
+        // A broker that lost its counters started this topic again at 40: 4..39 never were.
+        let restarted = super::super::ClusterHistory { top: 41, events: vec![ev(40), ev(41)], restarts: vec![40] };
+        let r = recover_from(&epoch, since(3).as_ref(), restarted);
+        assert!(r.recovered);
+        assert_eq!(seqs(&r), [40, 41]);
+        let unmarked = held(41, &[40, 41]);
+        assert!(!recover_from(&epoch, since(3).as_ref(), unmarked).recovered, "an unmarked jump is a loss");
     }
 
     #[test]

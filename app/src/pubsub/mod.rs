@@ -374,10 +374,21 @@ impl PubSub {
         }))
     }
 
+    /// Resolves once every broadcast made before the call is numbered (alone: at once;
+    /// in a cluster: once the broker took it).
+    pub async fn flushed(&self) {
+        if let Some(cluster) = &self.cluster {
+            cluster.flushed().await;
+        }
+    }
+
     /// A broadcast the cluster numbered `seq`, for this node's subscribers (none: nothing
     /// to do). Delivered already (a replay): ignored. Past a gap in the topic's numbers
     /// (broadcasts this node never got): the subscribers are told, then get it.
     pub fn deliver(&self, topic: &str, seq: u64, event: &str, payload: &RawValue) {
+        // Every node hears every broadcast: the highest of all is where a broker that
+        // lost its counters restarts them (see `positions`).
+        self.seq_floor.fetch_max(seq, Relaxed);
         let Some(found) = self.topics.read().get(topic).cloned() else { return };
         self.with_topic_from(found, topic, |state| {
             if seq <= state.seq {
@@ -386,7 +397,6 @@ impl PubSub {
             if state.seq != 0 && seq > state.seq + 1 {
                 Self::tell_gap(state, topic);
             }
-            self.seq_floor.fetch_max(seq, Relaxed);
             self.fan_out(state, topic, seq, event, payload);
         });
     }

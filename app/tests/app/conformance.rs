@@ -188,6 +188,22 @@ async fn rejoin_replies_first_then_closes_the_old_join_and_broadcasts_keep_flowi
 }
 
 #[tokio::test]
+async fn a_rejoin_with_the_same_join_ref_gets_no_close_that_would_end_it() {
+    let app = spawn_app().await;
+    let alice = app.create_user("alice").await;
+    let mut ws = app.ws("").await;
+    ws.join("1", FIREHOSE).await;
+    // As a client that reuses its join_ref does after a gap notice: the same join again.
+    ws.push(Some("1"), "2", FIREHOSE, "phx_join", json!({})).await;
+    assert_eq!(ws.expect_frame().await, ok_reply(Some("1"), "2", FIREHOSE));
+    // No phx_close for "1" (it is the live join): the next frame is the broadcast, once.
+    let data = bookmark(&app, &alice, "after the same-ref rejoin", &[]).await;
+    let frame = ws.expect_frame().await;
+    assert_event(&broadcast_payload(&frame, FIREHOSE, "bookmark_created"), &data, 1);
+    ws.expect_silence(200).await;
+}
+
+#[tokio::test]
 async fn the_101st_channel_is_refused() {
     let app = spawn_app().await;
     // Signed in: anonymous sockets have a smaller limit (`anonymous_sockets_…` in abuse.rs).

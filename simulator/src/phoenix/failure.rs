@@ -45,6 +45,10 @@ pub enum Failure {
     /// The target closed the channel (`phx_close`) or crashed it (`phx_error`).
     #[error("the target ended the channel with {0}")]
     Channel(&'static str),
+    /// A cluster node told the channel it may have missed broadcasts (`phx_error` with
+    /// reason `gap`, after its broker link dropped): rejoin with `since` and recover.
+    #[error("the target may have missed broadcasts (gap)")]
+    Gap,
 }
 
 /// The step a [`Failure::Timeout`] happened in.
@@ -83,13 +87,22 @@ impl Failure {
             Failure::Io(kind) => format!("io_{}", io_kind(*kind)),
             Failure::Protocol(what) => format!("ws_{what}"),
             Failure::Channel(event) => format!("channel_{event}"),
+            Failure::Gap => "channel_gap".into(),
         }
     }
 
     /// Whether the target itself ended the socket or channel after it was joined (as
     /// opposed to failing to open it).
     pub fn is_close(&self) -> bool {
-        matches!(self, Failure::Closed(_) | Failure::Eof | Failure::Io(_) | Failure::Protocol(_) | Failure::Channel(_))
+        matches!(
+            self,
+            Failure::Closed(_)
+                | Failure::Eof
+                | Failure::Io(_)
+                | Failure::Protocol(_)
+                | Failure::Channel(_)
+                | Failure::Gap
+        )
     }
 
     pub(crate) fn from_io(e: &io::Error) -> Failure {

@@ -213,16 +213,28 @@ pub fn reply_to(text: &str, msg_ref: &str) -> Option<Result<Reply, Failure>> {
     Some(Ok(Err(reason.to_owned())))
 }
 
-/// The failure a frame means for a channel on `topic`: `phx_close` or `phx_error`.
+/// The failure a frame means for a channel on `topic`: `phx_close` or `phx_error`, or
+/// a gap (`phx_error` with no `join_ref` and reason `gap`, from a cluster node).
 pub fn channel_end(frame: &wire::InFrame<'_>, topic: &str) -> Option<Failure> {
     if frame.topic != topic {
         return None;
     }
     match frame.event.as_ref() {
         events::CLOSE => Some(Failure::Channel(events::CLOSE)),
+        events::ERROR if frame.join_ref.is_none() && is_gap(frame) => Some(Failure::Gap),
         events::ERROR => Some(Failure::Channel(events::ERROR)),
         _ => None,
     }
+}
+
+/// Whether a `phx_error`'s payload is `{"reason": "gap"}`.
+fn is_gap(frame: &wire::InFrame<'_>) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Reason<'a> {
+        #[serde(borrow)]
+        reason: Option<std::borrow::Cow<'a, str>>,
+    }
+    frame.payload_as::<Reason<'_>>().is_ok_and(|r| r.reason.as_deref() == Some("gap"))
 }
 
 /// A listener's text frame on `topic`: `Continue` with one of the topic's events, or
@@ -266,4 +278,24 @@ pub fn heartbeat_frame(msg_ref: &str) -> String {
 
 fn close_code(frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> u16 {
     frame.map_or(1005, |f| u16::from(f.code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(text: &str) -> Option<Failure> {
+        channel_end(&wire::decode_text(Vsn::V2, text).unwrap(), "bookmarks:firehose")
+    }
+
+    #[test]
+    fn a_gap_notice_is_told_apart_from_a_crashed_or_closed_channel() {
+        assert_eq!(end(r#"[null,null,"bookmarks:firehose","phx_error",{"reason":"gap"}]"#), Some(Failure::Gap));
+        // A crash (it carries the join's ref) or another reason is the channel's end.
+        let crashed = end(r#"["1","1","bookmarks:firehose","phx_error",{"reason":"gap"}]"#);
+        assert_eq!(crashed, Some(Failure::Channel("phx_error")));
+        assert_eq!(end(r#"[null,null,"bookmarks:firehose","phx_error",{}]"#), Some(Failure::Channel("phx_error")));
+        assert_eq!(end(r#"["1","1","bookmarks:firehose","phx_close",{}]"#), Some(Failure::Channel("phx_close")));
+        assert_eq!(end(r#"[null,null,"bookmarks:tag:x","phx_error",{"reason":"gap"}]"#), None, "another topic");
+    }
 }

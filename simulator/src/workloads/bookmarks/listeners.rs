@@ -121,10 +121,12 @@ impl Last {
 async fn listen(sh: &Shared, spec: Spec) -> End {
     let mut end = End { index: spec.index, ..End::default() };
     let started = Instant::now();
-    // With churn, storms or another target to move to, `since: null` asks for the
-    // topic's epoch and seq, the position a later rejoin asks to be replayed from.
+    // With churn, storms, another target to move to or a `seq` to check (a cluster node
+    // may tell of a gap), `since: null` asks for the topic's epoch and seq, the
+    // position a later rejoin asks to be replayed from.
     let moves = sh.cx.route.len() > 1;
-    let params = if sh.life.enabled() || moves { JoinParams::POSITION } else { JoinParams::PLAIN };
+    let recovers = sh.life.enabled() || moves || sh.profile.events.seq.is_some();
+    let params = if recovers { JoinParams::POSITION } else { JoinParams::PLAIN };
     // Boxed: the connect's large, short-lived state would otherwise be part of this
     // long-lived future for the listener's whole life.
     let (mut socket, response, mut at) = match Box::pin(connect(sh, spec.index, &spec.topic, &params)).await {
@@ -211,6 +213,26 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
             Ended::Failed(f) => {
                 sh.cx.meters.sockets.closed_by_target(&f);
                 break;
+            }
+            Ended::Stopped if closed == Some(Failure::Gap) && recovers => {
+                // A cluster node lost its broker for a while: rejoin on this socket
+                // with `since` and take the replay of what it missed.
+                let mut deliver = |text: &str, at: Instant| {
+                    let _ = on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at);
+                };
+                let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+                let since = sh.life.since(last.get());
+                match Box::pin(socket.join(&spec.topic, "1", &since, deadline, &mut deliver)).await {
+                    Ok(response) => {
+                        let _ = replay(&spec.topic, response, &mut deliver);
+                        sh.cx.meters.sockets.recovered(&Failure::Gap);
+                        continue;
+                    }
+                    Err(f) => {
+                        sh.cx.meters.sockets.closed_by_target(&f);
+                        break;
+                    }
+                }
             }
             Ended::Stopped => {
                 if let Some(f) = closed {
