@@ -73,9 +73,15 @@ struct Subscriber {
 
 /// A subscriber whose recovery is being read from the cluster: broadcasts delivered in
 /// the meantime wait here, so none falls between the history read and the live stream.
+/// Once read, a subscriber whose replay went past what this node has delivered waits
+/// here for that (`until`): a broadcast still on its way from the broker is in the
+/// replay already and must not come again live.
 struct Recovering {
     sub: Subscriber,
     buffered: Vec<Retained>,
+    /// Set once the history is read: the replay's last `seq`. The first broadcast past
+    /// it makes the subscriber live.
+    until: Option<u64>,
 }
 
 #[derive(Default)]
@@ -222,7 +228,11 @@ impl PubSub {
         };
         let id = self.next_id.fetch_add(1, Relaxed);
         self.with_topic(topic, |state| {
-            state.recovering.push(Recovering { sub: Subscriber { id, vsn, socket }, buffered: Vec::new() });
+            state.recovering.push(Recovering {
+                sub: Subscriber { id, vsn, socket },
+                buffered: Vec::new(),
+                until: None,
+            });
         });
         let after = since.filter(|s| s.epoch == *self.epoch).map(|s| s.seq);
         let read = cluster.history(topic, after).await;
@@ -231,8 +241,13 @@ impl PubSub {
             let recovering = pos.map(|pos| state.recovering.swap_remove(pos));
             let held = read?;
             let recovery = history::recover_from(&self.epoch, since, held);
-            if let Some(Recovering { sub, buffered }) = recovering {
+            if let Some(Recovering { sub, buffered, .. }) = recovering {
                 let top = recovery.seq;
+                if state.seq < top {
+                    // The replay reaches past what was delivered here: go live after it.
+                    state.recovering.push(Recovering { sub, buffered: Vec::new(), until: Some(top) });
+                    return Ok((id, recovery));
+                }
                 let mut sub = Some(sub);
                 for event in buffered.iter().filter(|e| e.seq > top) {
                     let frame =
@@ -451,10 +466,7 @@ impl PubSub {
         if self.cluster.is_none() {
             state.history.push(Retained { seq, event: event.into(), payload: payload.clone() }, &self.limits);
         } else if !state.recovering.is_empty() {
-            let kept = Retained { seq, event: event.into(), payload: payload.clone() };
-            for waiting in &mut state.recovering {
-                waiting.buffered.push(kept.clone());
-            }
+            Self::advance_recovering(state, seq, event, &payload);
         }
         let encode = |vsn| Arc::new(Utf8Bytes::from(wire::encode_broadcast(vsn, topic_name, event, &*payload)));
         let v2 = (state.subscribers.len() > state.v1_count).then(|| encode(Vsn::V2));
@@ -476,6 +488,28 @@ impl PubSub {
         let dropped = before - state.subscribers.len();
         state.v1_count -= v1_dropped;
         Published { seq, queued, dropped }
+    }
+
+    /// A broadcast `seq` reaches the subscribers still recovering: kept for those whose
+    /// history is being read; for those waiting past their replay, the first one past it
+    /// makes them live (they get it with the other subscribers).
+    fn advance_recovering(state: &mut TopicState, seq: u64, event: &str, payload: &Arc<RawValue>) {
+        let mut i = 0;
+        while i < state.recovering.len() {
+            match state.recovering[i].until {
+                None => {
+                    let kept = Retained { seq, event: event.into(), payload: payload.clone() };
+                    state.recovering[i].buffered.push(kept);
+                    i += 1;
+                }
+                Some(until) if seq > until => {
+                    let live = state.recovering.swap_remove(i).sub;
+                    state.v1_count += usize::from(live.vsn == Vsn::V1);
+                    state.subscribers.push(live);
+                }
+                Some(_) => i += 1,
+            }
+        }
     }
 
     /// Queues `frame` for `sub`; false when the subscriber is gone or too slow (then its

@@ -7,7 +7,7 @@ import {test, before, after} from "node:test"
 import assert from "node:assert/strict"
 
 import {startCluster} from "./cluster.mjs"
-import {connectSocket, createBookmark, createUser, disconnect, joinChannel, joinOk, listen, uniqueName, WAIT_MS} from "../helpers.mjs"
+import {connectSocket, createBookmark, createUser, disconnect, joinChannel, joinOk, listen, makeChannel, uniqueName, WAIT_MS} from "../helpers.mjs"
 
 const FIREHOSE = "bookmarks:firehose"
 
@@ -76,6 +76,33 @@ test("a listener that moves to the other node recovers what it missed there", as
   assert.equal(reply.response.recovered, true, `recovered on the other node: ${JSON.stringify(reply.response)}`)
   assert.deepEqual(reply.response.missed.map(m => m.payload.id), missed.map(m => m.id), "every missed event, in order")
   assert.deepEqual(reply.response.missed.map(m => m.payload.seq), [last.seq + 1, last.seq + 2, last.seq + 3])
+})
+
+test("recovering on one node while the other posts a burst: every event exactly once, in order", async () => {
+  const watcher = listen(await joinOk((await socketTo(a)).socket, FIREHOSE), "bookmark_created")
+  const first = await createBookmark(a, user, {title: "mark", url: "https://example.com/mark"})
+  const mark = (await watcher.nextMatching(e => e.id === first.id, "the mark")).seq
+  const {reply: position} = await joinChannel((await socketTo(a)).socket, FIREHOSE, {since: null})
+  const epoch = position.response.epoch
+  // Posts on node A, while a listener on node B joins with `since` in the middle of them.
+  const burst = Array.from({length: 30}, (_, i) =>
+    createBookmark(a, user, {title: `burst ${i}`, url: `https://example.com/burst/${i}`}))
+  const late = await socketTo(b)
+  const channel = makeChannel(late.socket, FIREHOSE, {since: {seq: mark, epoch}})
+  const live = []
+  channel.on("bookmark_created", payload => live.push(payload.seq))
+  channel.join()
+  const joined = await channel.joins.next(WAIT_MS)
+  assert.equal(joined.status, "ok", JSON.stringify(joined.response))
+  const reply = joined.response
+  const posted = await Promise.all(burst)
+  const top = mark + posted.length
+  const deadline = Date.now() + WAIT_MS
+  const seqs = () => [...reply.missed.map(m => m.payload.seq), ...live]
+  while(Math.max(0, ...seqs()) < top && Date.now() < deadline){ await new Promise(r => setTimeout(r, 20)) }
+  assert.equal(reply.recovered, true, JSON.stringify(reply))
+  const expected = Array.from({length: posted.length}, (_, i) => mark + 1 + i)
+  assert.deepEqual(seqs(), expected, "the replay then the live stream: each seq once, none missing")
 })
 
 test("a chat message sent on node B reaches a room member on node A", async () => {
