@@ -87,13 +87,14 @@ pub async fn start(
     let anon_search =
         config.anonymous.search.map(|rate| Arc::new(RateLimiter::new(rate, config.anonymous.search_max_keys)));
     let metrics = Arc::new(Metrics::default());
-    let (pubsub, link) = match &config.broker {
-        None => (Arc::new(PubSub::new(history)), None),
+    let (pubsub, broker, link) = match &config.broker {
+        None => (Arc::new(PubSub::new(history)), None, None),
         Some(broker) => {
             let (broker, link) = crate::broker::connect(broker, history, metrics.clone()).await?;
-            (Arc::new(PubSub::clustered(history, broker)), Some(link))
+            (Arc::new(PubSub::clustered(history, broker.clone())), Some(broker), Some(link))
         }
     };
+    let replica = broker.clone().map(|b| b as Arc<dyn crate::presence::Replica>);
     let link = link.map(|link| crate::broker::start(link, pubsub.clone()));
     let cache = Arc::new(cache);
     let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
@@ -106,6 +107,7 @@ pub async fn start(
         config.chat,
         config.debug_topics,
         shutdown_token.clone(),
+        replica,
     );
     let state = AppState::new(Shared {
         config: Arc::new(config),

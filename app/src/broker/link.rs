@@ -31,17 +31,24 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// Seeding sends this many counters per script call.
 const SEED_CHUNK: usize = 500;
 
-/// One broadcast waiting to be numbered.
-pub(super) struct Outbound {
-    pub topic: Box<str>,
-    pub event: Box<str>,
-    pub payload: Box<RawValue>,
+/// Every this long a node renews its heartbeat and looks for nodes whose beat stopped.
+pub const HEARTBEAT: Duration = Duration::from_secs(3);
+/// A node's heartbeat expires this long after its last beat.
+pub const NODE_TTL: Duration = Duration::from_secs(10);
+
+/// What the publishing task sends, in order.
+pub(super) enum Outbound {
+    /// One broadcast waiting to be numbered.
+    Broadcast { topic: Box<str>, event: Box<str>, payload: Box<RawValue> },
+    /// This node's presences on a topic now (empty: none left).
+    Presence { topic: Box<str>, state: String },
 }
 
 /// The link, connected and subscribed, before its tasks run.
 pub struct Link {
     pub(super) client: redis::Client,
     pub(super) keys: Arc<Keys>,
+    pub(super) node: Arc<str>,
     pub(super) commands: ConnectionManager,
     pub(super) outbound: mpsc::UnboundedReceiver<Outbound>,
     /// How many broadcasts the broker has taken, for [`super::Broker`]'s `flushed`.
@@ -56,13 +63,14 @@ pub struct LinkTasks {
     stop: CancellationToken,
     publishing: JoinHandle<()>,
     receiving: JoinHandle<()>,
+    keeping: JoinHandle<()>,
 }
 
 impl LinkTasks {
     /// Stops receiving, sends what is still queued (for up to a few seconds) and ends.
     pub async fn stop(self) {
         self.stop.cancel();
-        for task in [self.publishing, self.receiving] {
+        for task in [self.publishing, self.receiving, self.keeping] {
             if let Err(err) = task.await {
                 tracing::error!(%err, "broker task failed");
             }
@@ -76,16 +84,24 @@ impl Link {
         let publisher = Publisher {
             commands: self.commands.clone(),
             keys: self.keys.clone(),
+            node: self.node.clone(),
             limits: self.limits,
             metrics: self.metrics.clone(),
             pubsub: pubsub.clone(),
             taken: self.taken,
         };
         let publishing = tokio::spawn(publisher.run(self.outbound, stop.clone()));
+        let keeper = Keeper {
+            commands: self.commands.clone(),
+            keys: self.keys.clone(),
+            node: self.node,
+            pubsub: pubsub.clone(),
+        };
+        let keeping = tokio::spawn(keeper.run(stop.clone()));
         let receiver =
             Receiver { client: self.client, keys: self.keys, commands: self.commands, metrics: self.metrics, pubsub };
         let receiving = tokio::spawn(receiver.run(self.subscription, stop.clone()));
-        LinkTasks { stop, publishing, receiving }
+        LinkTasks { stop, publishing, receiving, keeping }
     }
 }
 
@@ -128,9 +144,80 @@ async fn seed_from(commands: &mut ConnectionManager, keys: &Keys, pubsub: &PubSu
     Ok(())
 }
 
+/// Renews this node's heartbeat (and its place in the node set).
+pub(super) async fn heartbeat(commands: &mut ConnectionManager, keys: &Keys, node: &str) -> redis::RedisResult<()> {
+    let ttl_ms = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
+    redis::pipe()
+        .cmd("SET")
+        .arg(keys.node(node))
+        .arg(1)
+        .arg("PX")
+        .arg(ttl_ms)
+        .ignore()
+        .cmd("SADD")
+        .arg(&keys.nodes)
+        .arg(node)
+        .ignore()
+        .query_async(commands)
+        .await
+}
+
+/// Heartbeats, and takes out the nodes whose beat stopped: their presences' leaves are
+/// broadcast on each topic they had presences on, so every node's listeners see them go.
+struct Keeper {
+    commands: ConnectionManager,
+    keys: Arc<Keys>,
+    node: Arc<str>,
+    pubsub: Arc<PubSub>,
+}
+
+impl Keeper {
+    async fn run(mut self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(HEARTBEAT) => {}
+                () = stop.cancelled() => return,
+            }
+            if let Err(err) = heartbeat(&mut self.commands, &self.keys, &self.node).await {
+                tracing::warn!(%err, "cannot heartbeat to the broker");
+                continue;
+            }
+            if let Err(err) = self.reap().await {
+                tracing::warn!(%err, "cannot take out nodes that stopped");
+            }
+        }
+    }
+
+    async fn reap(&mut self) -> redis::RedisResult<()> {
+        let mut call = redis::cmd("EVAL");
+        call.arg(scripts::REAP).arg(1).arg(&self.keys.nodes).arg(&self.keys.node_prefix).arg(&*self.node);
+        let dead: Vec<String> = call.query_async(&mut self.commands).await?;
+        for node in dead {
+            let index = self.keys.presence_index(&node);
+            let topics: Vec<String> = redis::cmd("SMEMBERS").arg(&index).query_async(&mut self.commands).await?;
+            let mut left = 0;
+            for topic in &topics {
+                let key = self.keys.presence(topic);
+                let (state, _): (Option<String>, u64) =
+                    redis::pipe().hget(&key, &*node).hdel(&key, &*node).query_async(&mut self.commands).await?;
+                let Some(leaves) = state.and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok()) else {
+                    continue;
+                };
+                left += leaves.as_object().map_or(0, serde_json::Map::len);
+                let diff = serde_json::json!({ "joins": {}, "leaves": leaves });
+                self.pubsub.broadcast(topic, crate::presence::events::DIFF, &diff);
+            }
+            let () = redis::cmd("DEL").arg(&index).query_async(&mut self.commands).await?;
+            tracing::warn!(%node, topics = topics.len(), left, "a node stopped heartbeating: its presences are gone");
+        }
+        Ok(())
+    }
+}
+
 struct Publisher {
     commands: ConnectionManager,
     keys: Arc<Keys>,
+    node: Arc<str>,
     limits: HistoryLimits,
     metrics: Arc<Metrics>,
     pubsub: Arc<PubSub>,
@@ -173,26 +260,39 @@ impl Publisher {
         let mut pipe = redis::pipe();
         let max_events = self.limits.max_events;
         let max_age_ms = u64::try_from(self.limits.max_age.as_millis()).unwrap_or(u64::MAX).max(1);
-        for b in batch {
-            let body = message::encode_body(&b.topic, &b.event, b.payload.get());
-            pipe.cmd("EVAL")
-                .arg(scripts::PUBLISH)
-                .arg(4)
-                .arg(&self.keys.epoch)
-                .arg(&self.keys.seqs)
-                .arg(&self.keys.floor)
-                .arg(self.keys.history(&b.topic))
-                .arg(&*b.topic)
-                .arg(&*b.event)
-                .arg(b.payload.get())
-                .arg(body)
-                .arg(&self.keys.channel)
-                .arg(max_events)
-                .arg(max_age_ms);
+        for item in batch {
+            match item {
+                Outbound::Broadcast { topic, event, payload } => {
+                    let body = message::encode_body(topic, event, payload.get());
+                    pipe.cmd("EVAL")
+                        .arg(scripts::PUBLISH)
+                        .arg(4)
+                        .arg(&self.keys.epoch)
+                        .arg(&self.keys.seqs)
+                        .arg(&self.keys.floor)
+                        .arg(self.keys.history(topic))
+                        .arg(&**topic)
+                        .arg(&**event)
+                        .arg(payload.get())
+                        .arg(body)
+                        .arg(&self.keys.channel)
+                        .arg(max_events)
+                        .arg(max_age_ms)
+                        .ignore();
+                }
+                Outbound::Presence { topic, state } if state.is_empty() => {
+                    pipe.hdel(self.keys.presence(topic), &*self.node).ignore();
+                    pipe.srem(self.keys.presence_index(&self.node), &**topic).ignore();
+                }
+                Outbound::Presence { topic, state } => {
+                    pipe.hset(self.keys.presence(topic), &*self.node, state).ignore();
+                    pipe.sadd(self.keys.presence_index(&self.node), &**topic).ignore();
+                }
+            }
         }
         let mut wait = FIRST_RETRY;
         loop {
-            match pipe.query_async::<Vec<u64>>(&mut self.commands).await {
+            match pipe.query_async::<()>(&mut self.commands).await {
                 Ok(_) => {
                     self.taken.send_modify(|taken| *taken += batch.len() as u64);
                     return;

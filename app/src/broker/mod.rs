@@ -10,8 +10,15 @@
 //! counters or history; JetStream numbers per stream, not per topic.
 //!
 //! Files: `message.rs` (what crosses the channel), `scripts.rs` (keys and Lua),
-//! `link.rs` (the two connections' tasks: publishing in order, receiving, reconnecting
-//! with back-off and telling subscribers about a gap).
+//! `link.rs` (the connections' tasks: publishing in order, receiving, reconnecting
+//! with back-off and telling subscribers about a gap, heartbeating).
+//!
+//! Presence across nodes ([`Replica`]): each node keeps its own presences per topic in
+//! a hash field of its own and heartbeats every few seconds (a key that expires
+//! [`link::NODE_TTL`] after the last beat); a join merges the live nodes' states. A node
+//! whose heartbeat expired is taken out by exactly one other node, which broadcasts its
+//! presences' leaves: a killed node's presences are gone everywhere within
+//! [`link::NODE_TTL`] plus one [`link::HEARTBEAT`].
 
 mod link;
 mod message;
@@ -33,6 +40,7 @@ pub use message::{MessageError, Numbered, decode, encode_body};
 use scripts::Keys;
 
 use crate::metrics::Metrics;
+use crate::presence::Replica;
 use crate::pubsub::{Cluster, ClusterError, ClusterHistory, HistoryLimits, PubSub, Retained};
 use crate::wire;
 
@@ -59,6 +67,9 @@ pub enum BrokerError {
 /// This node's side of the broker, as the pub/sub's [`Cluster`].
 pub struct Broker {
     epoch: Arc<str>,
+    /// This node's name in the cluster (random, per process): its heartbeat and its
+    /// presences are kept under it.
+    node: Arc<str>,
     /// Broadcasts handed to the link so far, and how many of them the broker took.
     issued: AtomicU64,
     taken: watch::Receiver<u64>,
@@ -97,11 +108,14 @@ pub async fn connect(
     let keys = Arc::new(Keys::new(&config.namespace));
     let epoch = link::seed(&mut commands, &keys, &crate::pubsub::new_epoch(), 0, &[]).await.map_err(connect_err)?;
     let subscription = link::subscribe(&client, &keys).await.map_err(connect_err)?;
-    tracing::info!(%url, namespace = %config.namespace, %epoch, "joined the cluster");
+    let node: Arc<str> = crate::pubsub::new_epoch();
+    link::heartbeat(&mut commands, &keys, &node).await.map_err(connect_err)?;
+    tracing::info!(%url, namespace = %config.namespace, %epoch, %node, "joined the cluster");
     let (outbound, outbound_rx) = mpsc::unbounded_channel();
     let (taken_tx, taken) = watch::channel(0);
     let broker = Arc::new(Broker {
         epoch: epoch.into(),
+        node: node.clone(),
         issued: AtomicU64::new(0),
         taken,
         keys: keys.clone(),
@@ -110,13 +124,65 @@ pub async fn connect(
         limits,
         metrics: metrics.clone(),
     });
-    let link =
-        link::Link { client, keys, commands, outbound: outbound_rx, taken: taken_tx, subscription, limits, metrics };
+    let link = link::Link {
+        client,
+        keys,
+        node,
+        commands,
+        outbound: outbound_rx,
+        taken: taken_tx,
+        subscription,
+        limits,
+        metrics,
+    };
     Ok((broker, link))
 }
 
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+impl Broker {
+    /// Hands `item` to the publishing task, counted for [`Cluster::flushed`].
+    fn queue(&self, item: Outbound) {
+        // Counted before it is queued: `flushed` never waits for less than was sent.
+        self.issued.fetch_add(1, Ordering::AcqRel);
+        if self.outbound.send(item).is_err() {
+            // Only after the link stopped, at shutdown.
+            tracing::warn!("broker item after the link stopped; not sent");
+        }
+    }
+}
+
+impl Replica for Broker {
+    fn put(&self, topic: &str, state: &serde_json::Value) {
+        let empty = state.as_object().is_some_and(serde_json::Map::is_empty);
+        let state = if empty { String::new() } else { state.to_string() };
+        self.queue(Outbound::Presence { topic: topic.into(), state });
+    }
+
+    fn others(&self, topic: &str) -> BoxFuture<'static, Vec<serde_json::Value>> {
+        let mut commands = self.commands.clone();
+        let mut call = redis::cmd("EVAL");
+        call.arg(scripts::PRESENCE_OF_OTHERS)
+            .arg(1)
+            .arg(self.keys.presence(topic))
+            .arg(&self.keys.node_prefix)
+            .arg(&*self.node);
+        Box::pin(async move {
+            match tokio::time::timeout(COMMAND_TIMEOUT, call.query_async::<Vec<String>>(&mut commands)).await {
+                Ok(Ok(states)) => states.iter().filter_map(|s| serde_json::from_str(s).ok()).collect(),
+                Ok(Err(err)) => {
+                    tracing::warn!(%err, "cannot read the other nodes' presences");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::warn!("reading the other nodes' presences timed out");
+                    Vec::new()
+                }
+            }
+        })
+    }
 }
 
 impl Cluster for Broker {
@@ -126,13 +192,7 @@ impl Cluster for Broker {
 
     fn publish(&self, topic: &str, event: &str, payload: Box<RawValue>) {
         Metrics::add(&self.metrics.broker_published, 1);
-        // Counted before it is queued: `flushed` never waits for less than was sent.
-        self.issued.fetch_add(1, Ordering::AcqRel);
-        let sent = self.outbound.send(Outbound { topic: topic.into(), event: event.into(), payload });
-        if sent.is_err() {
-            // Only after the link stopped, at shutdown.
-            tracing::warn!(topic, event, "broadcast after the broker link stopped; not sent");
-        }
+        self.queue(Outbound::Broadcast { topic: topic.into(), event: event.into(), payload });
     }
 
     fn flushed(&self) -> BoxFuture<'static, ()> {

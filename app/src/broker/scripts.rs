@@ -14,7 +14,13 @@ pub struct Keys {
     pub floor: String,
     /// The channel every broadcast crosses, once.
     pub channel: String,
+    /// Set: the nodes that have heartbeated (see [`REAP`]).
+    pub nodes: String,
+    /// `<prefix><node id>`: a node's heartbeat, expiring when it stops.
+    pub node_prefix: String,
     history_prefix: String,
+    presence_prefix: String,
+    presence_index_prefix: String,
 }
 
 impl Keys {
@@ -24,8 +30,27 @@ impl Keys {
             seqs: format!("{namespace}:seq"),
             floor: format!("{namespace}:floor"),
             channel: format!("{namespace}:broadcasts"),
+            nodes: format!("{namespace}:nodes"),
+            node_prefix: format!("{namespace}:node:"),
             history_prefix: format!("{namespace}:history:"),
+            presence_prefix: format!("{namespace}:presence:"),
+            presence_index_prefix: format!("{namespace}:presence-of:"),
         }
+    }
+
+    /// A node's heartbeat key.
+    pub fn node(&self, id: &str) -> String {
+        format!("{}{id}", self.node_prefix)
+    }
+
+    /// Hash: node id → that node's presences on `topic` (a `presence_state` object).
+    pub fn presence(&self, topic: &str) -> String {
+        format!("{}{topic}", self.presence_prefix)
+    }
+
+    /// Set: the topics where node `id` has presences.
+    pub fn presence_index(&self, id: &str) -> String {
+        format!("{}{id}", self.presence_index_prefix)
     }
 
     /// The stream holding `topic`'s recent broadcasts, its entry ids `<seq>-0`.
@@ -98,4 +123,31 @@ for i = 3, #ARGV, 2 do
   end
 end
 return epoch
+"#;
+
+/// The other live nodes' presences on a topic. KEYS: the topic's presence hash. ARGV:
+/// the heartbeat key prefix, this node's id.
+pub const PRESENCE_OF_OTHERS: &str = r#"
+local out = {}
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. all[i]) == 1 then
+    table.insert(out, all[i + 1])
+  end
+end
+return out
+"#;
+
+/// Takes the nodes whose heartbeat expired out of the node set and returns them: each
+/// dead node is returned to exactly one caller, who broadcasts its presences' leaves.
+/// KEYS: the node set. ARGV: the heartbeat key prefix, this node's id.
+pub const REAP: &str = r#"
+local dead = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[2] and redis.call('EXISTS', ARGV[1] .. id) == 0 then
+    redis.call('SREM', KEYS[1], id)
+    table.insert(dead, id)
+  end
+end
+return dead
 "#;

@@ -52,7 +52,7 @@ pub async fn join(ctx: &Ctx<'_>, slug: &str) -> Result<JoinGrant, Value> {
         response: joined.response,
         // The actor subscribed the socket together with the snapshot it replied with.
         subscribe: false,
-        pushes: vec![(presence::events::STATE, joined.presence)],
+        pushes: vec![(presence::events::STATE, rooms.presence_everywhere(slug, joined.presence).await)],
         state: ChannelState::Room(RoomJoin {
             slug: slug.to_owned(),
             room_id: joined.room_id,

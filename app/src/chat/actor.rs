@@ -516,6 +516,10 @@ impl Actor {
     /// only `joins` and `leaves`).
     fn broadcast_diff(&self, diff: &Diff) {
         self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, diff);
+        // In a cluster, the copy the other nodes read for their joins' presence_state.
+        if let Some(replica) = &self.shared.deps.replica {
+            replica.put(&self.topic, &self.presences.state());
+        }
     }
 
     /// The room's record or membership changed.

@@ -12,6 +12,7 @@
 //! the next send sees it and starts the room again. Each start gets a new generation,
 //! so a stopping actor never removes its successor's entry.
 
+use crate::presence::Replica;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -38,6 +39,8 @@ pub(super) struct Deps {
     /// Accept the `debug_crash` event (only with `Config::debug_topics`).
     pub crash_hook: bool,
     pub shutdown: CancellationToken,
+    /// In a cluster: where each room's presences are kept for the other nodes.
+    pub replica: Option<Arc<dyn Replica>>,
 }
 
 struct Entry {
@@ -66,8 +69,9 @@ impl RoomRegistry {
         config: ChatConfig,
         crash_hook: bool,
         shutdown: CancellationToken,
+        replica: Option<Arc<dyn Replica>>,
     ) -> Self {
-        let deps = Deps { store, writer, pubsub, config, crash_hook, shutdown };
+        let deps = Deps { store, writer, pubsub, config, crash_hook, shutdown, replica };
         let shared =
             Shared { rooms: Mutex::default(), deps, generations: AtomicU64::new(0), join_ids: AtomicU64::new(1) };
         Self { shared: Arc::new(shared) }
@@ -127,6 +131,15 @@ impl RoomRegistry {
         self.send(slug, Cmd::Join { join_id, join_ref, user, socket, vsn, reply })?;
         let joined = rx.await.map_err(|_| ChatError::Unavailable)??;
         Ok((join_id, joined))
+    }
+
+    /// A room's `presence_state` for a join: `local` (this node's, from the room's actor)
+    /// with, in a cluster, every other live node's presences in the room.
+    pub async fn presence_everywhere(&self, slug: &str, local: serde_json::Value) -> serde_json::Value {
+        match &self.shared.deps.replica {
+            Some(replica) => crate::presence::merge(local, replica.others(&super::rooms::topic(slug)).await),
+            None => local,
+        }
     }
 
     /// The channel `join_id` left (or its socket closed, or it crashed).

@@ -130,6 +130,59 @@ test("a chat message sent on node B reaches a room member on node A", async () =
   assert.ok(sent, "the sender's push was acknowledged")
 })
 
+/** A presence_state's usernames, sorted. */
+function names(state){
+  return Object.values(state).flatMap(entry => entry.metas.map(meta => meta.username)).sort()
+}
+
+test("presence crosses nodes; a killed node's presences leave everywhere within the heartbeat bound", async () => {
+  const [alice, bob, carol] = [user, await createUser(b), await createUser(a)]
+  const slug = uniqueName("presence").replace(/_/g, "-")
+  const created = await fetch(`${a.url}/api/rooms`, {
+    method: "POST",
+    headers: {"content-type": "application/json", authorization: `Bearer ${alice.token}`},
+    body: JSON.stringify({name: `Presence ${slug}`, slug}),
+  })
+  assert.equal(created.status, 201, await created.text())
+  const topic = `room:${slug}`
+  // A third node, killed at the end of this test.
+  const c = await cluster.addNode()
+  const aliceOnA = (await socketTo(a, {token: alice.token})).socket
+  await joinOk(aliceOnA, topic)
+  const carolOnC = (await socketTo(c, {token: carol.token})).socket
+  await joinOk(carolOnC, topic)
+  // Bob joins on B: his presence_state lists the tabs on A and C too.
+  const bobOnB = (await socketTo(b, {token: bob.token})).socket
+  const channel = makeChannel(bobOnB, topic)
+  const states = listen(channel, "presence_state")
+  const diffs = listen(channel, "presence_diff")
+  channel.join()
+  assert.equal((await channel.joins.next(WAIT_MS)).status, "ok")
+  const state = await states.next(WAIT_MS)
+  assert.deepEqual(names(state), [alice.username, bob.username, carol.username].sort(),
+    `presence from every node: ${JSON.stringify(state)}`)
+  // Node C dies without a word: its presences leave on B within the bound (10 s
+  // heartbeat expiry + one 3 s sweep; 20 s allowed).
+  const killedAt = Date.now()
+  process.kill(c.pid, "SIGKILL")
+  const leave = await diffs.nextMatching(d => names(d.leaves).includes(carol.username), "carol's leave", 20_000)
+  const took = Date.now() - killedAt
+  console.log(`# the killed node's presence left node B's listener ${took} ms after the SIGKILL`)
+  assert.deepEqual(leave.joins, {}, "a leave, nothing joined")
+  assert.ok(took <= 15_000, `removed within the stated bound: ${took} ms`)
+  // And a join on B after that no longer shows her.
+  const again = (await socketTo(b, {token: alice.token})).socket
+  const second = makeChannel(again, topic)
+  const secondStates = listen(second, "presence_state")
+  second.join()
+  assert.equal((await second.joins.next(WAIT_MS)).status, "ok")
+  const after = await secondStates.next(WAIT_MS)
+  assert.ok(!names(after).includes(carol.username), `the killed node's tab is gone: ${JSON.stringify(after)}`)
+  assert.ok(names(after).includes(bob.username))
+  cluster.nodes.splice(cluster.nodes.indexOf(c), 1)
+  await c.stop()
+})
+
 test("what both nodes acknowledged is in PostgreSQL after they stop", async () => {
   const ids = []
   for(const node of [a, b, a, b]){
