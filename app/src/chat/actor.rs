@@ -236,7 +236,7 @@ impl Actor {
             let idle_due = self.idle_since.filter(|_| self.posting.is_empty()).map(|t| t + config.room_idle_timeout);
             tokio::select! {
                 Some((stored, reply)) = self.posting.next(), if !self.posting.is_empty() => {
-                    let _ = reply.send(self.posted(stored));
+                    self.answer_posted(stored, reply);
                 }
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { return };
@@ -274,7 +274,7 @@ impl Actor {
                 // Messages posted before the delete are settled first: the refill of
                 // `recent` from the store must not race their own arrival there.
                 while let Some((stored, reply)) = self.posting.next().await {
-                    let _ = reply.send(self.posted(stored));
+                    self.answer_posted(stored, reply);
                 }
                 let deleted = self.delete(&user, id).await;
                 let _ = reply.send(deleted);
@@ -380,6 +380,23 @@ impl Actor {
             Err(err) => {
                 let _ = reply.send(Err(store_error(&self.slug, err, "cannot store message")));
             }
+        }
+    }
+
+    /// Settles a posted message and answers its sender: alone at once; in a cluster
+    /// once the broker took the broadcast, so an acknowledged message is not lost with
+    /// this node (the room goes on meanwhile).
+    fn answer_posted(&mut self, stored: Result<Message, StoreError>, reply: oneshot::Sender<Result<i64, ChatError>>) {
+        let answer = self.posted(stored);
+        let pubsub = &self.shared.deps.pubsub;
+        if answer.is_ok() && pubsub.is_clustered() {
+            let pubsub = pubsub.clone();
+            tokio::spawn(async move {
+                pubsub.flushed().await;
+                let _ = reply.send(answer);
+            });
+        } else {
+            let _ = reply.send(answer);
         }
     }
 

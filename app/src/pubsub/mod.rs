@@ -389,6 +389,11 @@ impl PubSub {
         }))
     }
 
+    /// Whether this node is one of a cluster (broadcasts are numbered by the broker).
+    pub fn is_clustered(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Resolves once every broadcast made before the call is numbered (alone: at once;
     /// in a cluster: once the broker took it).
     pub async fn flushed(&self) {
