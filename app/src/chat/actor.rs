@@ -135,7 +135,14 @@ struct Actor {
     /// broadcast when its commit comes back, so the room keeps serving meanwhile and a
     /// hot room's messages share transactions.
     posting: FuturesOrdered<Posting>,
+    /// In a cluster: when the other nodes' copy of this room's presences was last
+    /// written (it is written again every [`PRESENCE_REFRESH`] while anyone is here).
+    replicated_at: std::cell::Cell<Instant>,
 }
+
+/// How often a room with presences writes their copy for the other nodes again, even
+/// unchanged: a broker that lost it (restarted empty) has it back within this long.
+const PRESENCE_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A message on its way to the database, with its sender's answer.
 type Posting = BoxFuture<'static, (Result<Message, StoreError>, oneshot::Sender<Result<i64, ChatError>>)>;
@@ -214,6 +221,7 @@ impl Actor {
             typing: HashMap::new(),
             idle_since: Some(Instant::now()),
             posting: FuturesOrdered::new(),
+            replicated_at: std::cell::Cell::new(Instant::now()),
             shared,
         };
         actor.load_members().await?;
@@ -234,6 +242,8 @@ impl Actor {
             let typing_due = self.typing.values().map(|(_, at)| *at).min();
             // Never idle while messages are on their way to the database.
             let idle_due = self.idle_since.filter(|_| self.posting.is_empty()).map(|t| t + config.room_idle_timeout);
+            let refresh_due = (self.shared.deps.replica.is_some() && !self.presences.is_empty())
+                .then(|| self.replicated_at.get() + PRESENCE_REFRESH);
             tokio::select! {
                 Some((stored, reply)) = self.posting.next(), if !self.posting.is_empty() => {
                     self.answer_posted(stored, reply);
@@ -247,6 +257,7 @@ impl Actor {
                     }
                 }
                 () = sleep_until_some(typing_due) => self.expire_typing(Instant::now()),
+                () = sleep_until_some(refresh_due) => self.replicate_presences(),
                 () = sleep_until_some(idle_due) => {
                     if self.shared.retire(&self.slug, generation, rx) {
                         tracing::debug!(room = %self.slug, generation, "room stopped (idle)");
@@ -533,9 +544,15 @@ impl Actor {
     /// only `joins` and `leaves`).
     fn broadcast_diff(&self, diff: &Diff) {
         self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, diff);
-        // In a cluster, the copy the other nodes read for their joins' presence_state.
+        self.replicate_presences();
+    }
+
+    /// In a cluster: writes the copy of this room's presences the other nodes read for
+    /// their joins' `presence_state`.
+    fn replicate_presences(&self) {
         if let Some(replica) = &self.shared.deps.replica {
             replica.put(&self.topic, &self.presences.state());
+            self.replicated_at.set(Instant::now());
         }
     }
 

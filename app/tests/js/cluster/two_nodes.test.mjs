@@ -6,10 +6,14 @@
 import {test, before, after} from "node:test"
 import assert from "node:assert/strict"
 
-import {startCluster} from "./cluster.mjs"
+import {execFile} from "node:child_process"
+import {promisify} from "node:util"
+
+import {REDIS, startCluster} from "./cluster.mjs"
 import {connectSocket, createBookmark, createUser, disconnect, joinChannel, joinOk, listen, makeChannel, uniqueName, WAIT_MS} from "../helpers.mjs"
 
 const FIREHOSE = "bookmarks:firehose"
+const run = promisify(execFile)
 
 let cluster, a, b, user
 const clients = []
@@ -181,6 +185,35 @@ test("presence crosses nodes; a killed node's presences leave everywhere within 
   assert.ok(names(after).includes(bob.username))
   cluster.nodes.splice(cluster.nodes.indexOf(c), 1)
   await c.stop()
+})
+
+test("a room's presences come back on the broker by themselves after it lost them", async t => {
+  const redis = new URL(REDIS)
+  const redisCli = (...args) => run("redis-cli", ["-h", redis.hostname, "-p", redis.port || "6379", ...args])
+  try { await redisCli("PING") } catch { t.skip("no redis-cli"); return }
+  const slug = uniqueName("refresh").replace(/_/g, "-")
+  const created = await fetch(`${a.url}/api/rooms`, {
+    method: "POST",
+    headers: {"content-type": "application/json", authorization: `Bearer ${user.token}`},
+    body: JSON.stringify({name: `Refresh ${slug}`, slug}),
+  })
+  assert.equal(created.status, 201, await created.text())
+  await joinOk((await socketTo(a, {token: user.token})).socket, `room:${slug}`)
+  // As a broker that restarted empty: the copy of A's presences in this room is gone.
+  await redisCli("DEL", `${cluster.namespace}:presence:room:${slug}`)
+  const deadline = Date.now() + 15_000
+  for(;;){
+    const socket = (await socketTo(b)).socket
+    const channel = makeChannel(socket, `room:${slug}`)
+    const states = listen(channel, "presence_state")
+    channel.join()
+    assert.equal((await channel.joins.next(WAIT_MS)).status, "ok")
+    const state = await states.next(WAIT_MS)
+    channel.leave()
+    if(names(state).includes(user.username)){ break }
+    assert.ok(Date.now() < deadline, "node A wrote its presences again within 15 s (every 10 s while anyone is there)")
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
 })
 
 test("what both nodes acknowledged is in PostgreSQL after they stop", async () => {
