@@ -24,6 +24,23 @@ async function socketTo(node, params = {}){
   return client
 }
 
+/** Creates a public room on `node` owned by `owner`; resolves with its slug. */
+async function createRoom(node, owner, prefix){
+  const slug = uniqueName(prefix).replace(/_/g, "-")
+  const created = await fetch(`${node.url}/api/rooms`, {
+    method: "POST",
+    headers: {"content-type": "application/json", authorization: `Bearer ${owner.token}`},
+    body: JSON.stringify({name: `Room ${slug}`, slug}),
+  })
+  assert.equal(created.status, 201, await created.text())
+  return slug
+}
+
+/** A presence_state's usernames, sorted. */
+function names(state){
+  return Object.values(state).flatMap(entry => entry.metas.map(meta => meta.username)).sort()
+}
+
 before(async () => {
   cluster = await startCluster(2)
   ;[a, b] = cluster.nodes
@@ -112,13 +129,7 @@ test("recovering on one node while the other posts a burst: every event exactly 
 test("a chat message sent on node B reaches a room member on node A", async () => {
   const alice = user
   const bob = await createUser(b)
-  const slug = uniqueName("room").replace(/_/g, "-")
-  const created = await fetch(`${a.url}/api/rooms`, {
-    method: "POST",
-    headers: {"content-type": "application/json", authorization: `Bearer ${alice.token}`},
-    body: JSON.stringify({name: `Cluster ${slug}`, slug}),
-  })
-  assert.equal(created.status, 201, await created.text())
+  const slug = await createRoom(a, alice, "room")
   const joined = await fetch(`${b.url}/api/rooms/${slug}/join`, {method: "POST", headers: {authorization: `Bearer ${bob.token}`}})
   assert.ok(joined.ok, `bob joins on B: ${joined.status}`)
   const onA = await joinOk((await socketTo(a, {token: alice.token})).socket, `room:${slug}`)
@@ -134,20 +145,9 @@ test("a chat message sent on node B reaches a room member on node A", async () =
   assert.ok(sent, "the sender's push was acknowledged")
 })
 
-/** A presence_state's usernames, sorted. */
-function names(state){
-  return Object.values(state).flatMap(entry => entry.metas.map(meta => meta.username)).sort()
-}
-
 test("presence crosses nodes; a killed node's presences leave everywhere within the heartbeat bound", async () => {
   const [alice, bob, carol] = [user, await createUser(b), await createUser(a)]
-  const slug = uniqueName("presence").replace(/_/g, "-")
-  const created = await fetch(`${a.url}/api/rooms`, {
-    method: "POST",
-    headers: {"content-type": "application/json", authorization: `Bearer ${alice.token}`},
-    body: JSON.stringify({name: `Presence ${slug}`, slug}),
-  })
-  assert.equal(created.status, 201, await created.text())
+  const slug = await createRoom(a, alice, "presence")
   const topic = `room:${slug}`
   // A third node, killed at the end of this test.
   const c = await cluster.addNode()
@@ -191,13 +191,7 @@ test("a room's presences come back on the broker by themselves after it lost the
   const redis = new URL(REDIS)
   const redisCli = (...args) => run("redis-cli", ["-h", redis.hostname, "-p", redis.port || "6379", ...args])
   try { await redisCli("PING") } catch { t.skip("no redis-cli"); return }
-  const slug = uniqueName("refresh").replace(/_/g, "-")
-  const created = await fetch(`${a.url}/api/rooms`, {
-    method: "POST",
-    headers: {"content-type": "application/json", authorization: `Bearer ${user.token}`},
-    body: JSON.stringify({name: `Refresh ${slug}`, slug}),
-  })
-  assert.equal(created.status, 201, await created.text())
+  const slug = await createRoom(a, user, "refresh")
   await joinOk((await socketTo(a, {token: user.token})).socket, `room:${slug}`)
   // As a broker that restarted empty: the copy of A's presences in this room is gone.
   await redisCli("DEL", `${cluster.namespace}:presence:room:${slug}`)
