@@ -95,7 +95,7 @@ pub async fn start(
         }
     };
     let replica = broker.clone().map(|b| b as Arc<dyn crate::presence::Replica>);
-    let link = link.map(|link| crate::broker::start(link, pubsub.clone()));
+    let link = link.map(|link| link.start(pubsub.clone()));
     let cache = Arc::new(cache);
     let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
     let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());

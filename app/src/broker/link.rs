@@ -79,7 +79,8 @@ impl LinkTasks {
 }
 
 impl Link {
-    pub(super) fn start(self, pubsub: Arc<PubSub>) -> LinkTasks {
+    /// Starts the link's tasks for `pubsub`.
+    pub fn start(self, pubsub: Arc<PubSub>) -> LinkTasks {
         let stop = CancellationToken::new();
         let publisher = Publisher {
             commands: self.commands.clone(),
@@ -346,13 +347,10 @@ impl Receiver {
                 };
                 let Some(message) = message else { break };
                 match message::decode(message.get_payload_bytes()) {
-                    Ok(m) => match RawValue::from_string(m.payload.to_owned()) {
-                        Ok(payload) => {
-                            Metrics::add(&self.metrics.broker_delivered, 1);
-                            self.pubsub.deliver(m.topic, m.seq, m.event, &payload);
-                        }
-                        Err(err) => self.bad(&err),
-                    },
+                    Ok(m) => {
+                        Metrics::add(&self.metrics.broker_delivered, 1);
+                        self.pubsub.deliver(m.topic, m.seq, m.event, m.payload);
+                    }
                     Err(err) => self.bad(&err),
                 }
             }

@@ -34,14 +34,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, watch};
 
-pub use link::LinkTasks;
 use link::Outbound;
+pub use link::{Link, LinkTasks};
 pub use message::{MessageError, Numbered, decode, encode_body};
 use scripts::Keys;
 
 use crate::metrics::Metrics;
 use crate::presence::Replica;
-use crate::pubsub::{Cluster, ClusterError, ClusterHistory, HistoryLimits, PubSub, Retained};
+use crate::pubsub::{Cluster, ClusterError, ClusterHistory, HistoryLimits, Retained};
 use crate::wire;
 
 /// How long one command to the broker may take before it counts as unreachable.
@@ -82,7 +82,7 @@ pub struct Broker {
 
 /// Connects to the broker: agrees on the cluster's epoch and subscribes to its channel,
 /// so nothing published after this returns is missed. The returned link starts its
-/// tasks once the pub/sub exists ([`link::Link::start`]).
+/// tasks once the pub/sub exists ([`Link::start`]).
 pub async fn connect(
     config: &BrokerConfig,
     limits: HistoryLimits,
@@ -261,9 +261,4 @@ impl redis::FromRedisValue for StreamEntry {
         }
         Ok(entry)
     }
-}
-
-/// Starts the link's tasks for `pubsub` (see [`link::Link::start`]).
-pub fn start(link: link::Link, pubsub: Arc<PubSub>) -> LinkTasks {
-    link.start(pubsub)
 }

@@ -385,7 +385,7 @@ impl PubSub {
         }
         Some(self.with_topic(topic, |state| {
             let seq = state.seq + 1;
-            self.fan_out(state, topic, seq, event, payload)
+            self.fan_out(state, topic, seq, event, payload.get())
         }))
     }
 
@@ -405,7 +405,8 @@ impl PubSub {
     /// A broadcast the cluster numbered `seq`, for this node's subscribers (none: nothing
     /// to do). Delivered already (a replay): ignored. Past a gap in the topic's numbers
     /// (broadcasts this node never got): the subscribers are told, then get it.
-    pub fn deliver(&self, topic: &str, seq: u64, event: &str, payload: &RawValue) {
+    /// `payload` is checked to be JSON once, where `seq` is added to it.
+    pub fn deliver(&self, topic: &str, seq: u64, event: &str, payload: &str) {
         // Every node hears every broadcast: the highest of all is where a broker that
         // lost its counters restarts them (see `positions`).
         self.seq_floor.fetch_max(seq, Relaxed);
@@ -452,16 +453,9 @@ impl PubSub {
     /// Numbers the payload `seq`, keeps it (alone: in the topic's history; in a cluster:
     /// for the subscribers still recovering) and queues it, encoded once per serializer,
     /// for every subscriber.
-    fn fan_out(
-        &self,
-        state: &mut TopicState,
-        topic_name: &str,
-        seq: u64,
-        event: &str,
-        payload: &RawValue,
-    ) -> Published {
+    fn fan_out(&self, state: &mut TopicState, topic_name: &str, seq: u64, event: &str, payload: &str) -> Published {
         state.seq = seq;
-        let payload: Arc<RawValue> = match RawValue::from_string(wire::with_seq(payload.get(), seq)) {
+        let payload: Arc<RawValue> = match RawValue::from_string(wire::with_seq(payload, seq)) {
             Ok(raw) => Arc::from(raw),
             Err(err) => {
                 tracing::error!(%err, topic = topic_name, event, "broadcast payload is not JSON");
