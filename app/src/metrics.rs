@@ -36,6 +36,8 @@ pub struct Metrics {
     pub broker_published: AtomicU64,
     /// Numbered broadcasts this node received from the broker.
     pub broker_delivered: AtomicU64,
+    /// Signals (typing, page readers) received from the other nodes.
+    pub broker_signals: AtomicU64,
     pub broker_publish_retries: AtomicU64,
     pub broker_reconnects: AtomicU64,
     /// Subscribers told about a gap (`phx_error`, reason `gap`) after a reconnect.
@@ -56,7 +58,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(2048);
-        let counters: [(&str, &str, &AtomicU64); 20] = [
+        let counters: [(&str, &str, &AtomicU64); 21] = [
             ("firehose_sockets_opened_total", "WebSocket connections accepted", &self.sockets_opened),
             (
                 "firehose_sockets_refused_total",
@@ -101,6 +103,11 @@ impl Metrics {
                 &self.broker_published,
             ),
             ("firehose_broker_delivered_total", "Numbered broadcasts received from the broker", &self.broker_delivered),
+            (
+                "firehose_broker_signals_total",
+                "Unnumbered signals (typing, page readers) received from the other nodes",
+                &self.broker_signals,
+            ),
             (
                 "firehose_broker_publish_retries_total",
                 "Batches of broadcasts the broker did not take at once (retried with back-off)",

@@ -95,7 +95,9 @@ pub async fn start(
         }
     };
     let replica = broker.clone().map(|b| b as Arc<dyn crate::presence::Replica>);
-    let link = link.map(|link| link.start(pubsub.clone()));
+    let peers = broker.clone().map(|b| b as Arc<dyn crate::readers::Peers>);
+    let readers = crate::readers::Readers::spawn(readers_config, peers);
+    let link = link.map(|link| link.start(pubsub.clone(), readers.clone()));
     let cache = Arc::new(cache);
     let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
     let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());
@@ -114,7 +116,7 @@ pub async fn start(
         store,
         writer,
         cache,
-        readers: crate::readers::Readers::spawn(readers_config),
+        readers,
         pubsub,
         metrics,
         shutdown: shutdown_token,

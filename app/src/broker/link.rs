@@ -16,10 +16,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::message;
+use super::message::{self, Message};
 use super::scripts::{self, Keys};
 use crate::metrics::Metrics;
 use crate::pubsub::{HistoryLimits, PubSub};
+use crate::readers::{self, Readers};
 
 /// Broadcasts numbered in one round trip, at most.
 const BATCH: usize = 256;
@@ -42,6 +43,8 @@ pub(super) enum Outbound {
     Broadcast { topic: Box<str>, event: Box<str>, payload: Box<RawValue> },
     /// This node's presences on a topic now (empty: none left).
     Presence { topic: Box<str>, state: String },
+    /// A signal, encoded ([`message::encode_signal`]).
+    Signal(String),
 }
 
 /// The link, connected and subscribed, before its tasks run.
@@ -79,8 +82,8 @@ impl LinkTasks {
 }
 
 impl Link {
-    /// Starts the link's tasks for `pubsub`.
-    pub fn start(self, pubsub: Arc<PubSub>) -> LinkTasks {
+    /// Starts the link's tasks for `pubsub` and `readers`.
+    pub fn start(self, pubsub: Arc<PubSub>, readers: Readers) -> LinkTasks {
         let stop = CancellationToken::new();
         let publisher = Publisher {
             commands: self.commands.clone(),
@@ -95,12 +98,20 @@ impl Link {
         let keeper = Keeper {
             commands: self.commands.clone(),
             keys: self.keys.clone(),
-            node: self.node,
+            node: self.node.clone(),
             pubsub: pubsub.clone(),
+            readers: readers.clone(),
         };
         let keeping = tokio::spawn(keeper.run(stop.clone()));
-        let receiver =
-            Receiver { client: self.client, keys: self.keys, commands: self.commands, metrics: self.metrics, pubsub };
+        let receiver = Receiver {
+            client: self.client,
+            keys: self.keys,
+            node: self.node,
+            commands: self.commands,
+            metrics: self.metrics,
+            pubsub,
+            readers,
+        };
         let receiving = tokio::spawn(receiver.run(self.subscription, stop.clone()));
         LinkTasks { stop, publishing, receiving, keeping }
     }
@@ -164,12 +175,14 @@ pub(super) async fn heartbeat(commands: &mut ConnectionManager, keys: &Keys, nod
 }
 
 /// Heartbeats, and takes out the nodes whose beat stopped: their presences' leaves are
-/// broadcast on each topic they had presences on, so every node's listeners see them go.
+/// broadcast on each topic they had presences on, so every node's listeners see them go,
+/// and this node's readers drop the page readers of every node not alive.
 struct Keeper {
     commands: ConnectionManager,
     keys: Arc<Keys>,
     node: Arc<str>,
     pubsub: Arc<PubSub>,
+    readers: Readers,
 }
 
 impl Keeper {
@@ -185,6 +198,12 @@ impl Keeper {
             }
             if let Err(err) = self.reap().await {
                 tracing::warn!(%err, "cannot take out nodes that stopped");
+            }
+            let mut call = redis::cmd("EVAL");
+            call.arg(scripts::LIVE).arg(1).arg(&self.keys.nodes).arg(&self.keys.node_prefix);
+            match call.query_async::<Vec<String>>(&mut self.commands).await {
+                Ok(live) => self.readers.live(live.into_iter().map(Arc::from).collect()).await,
+                Err(err) => tracing::warn!(%err, "cannot read which nodes are alive"),
             }
         }
     }
@@ -289,6 +308,9 @@ impl Publisher {
                     pipe.hset(self.keys.presence(topic), &*self.node, state).ignore();
                     pipe.sadd(self.keys.presence_index(&self.node), &**topic).ignore();
                 }
+                Outbound::Signal(message) => {
+                    pipe.publish(&self.keys.channel, message).ignore();
+                }
             }
         }
         let mut wait = FIRST_RETRY;
@@ -323,9 +345,12 @@ impl Publisher {
 struct Receiver {
     client: redis::Client,
     keys: Arc<Keys>,
+    /// This node: its own signals come back and are skipped.
+    node: Arc<str>,
     commands: ConnectionManager,
     metrics: Arc<Metrics>,
     pubsub: Arc<PubSub>,
+    readers: Readers,
 }
 
 impl Receiver {
@@ -339,6 +364,9 @@ impl Receiver {
                     None => return,
                 },
             };
+            // Subscribed: whatever the others send from now on reaches this node, so
+            // their page readers can be asked for (they may have changed meanwhile).
+            self.readers.resync().await;
             let mut messages = live.into_on_message();
             loop {
                 let message = tokio::select! {
@@ -347,14 +375,32 @@ impl Receiver {
                 };
                 let Some(message) = message else { break };
                 match message::decode(message.get_payload_bytes()) {
-                    Ok(m) => {
+                    Ok(Message::Numbered(m)) => {
                         Metrics::add(&self.metrics.broker_delivered, 1);
                         self.pubsub.deliver(m.topic, m.seq, m.event, m.payload);
                     }
+                    Ok(Message::Signal(s)) => self.signal(&s).await,
                     Err(err) => self.bad(&err),
                 }
             }
             tracing::warn!("lost the broker's subscription; reconnecting");
+        }
+    }
+
+    /// A signal from another node: page readers' messages go to the readers actor, the
+    /// rest to this node's subscribers.
+    async fn signal(&self, s: &message::Signal<'_>) {
+        if s.origin == &*self.node {
+            return;
+        }
+        Metrics::add(&self.metrics.broker_signals, 1);
+        if readers::is_readers_topic(s.topic) {
+            self.readers.from_peer(s.origin, s.topic, s.event, s.payload).await;
+            return;
+        }
+        match serde_json::from_str::<&RawValue>(s.payload) {
+            Ok(payload) => self.pubsub.deliver_signal(s.topic, s.event, payload, s.except),
+            Err(err) => self.bad(&err),
         }
     }
 

@@ -13,6 +13,9 @@
 //! `link.rs` (the connections' tasks: publishing in order, receiving, reconnecting
 //! with back-off and telling subscribers about a gap, heartbeating).
 //!
+//! Signals ([`Cluster::signal`], [`Peers`]) cross the same channel unnumbered: typing,
+//! and the page readers each node holds for the others.
+//!
 //! Presence across nodes ([`Replica`]): each node keeps its own presences per topic in
 //! a hash field of its own and heartbeats every few seconds (a key that expires
 //! [`link::NODE_TTL`] after the last beat); a join merges the live nodes' states. A node
@@ -36,12 +39,13 @@ use tokio::sync::{mpsc, watch};
 
 use link::Outbound;
 pub use link::{Link, LinkTasks};
-pub use message::{MessageError, Numbered, decode, encode_body};
+pub use message::{Message, MessageError, Numbered, Signal, decode, encode_body, encode_signal};
 use scripts::Keys;
 
 use crate::metrics::Metrics;
 use crate::presence::Replica;
 use crate::pubsub::{Cluster, ClusterError, ClusterHistory, HistoryLimits, Retained};
+use crate::readers::Peers;
 use crate::wire;
 
 /// How long one command to the broker may take before it counts as unreachable.
@@ -185,9 +189,23 @@ impl Replica for Broker {
     }
 }
 
+impl Peers for Broker {
+    fn node(&self) -> &str {
+        &self.node
+    }
+
+    fn tell(&self, topic: &str, event: &str, payload: &str) {
+        self.queue(Outbound::Signal(message::encode_signal(&self.node, None, topic, event, payload)));
+    }
+}
+
 impl Cluster for Broker {
     fn epoch(&self) -> Arc<str> {
         self.epoch.clone()
+    }
+
+    fn signal(&self, topic: &str, event: &str, payload: &str, except: Option<i64>) {
+        self.queue(Outbound::Signal(message::encode_signal(&self.node, except, topic, event, payload)));
     }
 
     fn publish(&self, topic: &str, event: &str, payload: Box<RawValue>) {

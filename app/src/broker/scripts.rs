@@ -151,3 +151,14 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return dead
 "#;
+
+/// The nodes whose heartbeat is alive. KEYS: the node set. ARGV: the heartbeat key prefix.
+pub const LIVE: &str = r#"
+local live = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[1] .. id) == 1 then
+    table.insert(live, id)
+  end
+end
+return live
+"#;

@@ -14,7 +14,7 @@ use crate::readers::{Reader, Ticket};
 pub async fn join(ctx: &Ctx<'_>, topic: &str, _payload: &RawValue) -> Result<JoinGrant, Value> {
     let key = match ctx.user {
         Some(user) => user.id.to_string(),
-        None => format!("anon:{}", ctx.socket.id),
+        None => ctx.state.readers.anonymous_key(ctx.socket.id),
     };
     let mut meta = Map::new();
     meta.insert("online_at".into(), json!(chrono::Utc::now().timestamp()));

@@ -9,9 +9,9 @@
 //! - **Messages** are queued for the store's writer (`store::Writer`, group commit) and
 //!   broadcast as their commits come back, in the order they were posted; the room
 //!   keeps handling commands meanwhile, so a busy room's messages share transactions.
-//! - **Typing** frames go straight to the other channels' outboxes, not through
-//!   pub/sub: the typist's own channels are skipped, and typing (ephemeral) is not
-//!   kept in the topic's recovery history. A typing user's presence meta says
+//! - **Typing** frames go out as pub/sub signals: to every node's channels on the
+//!   topic except the typist's own, neither numbered nor kept in the topic's recovery
+//!   history (typing is ephemeral). A typing user's presence meta says
 //!   `typing: true` until `typing_timeout` passes without another push, or they post.
 //! - **Lifetime**: started by the registry on first use; stops once no channel has
 //!   been joined for `room_idle_timeout`; a panic in a handler is caught at the task's
@@ -37,7 +37,7 @@ use super::registry::Shared;
 use super::{ChatError, Message, MessageBody, PAGE, Role, Room, mentioned, user_json, user_topic};
 use crate::accounts::User;
 use crate::presence::{self, Diff, PhxRef, Presences};
-use crate::pubsub::{SharedFrame, SocketHandle, SubId};
+use crate::pubsub::{SocketHandle, SubId};
 use crate::store::StoreError;
 use crate::uploads::Upload;
 use crate::wire::{self, Vsn, events};
@@ -337,7 +337,8 @@ impl Actor {
             self.broadcast_diff(&diff);
             phx_ref
         });
-        let sub = self.shared.deps.pubsub.subscribe(&self.topic, vsn, socket.clone());
+        let tag = user.as_ref().map(|u| u.id);
+        let sub = self.shared.deps.pubsub.subscribe_as(&self.topic, vsn, socket.clone(), tag);
         let closed = Arc::new(AtomicBool::new(false));
         let entry = Sub { join_ref, closed: closed.clone(), user, socket, vsn, sub, phx_ref, typing: false };
         self.subs.insert(join_id, entry);
@@ -522,22 +523,10 @@ impl Actor {
         }
     }
 
-    /// Pushes an event to every channel here except those of `except_user`, straight
-    /// into their outboxes (a full outbox marks its socket a slow consumer).
+    /// Sends an event to every channel on the room's topic, on every node, except those
+    /// of `except_user`: a signal, so neither numbered nor kept for recovery.
     fn push_to_others<P: Serialize>(&self, except_user: i64, event: &str, payload: &P) {
-        let mut frames: [Option<SharedFrame>; 2] = [None, None];
-        for sub in self.subs.values() {
-            if sub.user.as_ref().is_some_and(|u| u.id == except_user) {
-                continue;
-            }
-            let slot = &mut frames[usize::from(sub.vsn == Vsn::V2)];
-            let frame = slot.get_or_insert_with(|| {
-                Arc::new(Utf8Bytes::from(wire::encode_broadcast(sub.vsn, &self.topic, event, payload)))
-            });
-            if let Err(TrySendError::Full(_)) = sub.socket.outbox.try_send(frame.clone()) {
-                sub.socket.slow.cancel();
-            }
-        }
+        self.shared.deps.pubsub.signal(&self.topic, event, payload, Some(except_user));
     }
 
     /// `presence_diff`, with the topic's `seq` like every broadcast (phoenix.js reads

@@ -20,6 +20,10 @@ pub trait Cluster: Send + Sync + 'static {
     /// broadcast is numbered and delivered later, in the order of the calls.
     fn publish(&self, topic: &str, event: &str, payload: Box<RawValue>);
 
+    /// Hands a signal (see [`super::PubSub::signal`]) to the other nodes: not numbered,
+    /// not kept; in order with this node's broadcasts. Never waits.
+    fn signal(&self, topic: &str, event: &str, payload: &str, except: Option<i64>);
+
     /// Resolves once the broker has taken every broadcast published before the call (or
     /// the link has stopped): a write is acknowledged only after that, so a node that
     /// dies right after an acknowledgement has not taken the broadcast with it.

@@ -69,6 +69,8 @@ struct Subscriber {
     id: SubId,
     vsn: Vsn,
     socket: SocketHandle,
+    /// Whose subscription this is (a user id), for signals that skip that user.
+    tag: Option<i64>,
 }
 
 /// A subscriber whose recovery is being read from the cluster: broadcasts delivered in
@@ -204,7 +206,12 @@ impl PubSub {
 
     /// Adds a subscriber; broadcasts queued after this call reach it.
     pub fn subscribe(&self, topic: &str, vsn: Vsn, socket: SocketHandle) -> SubId {
-        self.with_topic(topic, |state| self.add_subscriber(state, vsn, socket))
+        self.subscribe_as(topic, vsn, socket, None)
+    }
+
+    /// [`PubSub::subscribe`] on behalf of user `tag`, whom a [`PubSub::signal`] may skip.
+    pub fn subscribe_as(&self, topic: &str, vsn: Vsn, socket: SocketHandle, tag: Option<i64>) -> SubId {
+        self.with_topic(topic, |state| self.add_subscriber(state, vsn, socket, tag))
     }
 
     /// Subscribes and answers what the subscriber missed since `since`: all of it or
@@ -223,13 +230,13 @@ impl PubSub {
             return Ok(self.with_topic(topic, |state| {
                 let top = state.seq;
                 let recovery = state.history.recover(&self.epoch, top, since, &self.limits);
-                (self.add_subscriber(state, vsn, socket), recovery)
+                (self.add_subscriber(state, vsn, socket, None), recovery)
             }));
         };
         let id = self.next_id.fetch_add(1, Relaxed);
         self.with_topic(topic, |state| {
             state.recovering.push(Recovering {
-                sub: Subscriber { id, vsn, socket },
+                sub: Subscriber { id, vsn, socket, tag: None },
                 buffered: Vec::new(),
                 until: None,
             });
@@ -272,10 +279,10 @@ impl PubSub {
         self.topics.read().get(topic).map_or_else(|| self.seq_floor.load(Relaxed), |t| t.state.lock().seq)
     }
 
-    fn add_subscriber(&self, state: &mut TopicState, vsn: Vsn, socket: SocketHandle) -> SubId {
+    fn add_subscriber(&self, state: &mut TopicState, vsn: Vsn, socket: SocketHandle, tag: Option<i64>) -> SubId {
         let id = self.next_id.fetch_add(1, Relaxed);
         state.v1_count += usize::from(vsn == Vsn::V1);
-        state.subscribers.push(Subscriber { id, vsn, socket });
+        state.subscribers.push(Subscriber { id, vsn, socket, tag });
         id
     }
 
@@ -387,6 +394,42 @@ impl PubSub {
             let seq = state.seq + 1;
             self.fan_out(state, topic, seq, event, payload.get())
         }))
+    }
+
+    /// Sends `event` to every subscriber of `topic` on every node except user `except`'s
+    /// own subscriptions: not numbered, not kept for recovery (for what is ephemeral,
+    /// like typing). Alone or in a cluster, this node's subscribers get it at once.
+    pub fn signal<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P, except: Option<i64>) {
+        let payload = match serde_json::value::to_raw_value(payload) {
+            Ok(raw) => raw,
+            Err(err) => {
+                tracing::error!(%err, topic, event, "signal payload does not serialise");
+                return;
+            }
+        };
+        self.deliver_signal(topic, event, &payload, except);
+        if let Some(cluster) = &self.cluster {
+            cluster.signal(topic, event, payload.get(), except);
+        }
+    }
+
+    /// A signal from another node (or this one's [`PubSub::signal`]) for this node's
+    /// subscribers of `topic`, user `except`'s skipped.
+    pub fn deliver_signal(&self, topic: &str, event: &str, payload: &RawValue, except: Option<i64>) {
+        let Some(found) = self.topics.read().get(topic).cloned() else { return };
+        self.with_topic_from(found, topic, |state| {
+            let mut frames: [Option<SharedFrame>; 2] = [None, None];
+            state.subscribers.retain(|sub| {
+                if except.is_some() && sub.tag == except {
+                    return true;
+                }
+                let frame = frames[usize::from(sub.vsn == Vsn::V2)].get_or_insert_with(|| {
+                    Arc::new(Utf8Bytes::from(wire::encode_broadcast(sub.vsn, topic, event, payload)))
+                });
+                Self::send(sub, frame)
+            });
+            state.v1_count = state.subscribers.iter().filter(|s| s.vsn == Vsn::V1).count();
+        });
     }
 
     /// Whether this node is one of a cluster (broadcasts are numbered by the broker).

@@ -77,7 +77,7 @@ fn a_subscriber_holding_a_freed_topic_lands_on_the_live_one() {
     let stale = pubsub.topic("room:busy");
     assert_eq!(pubsub.sweep_at(Instant::now() + Duration::from_millis(5)), 1);
     let (socket, mut rx) = handle(1);
-    pubsub.with_topic_from(stale.clone(), "room:busy", |state| pubsub.add_subscriber(state, Vsn::V2, socket));
+    pubsub.with_topic_from(stale.clone(), "room:busy", |state| pubsub.add_subscriber(state, Vsn::V2, socket, None));
     assert!(stale.state.lock().subscribers.is_empty(), "nothing joins a freed topic");
     assert_eq!(pubsub.census().subscribers, 1);
     assert_eq!(bc(&pubsub, "room:busy", "msg").seq, 2);

@@ -5,6 +5,10 @@
 //! Work per tick is bounded by the pages that changed (`dirty`), except when the total
 //! moved: then every page is visited once to refresh its `readers` count, which is
 //! O(pages) per interval, never per join.
+//!
+//! In a cluster a page also holds the other nodes' readers (`Remote`): a key counts on a
+//! page while any node has it there, this node's released diffs go to the peers too,
+//! and the peers' diffs go to this node's seats at once (their own node throttled them).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -16,6 +20,9 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::{Instant, sleep_until};
 
+use serde_json::Value;
+
+use super::peers::{self, CONTROL_TOPIC, Peers, Remote};
 use super::{Command, Joined, Reader, ReadersConfig, Seat, Ticket, events};
 use crate::presence::{self, Diff, DiffThrottle, Presences, SmallMap};
 use crate::pubsub::SharedFrame;
@@ -39,6 +46,8 @@ struct Page {
     sent_at: Option<Instant>,
     /// Busy pages only: each key's `presence_state` text (see [`Fragments`]).
     fragments: Option<Box<Fragments>>,
+    /// The other nodes' readers here (in a cluster).
+    remote: Remote,
 }
 
 /// Each present key's `"<key>":{"metas":[…]}` text, in key order (the order of
@@ -61,15 +70,18 @@ struct Actor {
     dirty: HashSet<Arc<str>>,
     /// The total changed since every page's counts were last checked.
     total_changed: bool,
+    /// The other nodes, in a cluster.
+    peers: Option<Arc<dyn Peers>>,
 }
 
-pub(super) async fn run(config: ReadersConfig, mut rx: mpsc::Receiver<Command>) {
+pub(super) async fn run(config: ReadersConfig, peers: Option<Arc<dyn Peers>>, mut rx: mpsc::Receiver<Command>) {
     let mut actor = Actor {
         interval: config.interval,
         pages: HashMap::new(),
         keys: HashMap::new(),
         dirty: HashSet::new(),
         total_changed: false,
+        peers,
     };
     let period = (config.interval / TICKS_PER_INTERVAL).max(MIN_TICK);
     let mut next_tick: Option<Instant> = None;
@@ -116,10 +128,123 @@ impl Actor {
             }
             Command::Leave(ticket) => self.leave(ticket),
             Command::Counts { topic, reply } => {
-                let readers = self.pages.get(topic.as_str()).map_or(0, |p| p.presences.key_count());
+                let readers = self.pages.get(topic.as_str()).map_or(0, |p| p.readers());
                 let _ = reply.send((readers, self.total()));
             }
+            Command::Peer { node, topic, event, payload } => self.on_peer_message(&node, topic, &event, &payload),
+            Command::Resync => self.tell_peers(CONTROL_TOPIC, peers::events::SYNC, &self.local_state()),
+            Command::Live(nodes) => {
+                let gone: Vec<(Arc<str>, Arc<str>)> = self
+                    .pages
+                    .iter()
+                    .flat_map(|(topic, page)| page.remote.gone_nodes(&nodes).into_iter().map(|n| (topic.clone(), n)))
+                    .collect();
+                for (topic, node) in gone {
+                    self.replace_remote(&topic, &node, None);
+                }
+            }
         }
+    }
+
+    /// Sends a message to the other nodes' readers, if there are any.
+    fn tell_peers<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P) {
+        if let Some(peers) = &self.peers {
+            match serde_json::to_string(payload) {
+                Ok(text) => peers.tell(topic, event, &text),
+                Err(err) => tracing::error!(%err, "readers message does not serialise"),
+            }
+        }
+    }
+
+    /// Every page's readers on this node: `{topic: presence_state}`.
+    fn local_state(&self) -> serde_json::Map<String, Value> {
+        self.pages
+            .iter()
+            .filter(|(_, page)| !page.presences.is_empty())
+            .map(|(topic, page)| (topic.to_string(), page.presences.state()))
+            .collect()
+    }
+
+    /// A message from another node's readers.
+    fn on_peer_message(&mut self, node: &Arc<str>, topic: String, event: &str, payload: &str) {
+        let Ok(payload) = serde_json::from_str::<Value>(payload) else {
+            tracing::warn!(%node, topic, event, "a peer's readers message is not JSON");
+            return;
+        };
+        match (topic.as_str(), event) {
+            (CONTROL_TOPIC, peers::events::STATE | peers::events::SYNC) => {
+                let Value::Object(pages) = payload else { return };
+                let held: Vec<Arc<str>> = self
+                    .pages
+                    .iter()
+                    .filter(|(t, p)| p.remote.held_from(node) && !pages.contains_key(&***t))
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for topic in held {
+                    self.replace_remote(&topic, node, None);
+                }
+                for (topic, state) in &pages {
+                    if super::valid_topic(topic) {
+                        self.replace_remote(&Arc::from(topic.as_str()), node, Some(state));
+                    }
+                }
+                if event == peers::events::SYNC {
+                    self.tell_peers(CONTROL_TOPIC, peers::events::STATE, &self.local_state());
+                }
+            }
+            (_, peers::events::DIFF) if super::valid_topic(&topic) => {
+                let topic: Arc<str> = topic.into();
+                let keys = peers::diff_keys(&payload);
+                self.change_remote(&topic, keys, |remote| remote.apply(node, &payload).map(|_| payload.clone()));
+            }
+            _ => tracing::warn!(%node, topic, event, "ignoring a peer's readers message"),
+        }
+    }
+
+    /// Replaces `node`'s readers on `topic` with `state` (`None`: none).
+    fn replace_remote(&mut self, topic: &Arc<str>, node: &Arc<str>, state: Option<&Value>) {
+        let mut keys = self.pages.get(topic).map(|p| p.remote.keys_of(node)).unwrap_or_default();
+        keys.extend(state.map(peers::state_keys).unwrap_or_default());
+        self.change_remote(topic, keys, |remote| Some(remote.replace(node, state)));
+    }
+
+    /// Applies a change to `topic`'s remote readers that may touch `keys`: counts follow,
+    /// and the seats get the diff `change` returns.
+    fn change_remote(
+        &mut self,
+        topic: &Arc<str>,
+        keys: Vec<Arc<str>>,
+        change: impl FnOnce(&mut Remote) -> Option<Value>,
+    ) {
+        let interval = self.interval;
+        let page = self.pages.entry(topic.clone()).or_insert_with(|| Box::new(Page::new(interval)));
+        let had: Vec<bool> = keys.iter().map(|k| page.has_key(k)).collect();
+        let Some(diff) = change(&mut page.remote) else {
+            tracing::warn!(%topic, "ignoring a peer's readers diff that is not one");
+            self.drop_if_empty(topic);
+            return;
+        };
+        if !peers::diff_is_empty(&diff) {
+            page.send(topic, presence::events::DIFF, &diff);
+        }
+        let moves: Vec<(Arc<str>, bool)> =
+            keys.into_iter().zip(had).filter_map(|(k, had)| (page.has_key(&k) != had).then_some((k, !had))).collect();
+        for (key, present) in moves {
+            self.count_key(key, present);
+        }
+        if !self.drop_if_empty(topic) {
+            self.dirty.insert(topic.clone());
+        }
+    }
+
+    /// Forgets a page nobody is on or reading; whether it did.
+    fn drop_if_empty(&mut self, topic: &Arc<str>) -> bool {
+        let empty = self.pages.get(topic).is_some_and(|p| p.is_empty());
+        if empty {
+            self.pages.remove(topic);
+            self.dirty.remove(topic);
+        }
+        empty
     }
 
     fn join(&mut self, topic: Arc<str>, reader: Reader) -> Joined {
@@ -135,11 +260,11 @@ impl Actor {
                 diff.merge_from(left);
             }
             page.refresh_fragment(&old.key);
-            if !page.presences.contains_key(&old.key) {
+            if !page.has_key(&old.key) {
                 key_changes.push((old.key, false));
             }
         }
-        let had_key = page.presences.contains_key(&reader.key);
+        let had_key = page.has_key(&reader.key);
         let (phx_ref, joined) = page.presences.track(&reader.key, reader.meta);
         diff.merge_from(joined);
         let key = page.presences.key_arc(&reader.key);
@@ -151,11 +276,15 @@ impl Actor {
         // Seated in the same step as the snapshot: no diff falls in between. Text,
         // cheap to build here; the joining channel parses it into its push, off this
         // task.
-        let state = page.state_text();
+        let mut state = page.state_text();
         #[cfg(test)]
         assert_eq!(state, serde_json::to_string(&page.presences).unwrap_or_default(), "fragments in sync");
+        if !page.remote.is_empty() {
+            let local = serde_json::from_str(&state).unwrap_or_default();
+            state = presence::merge(local, page.remote.states()).to_string();
+        }
         page.seats.insert(socket_id, Seat { key, phx_ref, socket: reader.socket, vsn: reader.vsn });
-        let readers = page.presences.key_count();
+        let readers = page.readers();
         for (k, present) in key_changes {
             self.count_key(k, present);
         }
@@ -173,8 +302,8 @@ impl Actor {
         let diff = page.presences.untrack(&seat.key, seat.phx_ref);
         page.refresh_fragment(&seat.key);
         page.keep_fragments();
-        let gone = !page.presences.contains_key(&seat.key);
-        if page.presences.is_empty() && page.seats.is_empty() {
+        let gone = !page.has_key(&seat.key);
+        if page.is_empty() {
             // Nobody is left to tell: drop the page and anything it held. Page paths
             // are the client's choice, so nothing of a page outlives its last reader.
             self.pages.remove(&ticket.topic);
@@ -209,6 +338,7 @@ impl Actor {
         let Some(page) = self.pages.get_mut(topic) else { return };
         if let Some(diff) = page.throttle.push(now.into_std(), diff) {
             page.send(topic, presence::events::DIFF, &diff);
+            tell(self.peers.as_deref(), topic, &diff);
         }
         if page.send_counts(topic, total, self.interval, now) || page.throttle.has_pending() {
             self.dirty.insert(topic.clone());
@@ -230,6 +360,7 @@ impl Actor {
             };
             if let Some(diff) = page.throttle.poll(now.into_std()) {
                 page.send(&topic, presence::events::DIFF, &diff);
+                tell(self.peers.as_deref(), &topic, &diff);
             }
             let counts_held = page.send_counts(&topic, total, self.interval, now);
             if counts_held || page.throttle.has_pending() {
@@ -254,7 +385,23 @@ impl Page {
             sent: None,
             sent_at: None,
             fragments: None,
+            remote: Remote::default(),
         }
+    }
+
+    /// Whether `key` reads this page on any node.
+    fn has_key(&self, key: &str) -> bool {
+        self.presences.contains_key(key) || self.remote.holds(key)
+    }
+
+    /// Distinct keys reading this page on every node.
+    fn readers(&self) -> usize {
+        self.presences.key_count() + self.remote.extra_keys(|k| self.presences.contains_key(k))
+    }
+
+    /// Nobody reads it anywhere and no socket is seated here.
+    fn is_empty(&self) -> bool {
+        self.presences.is_empty() && self.seats.is_empty() && self.remote.is_empty()
     }
 
     /// Re-renders `key`'s fragment after its metas changed (busy pages only).
@@ -326,7 +473,7 @@ impl Page {
     /// Sends the counts if they changed and the last count is an interval old.
     /// Returns whether changed counts are still held.
     fn send_counts(&mut self, topic: &str, total: usize, interval: Duration, now: Instant) -> bool {
-        let counts = (self.presences.key_count(), total);
+        let counts = (self.readers(), total);
         if self.sent == Some(counts) {
             return false;
         }
@@ -337,6 +484,16 @@ impl Page {
         self.sent_at = Some(now);
         self.send(topic, events::READERS, &serde_json::json!({"readers": counts.0, "total": counts.1}));
         false
+    }
+}
+
+/// Sends a diff this node's throttle released for `topic` to the other nodes.
+fn tell(peers: Option<&dyn Peers>, topic: &str, diff: &Diff) {
+    if let Some(peers) = peers {
+        match serde_json::to_string(diff) {
+            Ok(text) => peers.tell(topic, presence::events::DIFF, &text),
+            Err(err) => tracing::error!(%err, "presence diff does not serialise"),
+        }
     }
 }
 

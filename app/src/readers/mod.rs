@@ -3,9 +3,9 @@
 //!
 //! A client joins `page:<path>` (see [`valid_path`]); each join is one reader tracked in
 //! that page's [`Presences`](crate::presence::Presences) under a key (the user id when
-//! signed in, `anon:<socket id>` otherwise) with meta `{online_at}`. The join reply is
-//! `{"readers": <keys on this page>, "total": <distinct keys on all pages>}`, then the
-//! channel gets `presence_state` for the page.
+//! signed in, `anon:<socket id>` otherwise, `anon:<node>.<socket id>` in a cluster) with
+//! meta `{online_at}`. The join reply is `{"readers": <keys on this page>, "total":
+//! <distinct keys on all pages>}`, then the channel gets `presence_state` for the page.
 //!
 //! Changes go out throttled: every page has a [`DiffThrottle`](crate::presence::DiffThrottle),
 //! so a page sees at most one merged `presence_diff` per [`ReadersConfig::interval`]
@@ -23,6 +23,9 @@
 //! applies that idempotently). The channel keeps a [`Ticket`] and hands it back on
 //! leave, re-join, crash or socket close; the actor then untracks the reader.
 //!
+//! In a cluster each node's actor also holds the other nodes' readers (`peers.rs`): the
+//! counts, a join's `presence_state` and the diffs a page's seats get cover every node.
+//!
 //! Memory is the point of that design: a page read by one socket costs under 1 KiB
 //! (a pub/sub topic per page, with its own subscriber list and recovery history, cost
 //! more than the page itself). Pages keep no history — presence is state, not a stream,
@@ -30,6 +33,9 @@
 //! `presence_state` is cached only on busy pages.
 
 mod actor;
+mod peers;
+
+pub use peers::{CONTROL_TOPIC, Peers, is_readers_topic};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +81,11 @@ pub fn valid_path(path: &str) -> bool {
     path.starts_with('/') && path.chars().count() <= MAX_PATH_CHARS && !path.chars().any(char::is_control)
 }
 
+/// Whether `topic` names a page: `page:<path>` with a [`valid_path`].
+pub fn valid_topic(topic: &str) -> bool {
+    topic.strip_prefix(TOPIC_PREFIX).is_some_and(valid_path)
+}
+
 /// What a channel keeps of its reader, to hand back on leave.
 #[derive(Debug)]
 pub struct Ticket {
@@ -105,23 +116,74 @@ pub struct Reader {
 }
 
 enum Command {
-    Join { topic: Arc<str>, reader: Reader, reply: oneshot::Sender<Joined> },
+    Join {
+        topic: Arc<str>,
+        reader: Reader,
+        reply: oneshot::Sender<Joined>,
+    },
     Leave(Ticket),
-    Counts { topic: String, reply: oneshot::Sender<(usize, usize)> },
+    Counts {
+        topic: String,
+        reply: oneshot::Sender<(usize, usize)>,
+    },
+    /// A message from another node's readers (see `peers.rs`).
+    Peer {
+        node: Arc<str>,
+        topic: String,
+        event: String,
+        payload: String,
+    },
+    /// Tell the other nodes this node's readers and ask for theirs.
+    Resync,
+    /// The nodes alive now: the readers of any other are dropped.
+    Live(Vec<Arc<str>>),
 }
 
 /// Handle to the readers actor; cheap to clone.
 #[derive(Clone)]
 pub struct Readers {
     tx: mpsc::Sender<Command>,
+    /// What an anonymous reader's key starts with: `anon:`, and in a cluster the node's
+    /// name too, so two nodes' sockets never share a key.
+    anonymous: Arc<str>,
 }
 
 impl Readers {
-    /// Starts the actor on the current runtime. It stops when every handle is dropped.
-    pub fn spawn(config: ReadersConfig) -> Self {
+    /// Starts the actor on the current runtime, alone or (with `peers`) one node of a
+    /// cluster. It stops when every handle is dropped.
+    pub fn spawn(config: ReadersConfig, peers: Option<Arc<dyn Peers>>) -> Self {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        tokio::spawn(actor::run(config, rx));
-        Self { tx }
+        let anonymous = match &peers {
+            Some(peers) => format!("anon:{}.", peers.node()).into(),
+            None => "anon:".into(),
+        };
+        tokio::spawn(actor::run(config, peers, rx));
+        Self { tx, anonymous }
+    }
+
+    /// The key of an anonymous reader on socket `socket_id`: unique in the cluster.
+    pub fn anonymous_key(&self, socket_id: u64) -> String {
+        format!("{}{socket_id}", self.anonymous)
+    }
+
+    /// A message from `node`'s readers, as it crossed the broker.
+    pub async fn from_peer(&self, node: &str, topic: &str, event: &str, payload: &str) {
+        let cmd =
+            Command::Peer { node: node.into(), topic: topic.into(), event: event.into(), payload: payload.into() };
+        if self.tx.send(cmd).await.is_err() {
+            tracing::warn!("readers actor is gone; a peer's message dropped");
+        }
+    }
+
+    /// Tells the other nodes every page's readers here and asks for theirs: when this
+    /// node joins the cluster, and after its link to the broker dropped.
+    pub async fn resync(&self) {
+        let _ = self.tx.send(Command::Resync).await;
+    }
+
+    /// The cluster's live nodes (this one among them): other nodes' readers go.
+    pub async fn live(&self, nodes: Vec<Arc<str>>) {
+        let _ = self.tx.send(Command::Live(nodes)).await;
     }
 
     /// Tracks `reader` on `topic` (a valid `page:<path>`) and seats its socket in the

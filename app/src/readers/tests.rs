@@ -36,7 +36,7 @@ fn drain(s: &mut FakeSocket) -> Vec<(String, Value)> {
 
 fn setup(interval_ms: u64) -> Readers {
     let config = ReadersConfig { interval: Duration::from_millis(interval_ms), queue: 16 };
-    Readers::spawn(config)
+    Readers::spawn(config, None)
 }
 
 /// How many frames of `event` the socket got whose payload mentions `needle`.

@@ -1,7 +1,8 @@
 // Two firehose nodes on one PostgreSQL database and one Redis broker, with the official
 // phoenix.js client: a broadcast made on either node reaches listeners on both with the
-// same cluster-wide `seq`; chat crosses nodes; recovery works from the other node; what
-// was acknowledged is in PostgreSQL after both nodes stop.
+// same cluster-wide `seq`; chat, typing, room presence and page readers cross nodes;
+// recovery works from the other node; what was acknowledged is in PostgreSQL after both
+// nodes stop.
 
 import {test, before, after} from "node:test"
 import assert from "node:assert/strict"
@@ -183,6 +184,70 @@ test("presence crosses nodes; a killed node's presences leave everywhere within 
   const after = await secondStates.next(WAIT_MS)
   assert.ok(!names(after).includes(carol.username), `the killed node's tab is gone: ${JSON.stringify(after)}`)
   assert.ok(names(after).includes(bob.username))
+  cluster.nodes.splice(cluster.nodes.indexOf(c), 1)
+  await c.stop()
+})
+
+test("typing on node B reaches a room member on node A, but not the typist's own tab there", async () => {
+  const alice = user
+  const bob = await createUser(b)
+  const slug = await createRoom(a, alice, "typing")
+  const joined = await fetch(`${b.url}/api/rooms/${slug}/join`, {method: "POST", headers: {authorization: `Bearer ${bob.token}`}})
+  assert.ok(joined.ok, `bob joins on B: ${joined.status}`)
+  const topic = `room:${slug}`
+  const aliceOnA = await joinOk((await socketTo(a, {token: alice.token})).socket, topic)
+  const aliceHears = {typing: listen(aliceOnA, "user_typing"), stopped: listen(aliceOnA, "user_stopped_typing")}
+  const bobsOtherTab = await joinOk((await socketTo(a, {token: bob.token})).socket, topic)
+  const bobHears = listen(bobsOtherTab, "user_typing")
+  const bobOnB = await joinOk((await socketTo(b, {token: bob.token})).socket, topic)
+  await new Promise((resolve, reject) => {
+    bobOnB.push("typing", {}).receive("ok", resolve).receive("error", reject).receive("timeout", () => reject(new Error("push timeout")))
+  })
+  const typing = await aliceHears.typing.next(WAIT_MS)
+  assert.deepEqual(typing.user, {id: bob.id, username: bob.username})
+  const stopped = await aliceHears.stopped.next(WAIT_MS)
+  assert.equal(stopped.user.id, bob.id, "and that he stopped, after the typing timeout")
+  await assert.rejects(bobHears.next(200), "the typist's own tab on the other node is skipped")
+})
+
+test("page readers: counts, state and diffs cover every node; a killed node's readers leave", async () => {
+  const page = `page:/cluster/${uniqueName("page")}`
+  const c = await cluster.addNode()
+  const carol = await createUser(c)
+  // An anonymous reader on A, then a signed-in one on C.
+  const onA = makeChannel((await socketTo(a)).socket, page)
+  const countsA = listen(onA, "readers")
+  onA.join()
+  const replyA = await onA.joins.next(WAIT_MS)
+  assert.equal(replyA.status, "ok")
+  assert.equal(replyA.response.readers, 1)
+  const onC = await joinOk((await socketTo(c, {token: carol.token})).socket, page)
+  await countsA.nextMatching(counts => counts.readers === 2, "A counting C's reader")
+  // A third reader on B: its state lists all three, its counts say 3, and A hears it.
+  const onB = makeChannel((await socketTo(b)).socket, page)
+  const states = listen(onB, "presence_state")
+  const diffs = listen(onB, "presence_diff")
+  const countsB = listen(onB, "readers")
+  onB.join()
+  const replyB = await onB.joins.next(WAIT_MS)
+  assert.equal(replyB.status, "ok")
+  assert.equal(replyB.response.readers, 3, JSON.stringify(replyB.response))
+  assert.ok(replyB.response.total >= 3)
+  const keys = Object.keys(await states.next(WAIT_MS))
+  assert.equal(keys.length, 3, `one key per reader, anonymous ones apart across nodes: ${keys}`)
+  assert.ok(keys.includes(String(carol.id)))
+  assert.equal(keys.filter(k => k.startsWith("anon:")).length, 2)
+  await countsA.nextMatching(counts => counts.readers === 3, "A counting B's reader")
+  // C dies without a word: its reader leaves B's page within the bound, and counts drop.
+  const killedAt = Date.now()
+  process.kill(c.pid, "SIGKILL")
+  await diffs.nextMatching(d => Object.keys(d.leaves).includes(String(carol.id)), "carol's leave", 20_000)
+  const took = Date.now() - killedAt
+  console.log(`# the killed node's page reader left node B's page ${took} ms after the SIGKILL`)
+  assert.ok(took <= 15_000, `removed within the stated bound: ${took} ms`)
+  await countsB.nextMatching(counts => counts.readers === 2, "B's count without C's reader")
+  await countsA.nextMatching(counts => counts.readers === 2, "A's count without C's reader")
+  onC.leave()
   cluster.nodes.splice(cluster.nodes.indexOf(c), 1)
   await c.stop()
 })
