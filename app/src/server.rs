@@ -130,6 +130,7 @@ pub async fn start(
         socket_slots,
         anon_search,
     });
+    crate::accounts::hear_revocations(&state.pubsub, state.tokens.clone(), state.live_sockets.clone());
     spawn_topic_sweeper(&state);
     let addr = listener.local_addr()?;
     let router = crate::http::router(state.clone());

@@ -26,7 +26,8 @@ use tokio_util::sync::CancellationToken;
 use super::TokenKind;
 
 /// What a socket authenticated with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Credential {
     /// An API token, by id.
     ApiToken(i64),

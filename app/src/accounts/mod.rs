@@ -12,7 +12,8 @@
 //!
 //! A socket follows its credential: sockets that connected with a token are
 //! registered by it (`live.rs`) and closed when it is revoked, the session logs out
-//! or the password changes.
+//! or the password changes. In a cluster the revocation reaches every node (a pub/sub
+//! signal, [`hear_revocations`]): each forgets the token and closes its own sockets.
 //!
 //! No user enumeration: a failed login answers "invalid email or password" whether the
 //! email is unknown or the password wrong, and an unknown email is verified against a
@@ -51,6 +52,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::http::ApiError;
 use crate::state::AppState;
+use std::sync::Arc;
 
 /// A signed-in user as the rest of the app sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,19 +109,60 @@ pub(crate) async fn resolve(state: &AppState, token: &str) -> Result<Option<Toke
     Ok(Some(owner))
 }
 
-/// Revokes `credential` of `user_id` everywhere this node holds it, after the database
-/// forgot it: the token cache first (so no request accepts it any more), then the
-/// sockets that connected with it are closed. Every revocation goes through here or
-/// `revoke_sessions`.
+/// Revokes `credential` of `user_id` everywhere, after the database forgot it: on this
+/// node the token cache first (so no request accepts it any more), then the sockets that
+/// connected with it are closed; the other nodes of a cluster are told to do the same.
+/// Every revocation goes through here or `revoke_sessions`.
 pub fn revoke(state: &AppState, user_id: i64, credential: Credential) {
-    state.tokens.forget(user_id, |kind| Credential::from(kind) == credential);
-    state.live_sockets.revoke(user_id, credential);
+    let revocation = Revocation::One { user_id, credential };
+    revocation.apply(&state.tokens, &state.live_sockets);
+    state.pubsub.signal_others(REVOCATIONS_TOPIC, REVOKED, &revocation);
 }
 
 /// Revokes every session of `user_id` (a password change), as `revoke` does.
 pub fn revoke_sessions(state: &AppState, user_id: i64) {
-    state.tokens.forget(user_id, |kind| matches!(kind, TokenKind::Session { .. }));
-    state.live_sockets.revoke_sessions(user_id);
+    let revocation = Revocation::Sessions { user_id };
+    revocation.apply(&state.tokens, &state.live_sockets);
+    state.pubsub.signal_others(REVOCATIONS_TOPIC, REVOKED, &revocation);
+}
+
+/// The signal topic (never a channel's) on which nodes tell each other of revocations.
+const REVOCATIONS_TOPIC: &str = "accounts";
+const REVOKED: &str = "revoked";
+
+/// A revocation as it crosses between nodes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Revocation {
+    One { user_id: i64, credential: Credential },
+    Sessions { user_id: i64 },
+}
+
+impl Revocation {
+    /// Forgets the token(s) on this node and closes the sockets that used them.
+    fn apply(&self, tokens: &TokenCache, live: &LiveSockets) {
+        match *self {
+            Revocation::One { user_id, credential } => {
+                tokens.forget(user_id, |kind| Credential::from(kind) == credential);
+                live.revoke(user_id, credential);
+            }
+            Revocation::Sessions { user_id } => {
+                tokens.forget(user_id, |kind| matches!(kind, TokenKind::Session { .. }));
+                live.revoke_sessions(user_id);
+            }
+        }
+    }
+}
+
+/// Applies the revocations the other nodes of a cluster make here too.
+pub fn hear_revocations(pubsub: &crate::pubsub::PubSub, tokens: Arc<TokenCache>, live: Arc<LiveSockets>) {
+    pubsub.on_signal(
+        REVOCATIONS_TOPIC,
+        Arc::new(move |event, payload| match (event, serde_json::from_str::<Revocation>(payload.get())) {
+            (REVOKED, Ok(revocation)) => revocation.apply(&tokens, &live),
+            _ => tracing::warn!(event, "ignoring an accounts signal"),
+        }),
+    );
 }
 
 /// A time as stored: RFC 3339, UTC, microseconds (fixed width, so text order is time

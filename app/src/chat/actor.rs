@@ -72,6 +72,9 @@ pub(super) enum Cmd {
     },
     Changed,
     Deleted,
+    /// Another node posted or deleted a message here: `recent` is read again before the
+    /// next join.
+    Stale,
     Crash {
         reply: oneshot::Sender<Result<(), ChatError>>,
     },
@@ -125,6 +128,8 @@ struct Actor {
     usernames: HashMap<String, i64>,
     /// The last `PAGE` messages, oldest first.
     recent: VecDeque<Message>,
+    /// Another node changed the room's messages since `recent` was read (a cluster).
+    recent_stale: bool,
     subs: HashMap<u64, Sub>,
     presences: Presences,
     /// Typing users and when they stop counting as typing.
@@ -191,7 +196,7 @@ fn refuse_all(rx: &mut mpsc::Receiver<Cmd>, err: ChatError) {
             Cmd::Join { reply, .. } => drop(reply.send(Err(err.clone()))),
             Cmd::Post { reply, .. } => drop(reply.send(Err(err.clone()))),
             Cmd::Delete { reply, .. } | Cmd::Crash { reply } => drop(reply.send(Err(err.clone()))),
-            Cmd::Leave { .. } | Cmd::Typing { .. } | Cmd::Changed | Cmd::Deleted => {}
+            Cmd::Leave { .. } | Cmd::Typing { .. } | Cmd::Changed | Cmd::Deleted | Cmd::Stale => {}
         }
     }
 }
@@ -216,6 +221,7 @@ impl Actor {
             members: HashMap::new(),
             usernames: HashMap::new(),
             recent,
+            recent_stale: false,
             subs: HashMap::new(),
             presences: Presences::new(),
             typing: HashMap::new(),
@@ -277,6 +283,9 @@ impl Actor {
     async fn handle(&mut self, cmd: Cmd) -> Flow {
         match cmd {
             Cmd::Join { join_id, join_ref, user, socket, vsn, reply } => {
+                if self.recent_stale {
+                    self.reload_recent().await;
+                }
                 self.join(join_id, join_ref, user, socket, vsn, reply)
             }
             Cmd::Leave { join_id } => self.remove(join_id),
@@ -292,6 +301,7 @@ impl Actor {
             }
             Cmd::Typing { user, join_id } => self.typing(user, join_id),
             Cmd::Changed => return self.reload().await,
+            Cmd::Stale => self.recent_stale = true,
             Cmd::Deleted => {
                 self.close_room();
                 return Flow::Stop;
@@ -420,6 +430,7 @@ impl Actor {
         self.shared.deps.pubsub.broadcast(&self.topic, event::NEW_MESSAGE, &payload);
         self.stop_typing(message.user.id);
         self.notify_mentions(&message);
+        self.messages_changed();
         let id = message.id;
         self.recent.push_back(message);
         while self.recent.len() > PAGE {
@@ -465,7 +476,25 @@ impl Actor {
             }
         }
         self.shared.deps.pubsub.broadcast(&self.topic, event::MESSAGE_DELETED, &json!({"id": id}));
+        self.messages_changed();
         Ok(())
+    }
+
+    /// Tells the other nodes' actors of this room (a cluster) that its messages changed.
+    fn messages_changed(&self) {
+        let payload = json!({ "slug": self.slug });
+        self.shared.deps.pubsub.signal_others(super::registry::NODES_TOPIC, super::registry::MESSAGES, &payload);
+    }
+
+    /// Reads the last `PAGE` messages again (another node changed them).
+    async fn reload_recent(&mut self) {
+        match self.shared.deps.store.messages_before(self.room.id, None, PAGE).await {
+            Ok(page) => {
+                self.recent = page.into();
+                self.recent_stale = false;
+            }
+            Err(err) => tracing::warn!(%err, room = %self.slug, "cannot read the room's recent messages"),
+        }
     }
 
     fn typing(&mut self, user: User, join_id: u64) {
@@ -577,10 +606,13 @@ impl Actor {
     }
 
     /// The room is gone: its channels hear `room_deleted`, then are closed
-    /// (`phx_close`) and unsubscribed.
+    /// (`phx_close`) and unsubscribed. Each node's actor tells its own channels (in a
+    /// cluster every node's actor is told the room is gone), so none hears it twice.
     fn close_room(&mut self) {
-        let slug = self.slug.clone();
-        self.shared.deps.pubsub.broadcast(&self.topic, event::ROOM_DELETED, &json!({"slug": slug}));
+        let payload = json!({ "slug": self.slug });
+        for sub in self.subs.values() {
+            push_frame(sub, wire::encode_broadcast(sub.vsn, &self.topic, event::ROOM_DELETED, &payload));
+        }
         for (_, sub) in self.subs.drain() {
             self.shared.deps.pubsub.unsubscribe(&self.topic, sub.sub);
             close_channel(&sub, &self.topic);

@@ -29,6 +29,13 @@ use crate::store::{Store, Writer};
 use crate::uploads::Upload;
 use crate::wire::Vsn;
 
+/// The topic of what a node tells the others about rooms (a signal; never a channel's
+/// topic): a room's record or members changed, it was deleted, its messages changed.
+pub(super) const NODES_TOPIC: &str = "rooms";
+pub(super) const CHANGED: &str = "changed";
+pub(super) const DELETED: &str = "deleted";
+pub(super) const MESSAGES: &str = "messages";
+
 /// What every room actor needs from the app.
 pub(super) struct Deps {
     pub store: Store,
@@ -71,10 +78,29 @@ impl RoomRegistry {
         shutdown: CancellationToken,
         replica: Option<Arc<dyn Replica>>,
     ) -> Self {
-        let deps = Deps { store, writer, pubsub, config, crash_hook, shutdown, replica };
+        let deps = Deps { store, writer, pubsub: pubsub.clone(), config, crash_hook, shutdown, replica };
         let shared =
             Shared { rooms: Mutex::default(), deps, generations: AtomicU64::new(0), join_ids: AtomicU64::new(1) };
-        Self { shared: Arc::new(shared) }
+        let shared = Arc::new(shared);
+        // What the other nodes did to a room reaches its actor here, if one runs.
+        let weak = Arc::downgrade(&shared);
+        pubsub.on_signal(
+            NODES_TOPIC,
+            Arc::new(move |event, payload| {
+                let Some(shared) = weak.upgrade() else { return };
+                let Ok(RoomSignal { slug }) = serde_json::from_str(payload.get()) else {
+                    tracing::warn!(event, "ignoring a room signal without a slug");
+                    return;
+                };
+                match event {
+                    CHANGED => shared.notify(&slug, Cmd::Changed),
+                    DELETED => shared.notify(&slug, Cmd::Deleted),
+                    MESSAGES => shared.notify(&slug, Cmd::Stale),
+                    _ => tracing::warn!(event, "ignoring a room signal"),
+                }
+            }),
+        );
+        Self { shared }
     }
 
     /// Number of running room actors.
@@ -108,11 +134,8 @@ impl RoomRegistry {
         Ok(())
     }
 
-    /// Queues `cmd` only if the room's actor is running (nothing to tell otherwise).
     fn notify(&self, slug: &str, cmd: Cmd) {
-        if let Some(entry) = self.shared.rooms.lock().get(slug) {
-            let _ = entry.tx.try_send(cmd);
-        }
+        self.shared.notify(slug, cmd);
     }
 
     /// Joins a channel to the room: access check, presence, subscription, last messages.
@@ -172,14 +195,18 @@ impl RoomRegistry {
         self.send(slug, Cmd::Typing { user, join_id })
     }
 
-    /// The room's record or its members changed: a running actor reloads them.
+    /// The room's record or its members changed: a running actor reloads them, on
+    /// every node.
     pub fn room_changed(&self, slug: &str) {
         self.notify(slug, Cmd::Changed);
+        self.shared.deps.pubsub.signal_others(NODES_TOPIC, CHANGED, &RoomSignal { slug: slug.into() });
     }
 
-    /// The room was deleted: a running actor tells its channels and stops.
+    /// The room was deleted: a running actor tells its channels and stops, on every
+    /// node.
     pub fn room_deleted(&self, slug: &str) {
         self.notify(slug, Cmd::Deleted);
+        self.shared.deps.pubsub.signal_others(NODES_TOPIC, DELETED, &RoomSignal { slug: slug.into() });
     }
 
     /// Makes the room's actor panic (the crash hook; refused unless enabled).
@@ -193,7 +220,20 @@ impl RoomRegistry {
     }
 }
 
+/// The payload of a room signal.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoomSignal {
+    slug: String,
+}
+
 impl Shared {
+    /// Queues `cmd` only if the room's actor is running (nothing to tell otherwise).
+    fn notify(&self, slug: &str, cmd: Cmd) {
+        if let Some(entry) = self.rooms.lock().get(slug) {
+            let _ = entry.tx.try_send(cmd);
+        }
+    }
+
     /// Removes the entry of `generation` for `slug` and closes its queue, unless a
     /// command is waiting in it. Returns whether the actor may stop.
     pub(super) fn retire(&self, slug: &str, generation: u64, rx: &mut mpsc::Receiver<Cmd>) -> bool {

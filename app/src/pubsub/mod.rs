@@ -146,7 +146,13 @@ pub struct PubSub {
     seq_floor: AtomicU64,
     /// The cluster this node is part of, if any: it numbers broadcasts and keeps history.
     cluster: Option<Arc<dyn Cluster>>,
+    /// Topics whose signals are for a part of the app, not for subscribers (see
+    /// [`PubSub::on_signal`]).
+    handlers: RwLock<HashMap<Box<str>, SignalHandler>>,
 }
+
+/// Takes the signals of one topic: `(event, payload)`.
+pub type SignalHandler = Arc<dyn Fn(&str, &RawValue) + Send + Sync>;
 
 impl Default for PubSub {
     fn default() -> Self {
@@ -163,6 +169,7 @@ impl PubSub {
             epoch: history::new_epoch(),
             seq_floor: AtomicU64::new(0),
             cluster: None,
+            handlers: RwLock::default(),
         }
     }
 
@@ -413,9 +420,30 @@ impl PubSub {
         }
     }
 
+    /// [`PubSub::signal`] for the other nodes only (none when alone): what this node
+    /// has already done for itself.
+    pub fn signal_others<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P) {
+        let Some(cluster) = &self.cluster else { return };
+        match serde_json::to_string(payload) {
+            Ok(text) => cluster.signal(topic, event, &text, None),
+            Err(err) => tracing::error!(%err, topic, event, "signal payload does not serialise"),
+        }
+    }
+
+    /// Signals on `topic` go to `handler` instead of subscribers (a part of the app that
+    /// keeps state per node, e.g. the rooms, hears what the other nodes did).
+    pub fn on_signal(&self, topic: &str, handler: SignalHandler) {
+        self.handlers.write().insert(topic.into(), handler);
+    }
+
     /// A signal from another node (or this one's [`PubSub::signal`]) for this node's
     /// subscribers of `topic`, user `except`'s skipped.
     pub fn deliver_signal(&self, topic: &str, event: &str, payload: &RawValue, except: Option<i64>) {
+        let handler = self.handlers.read().get(topic).cloned();
+        if let Some(handler) = handler {
+            handler(event, payload);
+            return;
+        }
         let Some(found) = self.topics.read().get(topic).cloned() else { return };
         self.with_topic_from(found, topic, |state| {
             let mut frames: [Option<SharedFrame>; 2] = [None, None];

@@ -25,16 +25,30 @@ async function socketTo(node, params = {}){
   return client
 }
 
-/** Creates a public room on `node` owned by `owner`; resolves with its slug. */
-async function createRoom(node, owner, prefix){
+/** Creates a room (public unless `fields` say otherwise) on `node` owned by `owner`; resolves with its slug. */
+async function createRoom(node, owner, prefix, fields = {}){
   const slug = uniqueName(prefix).replace(/_/g, "-")
   const created = await fetch(`${node.url}/api/rooms`, {
     method: "POST",
     headers: {"content-type": "application/json", authorization: `Bearer ${owner.token}`},
-    body: JSON.stringify({name: `Room ${slug}`, slug}),
+    body: JSON.stringify({name: `Room ${slug}`, slug, ...fields}),
   })
   assert.equal(created.status, 201, await created.text())
   return slug
+}
+
+/** `method` `path` on `node` as `user` with a JSON body; resolves with the response. */
+function call(node, user, method, path, body){
+  const headers = {authorization: `Bearer ${user.token}`}
+  if(body !== undefined){ headers["content-type"] = "application/json" }
+  return fetch(`${node.url}${path}`, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)})
+}
+
+/** Asserts `response` has `status`; resolves with its JSON body (null when empty). */
+async function expectStatus(response, status){
+  const text = await response.text()
+  assert.equal(response.status, status, text)
+  return text ? JSON.parse(text) : null
 }
 
 /** A presence_state's usernames, sorted. */
@@ -208,6 +222,45 @@ test("typing on node B reaches a room member on node A, but not the typist's own
   const stopped = await aliceHears.stopped.next(WAIT_MS)
   assert.equal(stopped.user.id, bob.id, "and that he stopped, after the typing timeout")
   await assert.rejects(bobHears.next(200), "the typist's own tab on the other node is skipped")
+})
+
+test("what one node does to a room reaches the room's actor on the other: members, messages, deletion", async () => {
+  const alice = user
+  const bob = await createUser(b)
+  const slug = await createRoom(a, alice, "private", {private: true})
+  const topic = `room:${slug}`
+  // The room runs on node A (Alice is in it); Bob is invited on node B.
+  const aliceOnA = await joinOk((await socketTo(a, {token: alice.token})).socket, topic)
+  const deleted = listen(aliceOnA, "room_deleted")
+  const refused = await joinChannel((await socketTo(a, {token: bob.token})).socket, topic)
+  assert.equal(refused.reply.status, "error", "not a member yet")
+  refused.channel.leave()
+  await expectStatus(await call(b, alice, "POST", `/api/rooms/${slug}/invites`, {username: bob.username}), 201)
+  // A message posted on node B is in the join snapshot node A answers.
+  const posted = await call(b, bob, "POST", `/api/rooms/${slug}/messages`, {body: "posted on B"})
+  const postedId = (await expectStatus(posted, 201)).data.id
+  const bobOnA = makeChannel((await socketTo(a, {token: bob.token})).socket, topic)
+  bobOnA.join()
+  const joined = await bobOnA.joins.next(WAIT_MS)
+  assert.equal(joined.status, "ok", `the invitation made on B admits Bob on A: ${JSON.stringify(joined.response)}`)
+  assert.ok(joined.response.messages.some(m => m.id === postedId), "node A's snapshot has B's message")
+  // Deleted on node B: the channels on node A hear it once and are closed.
+  await expectStatus(await call(b, alice, "DELETE", `/api/rooms/${slug}`), 204)
+  assert.equal((await deleted.next(WAIT_MS)).slug, slug)
+  await aliceOnA.closes.next(WAIT_MS)
+  await assert.rejects(deleted.next(300), "room_deleted comes once")
+})
+
+test("a token revoked on node B closes the sockets it opened on node A", async () => {
+  const token = (await expectStatus(await call(b, user, "POST", "/api/tokens", {name: "cluster laptop"}), 201)).data
+  const client = await socketTo(a, {token: token.token})
+  await joinOk(client.socket, FIREHOSE)
+  await expectStatus(await call(b, user, "DELETE", `/api/tokens/${token.id}`), 204)
+  const closed = await client.closes.next(WAIT_MS)
+  assert.equal(closed.code, 1008, "closed as revoked, by the node that did not revoke it")
+  client.socket.disconnect()
+  const refused = await fetch(`${a.url}/api/tokens`, {headers: {authorization: `Bearer ${token.token}`}})
+  assert.equal(refused.status, 401, "and node A refuses the token")
 })
 
 test("page readers: counts, state and diffs cover every node; a killed node's readers leave", async () => {
