@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::bookmarks::{RecentCache, publish_created, publish_deleted};
+use crate::bookmarks::{RecentCache, publish_created, publish_deleted, share_created, share_deleted};
 use crate::likes;
 use crate::metrics::Metrics;
 use crate::pubsub::PubSub;
@@ -53,11 +53,13 @@ impl Publisher {
             Change::BookmarkCreated(bookmark) => {
                 if bookmark.public {
                     self.cache.insert(bookmark.clone());
+                    share_created(&self.pubsub, bookmark);
                 }
                 publish_created(&self.pubsub, &self.metrics, bookmark);
             }
             Change::BookmarkDeleted(bookmark) => {
                 self.cache.remove(bookmark.id);
+                share_deleted(&self.pubsub, bookmark.id);
                 publish_deleted(&self.pubsub, &self.metrics, bookmark);
             }
             Change::LikeCount { bookmark_id, count } => {

@@ -99,6 +99,7 @@ pub async fn start(
     let readers = crate::readers::Readers::spawn(readers_config, peers);
     let link = link.map(|link| link.start(pubsub.clone(), readers.clone()));
     let cache = Arc::new(cache);
+    cache.hear_other_nodes(&pubsub);
     let publisher = Publisher { pubsub: pubsub.clone(), metrics: metrics.clone(), cache: cache.clone() };
     let writer = Writer::spawn(store.clone(), config.write_queue, publisher.spawn());
     let shutdown_token = CancellationToken::new();

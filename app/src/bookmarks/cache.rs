@@ -2,6 +2,11 @@
 //! the database at boot and kept current by the create/delete paths. It serves the
 //! feeds and the random page without touching the database; a page reaching past what
 //! it holds is answered by the store instead.
+//!
+//! In a cluster each node has its own cache: what one node commits reaches the others'
+//! as a pub/sub signal ([`share_created`], [`share_deleted`], heard by
+//! [`RecentCache::hear_other_nodes`]), so no node serves a bookmark deleted elsewhere or
+//! leaves out one made elsewhere.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -10,6 +15,7 @@ use parking_lot::RwLock;
 use rand::Rng;
 
 use super::Bookmark;
+use crate::pubsub::PubSub;
 use crate::store::{Store, StoreError};
 
 pub struct RecentCache {
@@ -25,7 +31,45 @@ struct Inner {
     truncated: bool,
 }
 
+/// The signal topic (never a channel's) on which nodes share what their caches took in.
+const NODES_TOPIC: &str = "bookmarks";
+const CREATED: &str = "created";
+const DELETED: &str = "deleted";
+
+/// Tells the other nodes (none when alone) of a public bookmark this node committed.
+pub fn share_created(pubsub: &PubSub, bookmark: &Bookmark) {
+    pubsub.signal_others(NODES_TOPIC, CREATED, &bookmark.to_json());
+}
+
+/// Tells the other nodes (none when alone) of a bookmark this node deleted.
+pub fn share_deleted(pubsub: &PubSub, id: i64) {
+    pubsub.signal_others(NODES_TOPIC, DELETED, &serde_json::json!({ "id": id }));
+}
+
 impl RecentCache {
+    /// Keeps this cache in step with what the other nodes of a cluster commit.
+    pub fn hear_other_nodes(self: &Arc<Self>, pubsub: &PubSub) {
+        let cache = Arc::downgrade(self);
+        pubsub.on_signal(
+            NODES_TOPIC,
+            Arc::new(move |event, payload| {
+                let Some(cache) = cache.upgrade() else { return };
+                let value: serde_json::Value = serde_json::from_str(payload.get()).unwrap_or_default();
+                match event {
+                    CREATED => match Bookmark::from_json(&value) {
+                        Some(bookmark) if bookmark.public => cache.insert(Arc::new(bookmark)),
+                        _ => tracing::warn!("ignoring another node's bookmark that does not read"),
+                    },
+                    DELETED => match value.get("id").and_then(serde_json::Value::as_i64) {
+                        Some(id) => cache.remove(id),
+                        None => tracing::warn!("ignoring another node's deletion without an id"),
+                    },
+                    _ => tracing::warn!(event, "ignoring a bookmarks signal"),
+                }
+            }),
+        );
+    }
+
     pub async fn load(store: &Store, capacity: usize) -> Result<Self, StoreError> {
         let mut rows = store.recent_public(None, None, capacity + 1).await?;
         let truncated = rows.len() > capacity;

@@ -10,7 +10,7 @@ pub mod service;
 mod validate;
 
 pub use api::router;
-pub use cache::RecentCache;
+pub use cache::{RecentCache, share_created, share_deleted};
 pub use model::Bookmark;
 pub use publish::{FIREHOSE_TOPIC, TAG_TOPIC_PREFIX, publish_created, publish_deleted};
 pub use validate::{NewBookmark, normalize_tag};

@@ -1,5 +1,6 @@
 //! The stored bookmark and its two outward shapes (API JSON, broadcast payload).
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::User;
@@ -30,6 +31,37 @@ impl Bookmark {
             "tags": self.tags,
             "user": {"id": self.user.id, "username": self.user.username},
             "inserted_at": self.inserted_at,
+        })
+    }
+
+    /// Reads back what [`Bookmark::to_json`] wrote (another node's bookmark).
+    pub fn from_json(value: &Value) -> Option<Bookmark> {
+        #[derive(serde::Deserialize)]
+        struct Json {
+            id: i64,
+            title: String,
+            description: String,
+            url: String,
+            public: bool,
+            tags: Vec<String>,
+            user: JsonUser,
+            inserted_at: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct JsonUser {
+            id: i64,
+            username: String,
+        }
+        let b = Json::deserialize(value).ok()?;
+        Some(Bookmark {
+            id: b.id,
+            title: b.title,
+            description: b.description,
+            url: b.url,
+            public: b.public,
+            tags: b.tags,
+            user: User { id: b.user.id, username: b.user.username },
+            inserted_at: b.inserted_at,
         })
     }
 

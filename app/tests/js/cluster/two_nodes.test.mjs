@@ -251,6 +251,24 @@ test("what one node does to a room reaches the room's actor on the other: member
   await assert.rejects(deleted.next(300), "room_deleted comes once")
 })
 
+test("a bookmark made or deleted on node B is listed or gone on node A at once", async () => {
+  const made = await createBookmark(b, user, {title: "made on B", url: "https://example.com/made-on-b"})
+  /** Node A's first page of bookmarks, polled until `accept` holds (bounded). */
+  async function firstPageOnA(accept, what){
+    const deadline = Date.now() + WAIT_MS
+    for(;;){
+      const page = (await expectStatus(await fetch(`${a.url}/api/bookmarks`), 200)).data
+      if(accept(page)){ return page }
+      assert.ok(Date.now() < deadline, `${what}: ${JSON.stringify(page.slice(0, 3))}`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+  await firstPageOnA(page => page.some(bm => bm.id === made.id), "node A lists the bookmark made on B")
+  await expectStatus(await call(b, user, "DELETE", `/api/bookmarks/${made.id}`), 204)
+  await firstPageOnA(page => !page.some(bm => bm.id === made.id), "node A no longer lists it")
+  await expectStatus(await fetch(`${a.url}/api/bookmarks/${made.id}`), 404)
+})
+
 test("a token revoked on node B closes the sockets it opened on node A", async () => {
   const token = (await expectStatus(await call(b, user, "POST", "/api/tokens", {name: "cluster laptop"}), 201)).data
   const client = await socketTo(a, {token: token.token})
