@@ -14,6 +14,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…` URL; `None` means `<data_dir>/firehose.db`.
     pub database_url: Option<String>,
+    /// Where upload files live when not in the data dir: a directory the nodes of a
+    /// cluster share, so an upload made on one is served by every other.
+    pub uploads_dir: Option<PathBuf>,
     /// The broker that makes this node one of a cluster (`--pubsub-url`); `None`: the
     /// in-process pub/sub, alone.
     pub broker: Option<crate::broker::BrokerConfig>,
@@ -204,6 +207,7 @@ impl Config {
         Self {
             data_dir: data_dir.into(),
             database_url: None,
+            uploads_dir: None,
             broker: None,
             cache_capacity: 10_000,
             write_queue: crate::store::DEFAULT_WRITE_QUEUE,
@@ -223,6 +227,11 @@ impl Config {
     }
 
     /// The database URL in effect.
+    /// The directory upload files go under: `--uploads-dir`, else the data dir.
+    pub fn uploads_root(&self) -> &std::path::Path {
+        self.uploads_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) => url.clone(),

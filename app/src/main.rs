@@ -31,6 +31,10 @@ struct ServeArgs {
     /// Directory for the SQLite database and uploads.
     #[arg(long, env = "FIREHOSE_DATA_DIR", default_value = "firehose-data")]
     data_dir: PathBuf,
+    /// Where upload files live (default: the data dir). The nodes of a cluster share
+    /// one, so an upload made on one node is served by every other.
+    #[arg(long, env = "FIREHOSE_UPLOADS_DIR")]
+    uploads_dir: Option<PathBuf>,
     /// Database URL (default: sqlite file in the data dir).
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
@@ -159,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut config = Config::for_data_dir(&args.data_dir);
     config.database_url = args.database_url;
+    config.uploads_dir = args.uploads_dir;
     config.broker =
         args.pubsub_url.map(|url| firehose_app::broker::BrokerConfig { url, namespace: args.pubsub_namespace.clone() });
     config.socket.idle_timeout = Duration::from_secs(args.idle_timeout_secs.max(1));

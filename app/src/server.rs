@@ -70,7 +70,8 @@ pub async fn start(
     }
     let store = Store::open(&config.database_url()).await?;
     // Before anything is served, so no upload is in flight: what a crash left behind.
-    if let Err(err) = crate::uploads::sweep_orphans(&store, &config.data_dir).await {
+    let grace = config.uploads_dir.is_some().then_some(crate::uploads::SHARED_GRACE);
+    if let Err(err) = crate::uploads::sweep_orphans(&store, config.uploads_root(), grace).await {
         tracing::warn!(%err, "could not sweep orphaned upload files");
     }
     let cache = RecentCache::load(&store, config.cache_capacity).await?;

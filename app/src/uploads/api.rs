@@ -66,7 +66,7 @@ pub async fn accept(state: &AppState, user_id: i64, multipart: &mut Multipart) -
         discard(multipart, max.saturating_add(FORM_OVERHEAD)).await;
         return Err(refused);
     }
-    let dir = UploadDir::new(&state.config.data_dir);
+    let dir = UploadDir::new(state.config.uploads_root());
     let received = receive(multipart, &dir, max).await?;
     // Refused here, `received` is dropped and its partial file deleted.
     budget::after(state, user_id, received.size as u64).await?;
@@ -101,7 +101,7 @@ async fn remove(
 ) -> Result<StatusCode, ApiError> {
     let id = params::path_id(&id, "upload")?;
     let upload = state.store.delete_upload(id, user.id).await?.ok_or(ApiError::NotFound("no such upload"))?;
-    let dir = UploadDir::new(&state.config.data_dir);
+    let dir = UploadDir::new(state.config.uploads_root());
     if let Err(err) = dir.remove(&upload.key, upload.kind).await {
         // The row is gone, so the file is no longer reachable; it only takes space.
         tracing::warn!(%err, key = upload.key.as_str(), "could not remove the file of a deleted upload");

@@ -27,4 +27,4 @@ pub use model::{NewUpload, Upload, UploadKey};
 pub use name::{MAX_NAME_BYTES, sanitize as sanitize_filename};
 pub use sniff::{Kind, Sniffer};
 pub use storage::UploadDir;
-pub use sweep::{Swept, sweep_orphans};
+pub use sweep::{SHARED_GRACE, Swept, sweep_orphans};

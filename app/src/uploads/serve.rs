@@ -37,7 +37,7 @@ pub async fn serve(
     let Ok(Path(raw)) = key else { return Err(NOT_FOUND) };
     let key = UploadKey::parse(&raw).ok_or(NOT_FOUND)?;
     let upload = state.store.upload_by_key(&key).await?.ok_or(NOT_FOUND)?;
-    let dir = UploadDir::new(&state.config.data_dir);
+    let dir = UploadDir::new(state.config.uploads_root());
     let file = match dir.open(&key, upload.kind).await {
         Ok(Some(file)) => file,
         Ok(None) => {

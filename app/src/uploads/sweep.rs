@@ -5,9 +5,14 @@
 //! yet, so every partial file is an orphan, and a stored file is one when the database
 //! has no upload with its key and type. Files whose names we never make are left
 //! alone (with a warning): the sweep only deletes what this server wrote.
+//!
+//! A directory shared by the nodes of a cluster (`--uploads-dir`) may have requests in
+//! flight on the other nodes: there the sweep removes only files untouched for
+//! [`SHARED_GRACE`], which no upload still being received or committed is.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::fs;
 
@@ -21,9 +26,14 @@ pub struct Swept {
     pub stored: usize,
 }
 
-/// Removes the orphaned upload files under `data_dir` (see the module docs).
-pub async fn sweep_orphans(store: &Store, data_dir: &Path) -> Result<Swept, String> {
-    let dir = UploadDir::new(data_dir);
+/// How long a file in a shared uploads directory must have been left alone before a
+/// starting node may take it for an orphan.
+pub const SHARED_GRACE: Duration = Duration::from_secs(3600);
+
+/// Removes the orphaned upload files under `root` (see the module docs); with `grace`,
+/// only those not modified for that long.
+pub async fn sweep_orphans(store: &Store, root: &Path, grace: Option<Duration>) -> Result<Swept, String> {
+    let dir = UploadDir::new(root);
     let recorded: HashSet<PathBuf> = store
         .upload_files()
         .await
@@ -33,6 +43,9 @@ pub async fn sweep_orphans(store: &Store, data_dir: &Path) -> Result<Swept, Stri
         .collect();
     let mut swept = Swept::default();
     for path in files_in(dir.partial_dir()).await? {
+        if !left_alone(&path, grace).await {
+            continue;
+        }
         if path.extension().is_some_and(|e| e == "part") {
             remove(&path).await?;
             swept.partial += 1;
@@ -41,7 +54,7 @@ pub async fn sweep_orphans(store: &Store, data_dir: &Path) -> Result<Swept, Stri
         }
     }
     for path in files_in(dir.stored_dir()).await? {
-        if recorded.contains(&path) {
+        if recorded.contains(&path) || !left_alone(&path, grace).await {
             continue;
         }
         if is_upload_name(&path) {
@@ -63,6 +76,13 @@ fn is_upload_name(path: &Path) -> bool {
         return false;
     };
     UploadKey::parse(stem).is_some() && Kind::ALL.iter().any(|k| ext == k.extension())
+}
+
+/// Whether `path` has not been modified for `grace` (always, without one).
+async fn left_alone(path: &Path, grace: Option<Duration>) -> bool {
+    let Some(grace) = grace else { return true };
+    let modified = fs::metadata(path).await.and_then(|m| m.modified());
+    modified.is_ok_and(|at| at.elapsed().is_ok_and(|age| age >= grace))
 }
 
 /// The regular files directly in `dir` (none when it does not exist).

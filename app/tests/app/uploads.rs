@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use firehose_app::ratelimit::{Rate, RateLimits};
 
-use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, assert_error, spawn_app, spawn_app_on, spawn_app_with};
 
 const LIMIT: usize = 10 * 1024 * 1024;
 
@@ -576,4 +576,45 @@ async fn files_a_crash_left_behind_are_swept_at_start_and_real_uploads_stay() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), png().as_slice());
     assert_eq!(stored_uploads(&app).await, 1);
+}
+
+#[tokio::test]
+async fn a_shared_uploads_dir_holds_the_files_and_a_start_sweeps_only_long_untouched_orphans() {
+    let shared = tempfile::tempdir().expect("temp dir");
+    let root = shared.path().to_owned();
+    let mut app = spawn_app_with(|c| c.uploads_dir = Some(root.clone())).await;
+    let alice = app.create_user("alice").await;
+    let kept = upload_ok(&app, &alice.token, png(), "keep.png", "image/png").await;
+    let kept_file = root.join("uploads").join(format!("{}.png", key_of(&kept)));
+    assert!(kept_file.is_file(), "stored in the shared dir");
+    assert!(!app.data_dir.path().join("uploads").exists(), "not in the node's own data dir");
+
+    // Another node may be mid-upload in a shared dir: only what was left alone longer
+    // than the grace is an orphan.
+    let old = std::time::SystemTime::now() - firehose_app::uploads::SHARED_GRACE - Duration::from_secs(60);
+    let write = |path: &std::path::Path, bytes: &[u8], modified: Option<std::time::SystemTime>| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+        if let Some(at) = modified {
+            std::fs::File::options().write(true).open(path).unwrap().set_modified(at).unwrap();
+        }
+    };
+    let fresh_partial = root.join("uploads-partial").join("0123456789abcdef0123456789abcdef.part");
+    let old_partial = root.join("uploads-partial").join("1123456789abcdef0123456789abcdef.part");
+    let fresh_orphan = root.join("uploads").join("fedcba9876543210fedcba9876543210.jpg");
+    let old_orphan = root.join("uploads").join("eedcba9876543210fedcba9876543210.jpg");
+    write(&fresh_partial, b"half a fi", None);
+    write(&old_partial, b"half a fi", Some(old));
+    write(&fresh_orphan, &jpeg(), None);
+    write(&old_orphan, &jpeg(), Some(old));
+
+    app.trigger_shutdown();
+    app.stopped().await;
+    let database = app.database.take();
+    let app = spawn_app_on(app.data_dir, database, |c| c.uploads_dir = Some(root.clone())).await;
+    assert!(fresh_partial.exists() && fresh_orphan.exists(), "recent files may be another node's: kept");
+    assert!(!old_partial.exists() && !old_orphan.exists(), "files untouched past the grace are swept");
+    assert!(kept_file.is_file(), "a recorded upload stays");
+    let resp = app.get(kept["url"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), 200);
 }

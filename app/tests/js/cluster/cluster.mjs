@@ -11,6 +11,9 @@
 // $FIREHOSE_TEST_REDIS (default redis://127.0.0.1:6379). `psql` must be on the PATH.
 
 import {execFile} from "node:child_process"
+import {mkdtemp, rm} from "node:fs/promises"
+import {tmpdir} from "node:os"
+import {join} from "node:path"
 import {promisify} from "node:util"
 
 import {startServer} from "../server.mjs"
@@ -54,7 +57,10 @@ export async function startCluster(n, {extraArgs = []} = {}){
   const name = `firehose_cluster_${process.pid}_${Date.now()}`
   await psql(POSTGRES, `CREATE DATABASE ${name}`)
   const databaseUrl = withDatabase(name)
-  const args = ["--database-url", databaseUrl, "--pubsub-url", REDIS, "--pubsub-namespace", name, ...extraArgs]
+  // One uploads directory for every node, as the nodes of a real cluster share one.
+  const uploads = await mkdtemp(join(tmpdir(), "firehose-cluster-uploads-"))
+  const args = ["--database-url", databaseUrl, "--pubsub-url", REDIS, "--pubsub-namespace", name,
+    "--uploads-dir", uploads, ...extraArgs]
   const nodes = []
   const cluster = {
     nodes,
@@ -71,6 +77,7 @@ export async function startCluster(n, {extraArgs = []} = {}){
       await Promise.all(nodes.map(node => node.stop()))
       await psql(POSTGRES, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await forgetNamespace(name)
+      await rm(uploads, {recursive: true, force: true})
     },
   }
   try {

@@ -269,6 +269,16 @@ test("a bookmark made or deleted on node B is listed or gone on node A at once",
   await expectStatus(await fetch(`${a.url}/api/bookmarks/${made.id}`), 404)
 })
 
+test("an upload made on node B is served by node A", async () => {
+  const form = new FormData()
+  form.append("file", new Blob(["uploaded through node B\n"], {type: "text/plain"}), "b.txt")
+  const made = await fetch(`${b.url}/api/uploads`, {method: "POST", headers: {authorization: `Bearer ${user.token}`}, body: form})
+  const upload = (await expectStatus(made, 201)).data
+  const served = await fetch(`${a.url}${upload.url}`)
+  assert.equal(served.status, 200)
+  assert.equal(await served.text(), "uploaded through node B\n")
+})
+
 test("a token revoked on node B closes the sockets it opened on node A", async () => {
   const token = (await expectStatus(await call(b, user, "POST", "/api/tokens", {name: "cluster laptop"}), 201)).data
   const client = await socketTo(a, {token: token.token})
