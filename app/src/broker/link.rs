@@ -156,10 +156,12 @@ async fn seed_from(commands: &mut ConnectionManager, keys: &Keys, pubsub: &PubSu
     Ok(())
 }
 
-/// Renews this node's heartbeat (and its place in the node set).
-pub(super) async fn heartbeat(commands: &mut ConnectionManager, keys: &Keys, node: &str) -> redis::RedisResult<()> {
+/// Renews this node's heartbeat (and its place in the node set). True when the node set
+/// did not hold this node: it was taken out as dead (a stall, a lost heartbeat) or the
+/// broker restarted empty.
+pub(super) async fn heartbeat(commands: &mut ConnectionManager, keys: &Keys, node: &str) -> redis::RedisResult<bool> {
     let ttl_ms = u64::try_from(NODE_TTL.as_millis()).unwrap_or(u64::MAX);
-    redis::pipe()
+    let (added,): (i64,) = redis::pipe()
         .cmd("SET")
         .arg(keys.node(node))
         .arg(1)
@@ -169,9 +171,9 @@ pub(super) async fn heartbeat(commands: &mut ConnectionManager, keys: &Keys, nod
         .cmd("SADD")
         .arg(&keys.nodes)
         .arg(node)
-        .ignore()
         .query_async(commands)
-        .await
+        .await?;
+    Ok(added == 1)
 }
 
 /// Heartbeats, and takes out the nodes whose beat stopped: their presences' leaves are
@@ -192,9 +194,18 @@ impl Keeper {
                 () = tokio::time::sleep(HEARTBEAT) => {}
                 () = stop.cancelled() => return,
             }
-            if let Err(err) = heartbeat(&mut self.commands, &self.keys, &self.node).await {
-                tracing::warn!(%err, "cannot heartbeat to the broker");
-                continue;
+            match heartbeat(&mut self.commands, &self.keys, &self.node).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    // The others may have taken this node for dead and told their
+                    // listeners its presences left: they are announced again.
+                    tracing::warn!("this node was not in the cluster's node set; announcing its presences again");
+                    self.pubsub.rejoined();
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "cannot heartbeat to the broker");
+                    continue;
+                }
             }
             if let Err(err) = self.reap().await {
                 tracing::warn!(%err, "cannot take out nodes that stopped");

@@ -75,6 +75,9 @@ pub(super) enum Cmd {
     /// Another node posted or deleted a message here: `recent` is read again before the
     /// next join.
     Stale,
+    /// The other nodes may have taken this one for dead: its presences here are
+    /// broadcast again as joins (phoenix.js applies a join it holds already as a no-op).
+    Announce,
     Crash {
         reply: oneshot::Sender<Result<(), ChatError>>,
     },
@@ -196,7 +199,7 @@ fn refuse_all(rx: &mut mpsc::Receiver<Cmd>, err: ChatError) {
             Cmd::Join { reply, .. } => drop(reply.send(Err(err.clone()))),
             Cmd::Post { reply, .. } => drop(reply.send(Err(err.clone()))),
             Cmd::Delete { reply, .. } | Cmd::Crash { reply } => drop(reply.send(Err(err.clone()))),
-            Cmd::Leave { .. } | Cmd::Typing { .. } | Cmd::Changed | Cmd::Deleted | Cmd::Stale => {}
+            Cmd::Leave { .. } | Cmd::Typing { .. } | Cmd::Changed | Cmd::Deleted | Cmd::Stale | Cmd::Announce => {}
         }
     }
 }
@@ -302,6 +305,13 @@ impl Actor {
             Cmd::Typing { user, join_id } => self.typing(user, join_id),
             Cmd::Changed => return self.reload().await,
             Cmd::Stale => self.recent_stale = true,
+            Cmd::Announce => {
+                if !self.presences.is_empty() {
+                    let diff = json!({ "joins": self.presences.state(), "leaves": {} });
+                    self.shared.deps.pubsub.broadcast(&self.topic, presence::events::DIFF, &diff);
+                    self.replicate_presences();
+                }
+            }
             Cmd::Deleted => {
                 self.close_room();
                 return Flow::Stop;

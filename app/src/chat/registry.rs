@@ -100,6 +100,12 @@ impl RoomRegistry {
                 }
             }),
         );
+        let weak = Arc::downgrade(&shared);
+        pubsub.on_rejoin(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.notify_all(|| Cmd::Announce);
+            }
+        }));
         Self { shared }
     }
 
@@ -227,6 +233,13 @@ struct RoomSignal {
 }
 
 impl Shared {
+    /// Queues a `cmd()` for every running actor.
+    fn notify_all(&self, cmd: impl Fn() -> Cmd) {
+        for entry in self.rooms.lock().values() {
+            let _ = entry.tx.try_send(cmd());
+        }
+    }
+
     /// Queues `cmd` only if the room's actor is running (nothing to tell otherwise).
     fn notify(&self, slug: &str, cmd: Cmd) {
         if let Some(entry) = self.rooms.lock().get(slug) {

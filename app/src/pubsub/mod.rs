@@ -149,6 +149,8 @@ pub struct PubSub {
     /// Topics whose signals are for a part of the app, not for subscribers (see
     /// [`PubSub::on_signal`]).
     handlers: RwLock<HashMap<Box<str>, SignalHandler>>,
+    /// Run when this node rejoins its cluster (see [`PubSub::rejoined`]).
+    rejoin_hooks: RwLock<Vec<Arc<dyn Fn() + Send + Sync>>>,
 }
 
 /// Takes the signals of one topic: `(event, payload)`.
@@ -170,6 +172,7 @@ impl PubSub {
             seq_floor: AtomicU64::new(0),
             cluster: None,
             handlers: RwLock::default(),
+            rejoin_hooks: RwLock::default(),
         }
     }
 
@@ -427,6 +430,22 @@ impl PubSub {
         match serde_json::to_string(payload) {
             Ok(text) => cluster.signal(topic, event, &text, None),
             Err(err) => tracing::error!(%err, topic, event, "signal payload does not serialise"),
+        }
+    }
+
+    /// Runs `hook` whenever this node rejoins its cluster after the others may have
+    /// taken it for dead ([`PubSub::rejoined`]): state the others dropped is announced
+    /// again.
+    pub fn on_rejoin(&self, hook: Arc<dyn Fn() + Send + Sync>) {
+        self.rejoin_hooks.write().push(hook);
+    }
+
+    /// This node was missing from its cluster's live nodes and is back (the broker link
+    /// calls it).
+    pub fn rejoined(&self) {
+        let hooks = self.rejoin_hooks.read().clone();
+        for hook in hooks {
+            hook();
         }
     }
 

@@ -72,7 +72,13 @@ struct Actor {
     total_changed: bool,
     /// The other nodes, in a cluster.
     peers: Option<Arc<dyn Peers>>,
+    /// Nodes whose readers were dropped because they looked dead (see `live`).
+    dropped: Vec<Arc<str>>,
 }
+
+/// How many dropped nodes are remembered, the latest (nodes that really died stay in the
+/// list until newer ones push them out).
+const MAX_DROPPED: usize = 64;
 
 pub(super) async fn run(config: ReadersConfig, peers: Option<Arc<dyn Peers>>, mut rx: mpsc::Receiver<Command>) {
     let mut actor = Actor {
@@ -82,6 +88,7 @@ pub(super) async fn run(config: ReadersConfig, peers: Option<Arc<dyn Peers>>, mu
         dirty: HashSet::new(),
         total_changed: false,
         peers,
+        dropped: Vec::new(),
     };
     let period = (config.interval / TICKS_PER_INTERVAL).max(MIN_TICK);
     let mut next_tick: Option<Instant> = None;
@@ -133,16 +140,32 @@ impl Actor {
             }
             Command::Peer { node, topic, event, payload } => self.on_peer_message(&node, topic, &event, &payload),
             Command::Resync => self.tell_peers(CONTROL_TOPIC, peers::events::SYNC, &self.local_state()),
-            Command::Live(nodes) => {
-                let gone: Vec<(Arc<str>, Arc<str>)> = self
-                    .pages
-                    .iter()
-                    .flat_map(|(topic, page)| page.remote.gone_nodes(&nodes).into_iter().map(|n| (topic.clone(), n)))
-                    .collect();
-                for (topic, node) in gone {
-                    self.replace_remote(&topic, &node, None);
+            Command::Live(nodes) => self.live(&nodes),
+        }
+    }
+
+    /// The nodes alive now: the readers of the others go. A node dropped here that is
+    /// alive again (a broker that restarted empty knows no heartbeat until each node's
+    /// next one) is asked for its readers.
+    fn live(&mut self, nodes: &[Arc<str>]) {
+        let gone: Vec<(Arc<str>, Arc<str>)> = self
+            .pages
+            .iter()
+            .flat_map(|(topic, page)| page.remote.gone_nodes(nodes).into_iter().map(|n| (topic.clone(), n)))
+            .collect();
+        for (topic, node) in gone {
+            self.replace_remote(&topic, &node, None);
+            if !self.dropped.contains(&node) {
+                if self.dropped.len() == MAX_DROPPED {
+                    self.dropped.remove(0);
                 }
+                self.dropped.push(node);
             }
+        }
+        let back = self.dropped.iter().any(|n| nodes.contains(n));
+        if back {
+            self.dropped.retain(|n| !nodes.contains(n));
+            self.tell_peers(CONTROL_TOPIC, peers::events::SYNC, &self.local_state());
         }
     }
 

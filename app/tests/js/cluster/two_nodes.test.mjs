@@ -333,6 +333,52 @@ test("page readers: counts, state and diffs cover every node; a killed node's re
   await c.stop()
 })
 
+test("a node the others took for dead has its room presences and page readers back on them", async t => {
+  const redis = new URL(REDIS)
+  const redisCli = (...args) => run("redis-cli", ["-h", redis.hostname, "-p", redis.port || "6379", ...args])
+  try { await redisCli("PING") } catch { t.skip("no redis-cli"); return }
+  const [alice, bob] = [user, await createUser(b)]
+  const slug = await createRoom(a, alice, "stall")
+  const page = `page:/cluster/${uniqueName("heal")}`
+  // On A: Alice in the room, and an anonymous page reader.
+  const aliceInRoom = makeChannel((await socketTo(a, {token: alice.token})).socket, `room:${slug}`)
+  const roomDiffs = listen(aliceInRoom, "presence_diff")
+  aliceInRoom.join()
+  assert.equal((await aliceInRoom.joins.next(WAIT_MS)).status, "ok")
+  const onA = makeChannel((await socketTo(a)).socket, page)
+  const statesA = listen(onA, "presence_state")
+  const pageDiffs = listen(onA, "presence_diff")
+  const counts = listen(onA, "readers")
+  onA.join()
+  assert.equal((await onA.joins.next(WAIT_MS)).status, "ok")
+  const [keyA] = Object.keys(await statesA.next(WAIT_MS))
+  // On B: Bob in the room and on the page.
+  await joinOk((await socketTo(b, {token: bob.token})).socket, `room:${slug}`)
+  await roomDiffs.nextMatching(d => names(d.joins).includes(bob.username), "Bob's join")
+  const onB = makeChannel((await socketTo(b)).socket, page)
+  const statesB = listen(onB, "presence_state")
+  onB.join()
+  assert.equal((await onB.joins.next(WAIT_MS)).status, "ok")
+  await counts.nextMatching(c => c.readers === 2, "A counting B's reader")
+  // B's reader is `anon:<B's node id>.<socket>`: the id names B's heartbeat key.
+  const keyB = Object.keys(await statesB.next(WAIT_MS)).find(k => k !== keyA)
+  const nodeB = keyB.slice("anon:".length, keyB.lastIndexOf("."))
+  // As if B stalled: its heartbeat is missing for 7 s (it beats every 3 s, and each beat
+  // is deleted again at once), long enough for A to take it for dead.
+  const until = Date.now() + 7_000
+  while(Date.now() < until){
+    await redisCli("DEL", `${cluster.namespace}:node:${nodeB}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  const fromB = group => Object.keys(group).some(k => k.startsWith(`anon:${nodeB}.`))
+  await pageDiffs.nextMatching(d => fromB(d.leaves), "B's page reader dropped on A", 15_000)
+  await roomDiffs.nextMatching(d => names(d.leaves).includes(bob.username), "Bob's room presence left", 15_000)
+  // B beats again, finds itself out of the node set and announces itself: both come back.
+  await pageDiffs.nextMatching(d => fromB(d.joins), "B's page reader back on A", 15_000)
+  await counts.nextMatching(c => c.readers === 2, "A counting B's reader again", 15_000)
+  await roomDiffs.nextMatching(d => names(d.joins).includes(bob.username), "Bob's room presence back", 15_000)
+})
+
 test("a room's presences come back on the broker by themselves after it lost them", async t => {
   const redis = new URL(REDIS)
   const redisCli = (...args) => run("redis-cli", ["-h", redis.hostname, "-p", redis.port || "6379", ...args])
