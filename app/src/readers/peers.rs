@@ -128,30 +128,7 @@ impl Remote {
     pub fn replace(&mut self, node: &Arc<str>, state: Option<&Value>) -> Value {
         let old = self.nodes.remove(node).unwrap_or_default();
         let new = state.map(group_of).unwrap_or_default();
-        let mut joins = Group::new();
-        let mut leaves = Group::new();
-        for (key, metas) in &new {
-            let held = old.get(key);
-            let fresh: Vec<Value> = metas
-                .iter()
-                .filter(|m| held.is_none_or(|h| !h.iter().any(|o| phx_ref(o) == phx_ref(m))))
-                .cloned()
-                .collect();
-            if !fresh.is_empty() {
-                joins.insert(key.clone(), fresh);
-            }
-        }
-        for (key, metas) in &old {
-            let kept = new.get(key);
-            let gone: Vec<Value> = metas
-                .iter()
-                .filter(|m| kept.is_none_or(|k| !k.iter().any(|n| phx_ref(n) == phx_ref(m))))
-                .cloned()
-                .collect();
-            if !gone.is_empty() {
-                leaves.insert(key.clone(), gone);
-            }
-        }
+        let (joins, leaves) = (not_in(&new, &old), not_in(&old, &new));
         if !new.is_empty() {
             self.nodes.insert(node.clone(), new);
         }
@@ -194,6 +171,23 @@ pub(super) fn state_keys(state: &Value) -> Vec<Arc<str>> {
 /// Whether a diff has nothing in it.
 pub(super) fn diff_is_empty(diff: &Value) -> bool {
     ["joins", "leaves"].iter().all(|part| diff.get(part).and_then(Value::as_object).is_none_or(Map::is_empty))
+}
+
+/// The metas of `group` whose `phx_ref` `other` does not hold under the same key.
+fn not_in(group: &Group, other: &Group) -> Group {
+    let mut out = Group::new();
+    for (key, metas) in group {
+        let held = other.get(key);
+        let missing: Vec<Value> = metas
+            .iter()
+            .filter(|m| held.is_none_or(|h| !h.iter().any(|o| phx_ref(o) == phx_ref(m))))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            out.insert(key.clone(), missing);
+        }
+    }
+    out
 }
 
 fn metas_of(entry: &Value) -> impl Iterator<Item = &Value> {

@@ -51,6 +51,14 @@ async function expectStatus(response, status){
   return text ? JSON.parse(text) : null
 }
 
+/** A public room made on node A by `user` (Alice) that Bob, signed up on node B, joined there. */
+async function roomWithBob(prefix){
+  const bob = await createUser(b)
+  const slug = await createRoom(a, user, prefix)
+  await expectStatus(await call(b, bob, "POST", `/api/rooms/${slug}/join`), 201)
+  return {alice: user, bob, slug}
+}
+
 /** A presence_state's usernames, sorted. */
 function names(state){
   return Object.values(state).flatMap(entry => entry.metas.map(meta => meta.username)).sort()
@@ -142,11 +150,7 @@ test("recovering on one node while the other posts a burst: every event exactly 
 })
 
 test("a chat message sent on node B reaches a room member on node A", async () => {
-  const alice = user
-  const bob = await createUser(b)
-  const slug = await createRoom(a, alice, "room")
-  const joined = await fetch(`${b.url}/api/rooms/${slug}/join`, {method: "POST", headers: {authorization: `Bearer ${bob.token}`}})
-  assert.ok(joined.ok, `bob joins on B: ${joined.status}`)
+  const {alice, bob, slug} = await roomWithBob("room")
   const onA = await joinOk((await socketTo(a, {token: alice.token})).socket, `room:${slug}`)
   const messages = listen(onA, "new_message")
   const onB = await joinOk((await socketTo(b, {token: bob.token})).socket, `room:${slug}`)
@@ -203,11 +207,7 @@ test("presence crosses nodes; a killed node's presences leave everywhere within 
 })
 
 test("typing on node B reaches a room member on node A, but not the typist's own tab there", async () => {
-  const alice = user
-  const bob = await createUser(b)
-  const slug = await createRoom(a, alice, "typing")
-  const joined = await fetch(`${b.url}/api/rooms/${slug}/join`, {method: "POST", headers: {authorization: `Bearer ${bob.token}`}})
-  assert.ok(joined.ok, `bob joins on B: ${joined.status}`)
+  const {alice, bob, slug} = await roomWithBob("typing")
   const topic = `room:${slug}`
   const aliceOnA = await joinOk((await socketTo(a, {token: alice.token})).socket, topic)
   const aliceHears = {typing: listen(aliceOnA, "user_typing"), stopped: listen(aliceOnA, "user_stopped_typing")}
