@@ -1,5 +1,5 @@
-//! Listeners that outlive their node: one rule for every listener kind that uses it
-//! (firehose and tag listeners). A listener's read ends in one of three ways ([`Loss`]):
+//! Listeners that outlive their node: one rule for every listener kind (firehose, tag,
+//! room, likes, user, page). A listener's read ends in one of three ways ([`Loss`]):
 //!
 //! - **its socket ended** (the target closed or dropped it: with several targets, its
 //!   node may be gone): while the run goes on and there is another target, it
@@ -12,9 +12,10 @@
 //! - **its channel ended** (`phx_close`, a crash's `phx_error`): it ends there.
 //!
 //! What a listener asks for in its rejoin and takes from the reply is its kind's own
-//! (for firehose and tag listeners, a replay after `since`): [`recover`] hands back
-//! the reply and the frames read before it ([`Rejoined`]). Churn and storms
-//! (`workloads::bookmarks::lifecycle`) reconnect through the same [`reconnect`].
+//! (a replay after `since`, a room's recent messages, a like count, a fresh
+//! `presence_state`): [`recover`] hands back the reply and the frames read before it
+//! ([`Rejoined`]). Churn and storms (`workloads::bookmarks::lifecycle`) reconnect through
+//! the same [`reconnect`].
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! tag listeners, ramps, churn, storms), `actions` (likes, unlikes, deletions, chat
 //! messages, typing, room presence; room, likes and user listeners), `pages` (page
 //! readers and page listeners), `reads` (list, tag feed, random, search); `failover`: how
-//! a listener carries on when its node goes away or tells of a gap.
+//! every listener kind carries on when its node goes away or tells of a gap.
 
 pub mod actions;
 pub mod bookmarks;
