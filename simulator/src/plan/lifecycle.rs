@@ -25,7 +25,7 @@ pub struct StormPlan {
     /// Fraction of the listener sockets each storm drops (each listener independently,
     /// seeded).
     pub fraction: f64,
-    /// Equal jitter on phoenix.js's reconnect delays (see [`jittered`]).
+    /// Equal jitter on phoenix.js's reconnect delays (see `workloads::failover::jittered`).
     pub jitter: bool,
 }
 

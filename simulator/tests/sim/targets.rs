@@ -2,14 +2,17 @@
 //! the spreading of listeners, actor sockets and actions over target entries can be
 //! checked with every event accounted exactly; a target that goes away (a TCP relay in
 //! front of the server, closed mid-run) whose listeners move to the other target and
-//! rejoin with `since`, losing nothing; and `--agents 2` over two targets, each agent
+//! rejoin with `since`, losing nothing, and whose room, likes, user and page listeners
+//! move too and take what their rejoin offers; and `--agents 2` over two targets, each agent
 //! starting on a different one.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
@@ -75,10 +78,12 @@ async fn actions_and_every_listener_group_spread_over_two_entries_lose_nothing()
 }
 
 /// A TCP relay to `upstream` that can be closed: every relayed connection ends and the
-/// port refuses from then on, as a node that died.
+/// port refuses from then on, as a node that died. Before that it may go dark: what
+/// the server sends is dropped, as a node that stopped answering before it died.
 struct Relay {
     addr: SocketAddr,
     tasks: JoinSet<()>,
+    dark: Arc<AtomicBool>,
 }
 
 impl Relay {
@@ -88,11 +93,32 @@ impl Relay {
         let mut tasks = JoinSet::new();
         let pairs = Arc::new(tokio::sync::Mutex::new(JoinSet::new()));
         let relayed = Arc::clone(&pairs);
+        let dark = Arc::new(AtomicBool::new(false));
+        let darkened = Arc::clone(&dark);
         tasks.spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
+            while let Ok((client, _)) = listener.accept().await {
+                let dark = Arc::clone(&darkened);
                 relayed.lock().await.spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(upstream).await else { return };
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    let Ok(server) = TcpStream::connect(upstream).await else { return };
+                    let ((mut from_client, mut to_client), (mut from_server, mut to_server)) =
+                        (client.into_split(), server.into_split());
+                    let up = tokio::io::copy(&mut from_client, &mut to_server);
+                    let down = async {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let k = match from_server.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(k) => k,
+                            };
+                            if !dark.load(Ordering::Relaxed) && to_client.write_all(&buf[..k]).await.is_err() {
+                                break;
+                            }
+                        }
+                    };
+                    tokio::select! {
+                        _ = up => {}
+                        () = down => {}
+                    }
                 });
             }
         });
@@ -101,7 +127,12 @@ impl Relay {
             let _held = pairs;
             std::future::pending::<()>().await;
         });
-        Relay { addr, tasks }
+        Relay { addr, tasks, dark }
+    }
+
+    /// From now on, what the server sends through the relay is dropped.
+    fn go_dark(&self) {
+        self.dark.store(true, Ordering::Relaxed);
     }
 
     /// Ends every relayed connection and stops listening.
@@ -123,7 +154,7 @@ async fn listeners_of_a_target_that_goes_away_move_to_the_next_and_recover_what_
     let joins = &server.server.state().metrics.joins;
     let close_midway = async {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while joins.load(std::sync::atomic::Ordering::Relaxed) < 30 && std::time::Instant::now() < deadline {
+        while joins.load(Ordering::Relaxed) < 30 && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -149,6 +180,65 @@ async fn listeners_of_a_target_that_goes_away_move_to_the_next_and_recover_what_
         assert_eq!(n(&g["received"]), n(&g["expected"]), "{group}: {g}");
     }
     assert!(r["verdict"].get("partial").is_none(), "{}", r["verdict"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_likes_user_and_page_listeners_of_a_target_that_goes_away_move_and_carry_on() {
+    let server = OwnServer::start(true).await;
+    let upstream: SocketAddr = server.base.trim_start_matches("http://").parse().unwrap();
+    let relay = Relay::start(upstream).await;
+    let relayed = format!("http://{}", relay.addr);
+    // Entry 0 is the relay: listeners 0, 2, … of each workload join through it (3
+    // firehose, 4 room + 3 likes + 2 user, 2 page: 2 + 5 + 1 of them), and so do half
+    // the actor sockets and page readers. Errors allowed: requests, pushes and readers
+    // through the relay fail once it is gone.
+    let entries = ["--target", &relayed, "--target", &server.base, "--threshold", "errors.rate < 100%"];
+    let actions = ["--like-rate", "10", "--message-rate", "10", "--rooms", "2", "--mention-fraction", "0.5"];
+    let listeners = ["--room-listeners", "4", "--likes-listeners", "3", "--user-listeners", "2"];
+    // Readers stay longer than the app holds a page's diffs: one that joined and left
+    // within one held diff is merged away, and a listener that rejoined meanwhile
+    // (whose `presence_state` lists it) would never hear it go.
+    let pages = ["--page-listeners", "2", "--page-reader-rate", "4", "--page-dwell", "2s"];
+    let p = super::actions::plan(&[&entries[..], &actions, &listeners, &pages].concat());
+    let thresholds = p.thresholds.clone();
+    let joins = &server.server.state().metrics.joins;
+    let close_midway = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while joins.load(Ordering::Relaxed) < 14 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Dark for a while first: the listeners there miss what is broadcast meanwhile.
+        relay.go_dark();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        relay.close().await;
+    };
+    let (result, ()) = tokio::join!(firehose_sim::run(p), close_midway);
+    let mut report = result.expect("run");
+    report.judge(&thresholds, false);
+    let r = json_of(&report);
+    let l = &r["listeners"];
+    assert_eq!(n(&l["recovered"]), 2 + 5 + 1, "every listener at the relay moved and rejoined: {l}");
+    // Only actor sockets end with the relay (they do not move).
+    assert!(n(&l["closed_during_run"]) <= n(&l["joined"]) - 16, "{l}");
+    // `user:<id>` replays after `since`; a room's join reply has every message posted
+    // while away (one node behind both entries): nothing owed is lost.
+    for group in ["user", "room"] {
+        let g = &r["groups"][group];
+        assert!(n(&g["expected"]) > 0, "{group}: {g}");
+        assert_eq!((n(&g["lost"]), n(&g["received"])), (0, n(&g["expected"])), "{group}: {g}");
+        assert_eq!(n(&g["duplicates"]), 0, "{group}: a message in the reply it already had is no duplicate: {g}");
+    }
+    // Likes and page listeners carry on; a `like_count` or a reader's join or leave
+    // broadcast while one was away is lost, and counted so.
+    for group in ["likes", "page"] {
+        let g = &r["groups"][group];
+        assert!(n(&g["received"]) > 0, "{group}: {g}");
+        assert_eq!(n(&g["received"]) + n(&g["lost"]), n(&g["expected"]), "{group}: {g}");
+    }
+    let detail = &r["actions"]["page_readers"]["detail"];
+    assert_eq!(super::n_or_0(detail, "listeners_count_wrong"), 0, "the moved page listener's presence: {detail}");
     server.stop().await;
 }
 

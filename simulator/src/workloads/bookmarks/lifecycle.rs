@@ -4,8 +4,8 @@
 //! same instant, reconnecting on phoenix.js's default backoff).
 //!
 //! A storm's reconnect goes back to the listener's target, or to the next one when that
-//! refuses it (see `engine::route`); with several targets, a listener whose socket the
-//! target closed reconnects the same way ([`reconnect`]).
+//! refuses it (see `engine::route`), through the same [`reconnect`] as a listener whose
+//! socket the target closed (see `workloads::failover`).
 //!
 //! Both rejoin with `since: {seq, epoch}` (the last `seq` the listener saw on its topic,
 //! the server epoch from its first join), so the server replays every event broadcast
@@ -27,42 +27,17 @@ use std::time::{Duration, Instant};
 use firehose_app::wire::{self, Vsn, events};
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::route::Route;
 use crate::engine::stats::KindStats;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, Position, Socket, replay};
+use crate::phoenix::{Ended, Failure, Flow, JoinParams, Position, Socket, replay};
 use crate::plan::lifecycle::{ChurnPlan, StormPlan};
 use crate::plan::seeded::{draw, splitmix64};
 use crate::plan::stages::RateCurve;
+use crate::workloads::failover::{Home, reconnect};
 
 /// How long a churned listener waits for the server's leave or join reply.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long to wait for the `phx_close` that follows a leave reply.
 const CLOSE_AFTER_LEAVE: Duration = Duration::from_millis(500);
-
-/// phoenix.js's default `reconnectAfterMs` (the `Socket` constructor in
-/// `assets/js/phoenix/socket.js` of the `phoenix` npm package): the delay before try
-/// `n` (1-based) is the n-th of these, and 5000 ms for every later try. phoenix.js
-/// applies no jitter by default.
-pub const RECONNECT_AFTER_MS: [u64; 9] = [10, 50, 100, 150, 200, 250, 500, 1000, 2000];
-/// phoenix.js's delay for every try past the listed ones.
-pub const RECONNECT_AFTER_MS_LATER: u64 = 5000;
-
-/// The delay before reconnect try `tries` (1-based), phoenix.js's default schedule.
-pub fn reconnect_after(tries: u32) -> Duration {
-    let ms = (tries as usize)
-        .checked_sub(1)
-        .and_then(|i| RECONNECT_AFTER_MS.get(i))
-        .copied()
-        .unwrap_or(RECONNECT_AFTER_MS_LATER);
-    Duration::from_millis(ms)
-}
-
-/// With jitter on, each delay `d` becomes uniform in `[d/2, d]` ("equal jitter"),
-/// drawn from `key` (seed, listener, try): the schedule's shape stays, but a storm's
-/// sockets no longer retry in lock-step.
-pub fn jittered(d: Duration, key: u64) -> Duration {
-    d / 2 + d.mul_f64(draw(key) / 2.0)
-}
 
 struct Churn {
     curve: RateCurve,
@@ -344,77 +319,6 @@ pub async fn churn(
     Ok(())
 }
 
-/// Tries `attempt` on phoenix.js's reconnect schedule (jittered from `jitter_key` when
-/// given) until it succeeds or `stop` is cancelled; returns the result and the tries.
-pub async fn retry<T, F, Fut>(
-    mut attempt: F,
-    jitter_key: Option<u64>,
-    stop: &CancellationToken,
-    mut failed: impl FnMut(String),
-) -> (Option<T>, u32)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, String>>,
-{
-    let mut tries = 0u32;
-    loop {
-        tries += 1;
-        let mut delay = reconnect_after(tries);
-        if let Some(key) = jitter_key {
-            delay = jittered(delay, key ^ u64::from(tries).wrapping_mul(0x9E37_79B9));
-        }
-        tokio::select! {
-            () = stop.cancelled() => return (None, tries - 1),
-            () = tokio::time::sleep(delay) => {}
-        }
-        match attempt().await {
-            Ok(value) => return (Some(value), tries),
-            Err(kind) => failed(kind),
-        }
-    }
-}
-
-/// Where a dropped listener reconnects: its target (updated to the one that took it),
-/// from which source address, and its topic.
-pub struct Home<'a> {
-    pub route: &'a Route,
-    pub at: &'a mut usize,
-    pub source: Option<std::net::Ipv4Addr>,
-    pub topic: &'a str,
-}
-
-/// Reconnects a dropped listener on phoenix.js's schedule (jittered from `jitter` when
-/// given) until it rejoined with `since` or `stop` came: each try connects to target
-/// `home.at` or, refused there, the next ones (see `engine::route`), and `home.at`
-/// becomes the target that took it. The socket and join reply (`None`: stopped), the
-/// tries, and when the last join went out.
-pub async fn reconnect(
-    home: Home<'_>,
-    since: &JoinParams<'_>,
-    jitter: Option<u64>,
-    stop: &CancellationToken,
-    failed: impl FnMut(String),
-) -> (Option<(Socket, serde_json::Value)>, u32, Instant) {
-    let Home { route, at, source, topic } = home;
-    let from = *at;
-    let mut sent = Instant::now();
-    let attempt = || {
-        sent = Instant::now();
-        async move {
-            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-            let (mut socket, reached) = route.connect(from, source, None, deadline).await.map_err(|f| f.name())?;
-            let response = socket.join(topic, "1", since, deadline, &mut |_, _| {}).await.map_err(|f| f.name())?;
-            Ok((socket, response, reached))
-        }
-    };
-    let (joined, tries) = retry(attempt, jitter, stop, failed).await;
-    let joined = joined.map(|(socket, response, reached)| {
-        *at = reached;
-        (socket, response)
-    });
-    (joined, tries, sent)
-}
-
 /// Storm `j` of listener `index`: its socket is dropped (the client closes the TCP
 /// connection without a close frame, like a lost network), then it reconnects on
 /// phoenix.js's schedule ([`reconnect`]) and rejoins with `since` after `last_seq`. The
@@ -442,11 +346,11 @@ pub async fn storm(
     if let Some(stats) = life.stats(act) {
         stats.max_detail("max_attempts", u64::from(tries));
     }
-    let Some((socket, response)) = joined else {
+    let Some((socket, rejoined)) = joined else {
         life.error(act, "abandoned_at_stop");
         return None;
     };
-    match replay(topic, response, deliver) {
+    match rejoined.replay(topic, deliver) {
         Some(n) => {
             life.detail(act, "replayed", n);
             life.done(act, index, offset, intended, Some(sent), Ok(()));
@@ -460,16 +364,6 @@ pub async fn storm(
 mod tests {
     use super::*;
     use crate::plan::stages::Stage;
-
-    #[test]
-    fn the_schedule_is_phoenix_js_default() {
-        let delays: Vec<u64> = (1..=11).map(|t| reconnect_after(t).as_millis() as u64).collect();
-        assert_eq!(delays, [10, 50, 100, 150, 200, 250, 500, 1000, 2000, 5000, 5000]);
-        for key in 0..100 {
-            let d = jittered(Duration::from_millis(100), key);
-            assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100), "{d:?}");
-        }
-    }
 
     #[test]
     fn every_churn_belongs_to_exactly_one_listener_in_time_order() {
@@ -509,42 +403,5 @@ mod tests {
         assert_eq!(life.next(i, &cursor), Some((Act::Storm(1), Duration::from_secs(3))));
         life.advance(&mut cursor, Act::Storm(1));
         assert_eq!(life.next(i, &cursor), None);
-    }
-
-    #[tokio::test]
-    async fn reconnects_follow_the_backoff_against_a_port_that_refuses_for_a_while() {
-        // A real port: free it, so connects are refused, and listen again after 400 ms.
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = probe.local_addr().unwrap();
-        drop(probe);
-        let opened = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-            let _ = listener.accept().await;
-        });
-        let start = Instant::now();
-        let tries = std::sync::Mutex::new(Vec::new());
-        let attempt = || {
-            tries.lock().unwrap().push(start.elapsed());
-            async move { tokio::net::TcpStream::connect(addr).await.map_err(|e| format!("{:?}", e.kind())) }
-        };
-        let mut failures = Vec::new();
-        let (stream, n) = retry(attempt, None, &CancellationToken::new(), |k| failures.push(k)).await;
-        assert!(stream.is_some());
-        let at = tries.into_inner().unwrap();
-        // Cumulative delays 10, 60, 160, 310, 510 ms: refused until 400 ms, so try 5 on a
-        // quiet machine; a loaded one may run a try late (never early) and connect sooner.
-        let n = n as usize;
-        assert!(n >= 4 && failures.len() == n - 1, "{at:?} {failures:?}");
-        assert!(failures.iter().all(|f| f == "ConnectionRefused"), "{failures:?}");
-        for (k, expect_ms) in [10u64, 60, 160, 310, 510].iter().take(n).enumerate() {
-            let t = at[k].as_millis() as u64;
-            assert!(t >= *expect_ms && t < expect_ms + 300, "try {} at {t} ms, expected ~{expect_ms}", k + 1);
-        }
-        // Each wait is the backoff's own step, counted from the try before.
-        for (k, step_ms) in [50u128, 100, 150, 200].iter().take(n - 1).enumerate() {
-            assert!((at[k + 1] - at[k]).as_millis() >= *step_ms, "gap before try {}: {at:?}", k + 2);
-        }
-        opened.await.unwrap();
     }
 }

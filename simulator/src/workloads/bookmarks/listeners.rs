@@ -6,7 +6,8 @@
 //! `seq` checked for order. Presence churn and reconnect storms happen here too, on
 //! each listener's own timer (see `lifecycle`). With several targets, a listener starts
 //! on its home target (see `engine::route`) and, when a target closes its socket,
-//! reconnects (there, or to the next one that takes it) and rejoins with `since`.
+//! reconnects (there, or to the next one that takes it) and rejoins with `since`; a gap
+//! notice makes it rejoin with `since` on the same socket (see `workloads::failover`).
 //!
 //! Memory is the constraint here (thousands of sockets per process): the small-buffer
 //! socket, no per-listener histogram or channel, a few words of state.
@@ -29,9 +30,10 @@ use crate::engine::delivery::{EventLedger, GroupStats, Seen};
 use crate::engine::dispatch::sleep_precisely_until;
 use crate::engine::workload::Cx;
 use crate::http::Draft;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, replay, topic_event};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, topic_event};
 use crate::plan::profile::Profile;
 use crate::report::names::Group;
+use crate::workloads::failover::{self, Loss};
 
 /// What every listener of the run shares, read-mostly.
 pub struct Shared {
@@ -124,8 +126,7 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
     // With churn, storms, another target to move to or a `seq` to check (a cluster node
     // may tell of a gap), `since: null` asks for the topic's epoch and seq, the
     // position a later rejoin asks to be replayed from.
-    let moves = sh.cx.route.len() > 1;
-    let recovers = sh.life.enabled() || moves || sh.profile.events.seq.is_some();
+    let recovers = sh.life.enabled() || failover::moves(&sh.cx.route) || sh.profile.events.seq.is_some();
     let params = if recovers { JoinParams::POSITION } else { JoinParams::PLAIN };
     // Boxed: the connect's large, short-lived state would otherwise be part of this
     // long-lived future for the listener's whole life.
@@ -190,58 +191,30 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
                 };
             socket.read(wake.as_mut(), None, &mut on_frame).await
         };
-        match ended {
-            Ended::Failed(f) if moves && !cx.stop.is_cancelled() => {
-                // The target closed the socket (it may be gone): reconnect, there or
-                // to the next target, and rejoin with `since` for what was missed.
+        let handler_stopped = ended == Ended::Stopped;
+        match Loss::of(ended, closed) {
+            Some(loss) => {
+                // Its node closed the socket (reconnect, there or to the next target) or
+                // told of a gap (rejoin on this socket): either way rejoin with `since`
+                // and take the replay of what was missed. A gap notice to a listener
+                // that joined without a position ends it.
+                let loss = match loss {
+                    Loss::Gap if !recovers => Loss::Channel(Failure::Gap),
+                    loss => loss,
+                };
                 let since = sh.life.since(last.get());
-                let home =
-                    lifecycle::Home { route: &cx.route, at: &mut at, source: cx.sources.next(), topic: &spec.topic };
-                let (joined, _, _) = Box::pin(lifecycle::reconnect(home, &since, None, &cx.stop, |_| {})).await;
-                let Some((s, response)) = joined else {
-                    sh.cx.meters.sockets.closed_by_target(&f);
+                let place = failover::Place { at: &mut at, topic: &spec.topic, token: None };
+                let Some(rejoined) = Box::pin(failover::recover(cx, loss, &mut socket, place, &since)).await else {
                     break;
                 };
                 let mut deliver = |text: &str, at: Instant| {
                     let _ = on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at);
                 };
-                let _ = replay(&spec.topic, response, &mut deliver);
-                socket = s;
-                sh.cx.meters.sockets.recovered(&f);
+                let _ = rejoined.replay(&spec.topic, &mut deliver);
                 continue;
             }
-            Ended::Failed(f) => {
-                sh.cx.meters.sockets.closed_by_target(&f);
-                break;
-            }
-            Ended::Stopped if closed == Some(Failure::Gap) && recovers => {
-                // A cluster node lost its broker for a while: rejoin on this socket
-                // with `since` and take the replay of what it missed.
-                let mut deliver = |text: &str, at: Instant| {
-                    let _ = on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at);
-                };
-                let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-                let since = sh.life.since(last.get());
-                match Box::pin(socket.join(&spec.topic, "1", &since, deadline, &mut deliver)).await {
-                    Ok(response) => {
-                        let _ = replay(&spec.topic, response, &mut deliver);
-                        sh.cx.meters.sockets.recovered(&Failure::Gap);
-                        continue;
-                    }
-                    Err(f) => {
-                        sh.cx.meters.sockets.closed_by_target(&f);
-                        break;
-                    }
-                }
-            }
-            Ended::Stopped => {
-                if let Some(f) = closed {
-                    sh.cx.meters.sockets.closed_by_target(&f);
-                }
-                break;
-            }
-            Ended::Until if cx.stop.is_cancelled() => break,
-            Ended::Until => {}
+            None if handler_stopped || cx.stop.is_cancelled() => break,
+            None => {}
         }
         let Some(((act, offset), t0)) = act else { continue };
         sh.life.advance(&mut cursor, act);
@@ -270,8 +243,13 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
             }
             Act::Storm(_) => {
                 sh.cx.meters.sockets.went_away();
-                let home =
-                    lifecycle::Home { route: &cx.route, at: &mut at, source: cx.sources.next(), topic: &spec.topic };
+                let home = failover::Home {
+                    route: &cx.route,
+                    at: &mut at,
+                    source: cx.sources.next(),
+                    token: None,
+                    topic: &spec.topic,
+                };
                 let rejoined = Box::pin(lifecycle::storm(
                     &sh.life,
                     home,

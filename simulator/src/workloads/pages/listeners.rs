@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use super::Shared;
 use crate::engine::delivery::Seen;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, topic_event};
+use crate::phoenix::{Failure, Flow, JOIN_TIMEOUT, JoinParams, topic_event};
 use crate::plan::pages::PATHS;
+use crate::workloads::failover::{self, Loss};
 
 const PRESENCE_STATE: &str = "presence_state";
 const PRESENCE_DIFF: &str = "presence_diff";
@@ -45,18 +46,18 @@ pub async fn listen(sh: Arc<Shared>, index: usize) -> End {
     // The app subscribes the socket before it answers the join: presence frames may come
     // first, and count.
     let joined = async {
-        let mut socket = sh.cx.connect(index, None, deadline).await?.0;
+        let (mut socket, at) = sh.cx.connect(index, None, deadline).await?;
         let mut early = |text: &str, at: Instant| {
             let _ = on_text(&sh, &topic, &mut view, &mut end, text, at);
         };
         socket.join(&topic, "1", &JoinParams::PLAIN, deadline, &mut early).await?;
-        Ok::<_, Failure>(socket)
+        Ok::<_, Failure>((socket, at))
     };
     // Boxed: the connect's large, short-lived state would otherwise stay part of this
     // long-lived future.
     let joined = Box::pin(joined).await;
-    let mut socket = match joined {
-        Ok(socket) => socket,
+    let (mut socket, mut at) = match joined {
+        Ok(joined) => joined,
         Err(f) => {
             sh.cx.meters.sockets.failed(&f);
             sh.listeners.settled.add_permits(1);
@@ -70,31 +71,40 @@ pub async fn listen(sh: Arc<Shared>, index: usize) -> End {
     sh.listeners.settled.add_permits(1);
 
     let stop = sh.cx.stop.clone();
-    let until = stop.cancelled();
-    tokio::pin!(until);
-    let mut closed = None;
-    let ended = {
-        let mut on_frame = |text: &str, at: Instant| match on_text(&sh, &topic, &mut view, &mut end, text, at) {
-            Some(f) => {
-                closed = Some(f);
-                Flow::Stop
-            }
-            None => Flow::Continue,
+    loop {
+        let until = stop.cancelled();
+        tokio::pin!(until);
+        let mut closed = None;
+        let ended = {
+            let mut on_frame = |text: &str, at: Instant| match on_text(&sh, &topic, &mut view, &mut end, text, at) {
+                Some(f) => {
+                    closed = Some(f);
+                    Flow::Stop
+                }
+                None => Flow::Continue,
+            };
+            socket.read(until.as_mut(), None, &mut on_frame).await
         };
-        socket.read(until.as_mut(), None, &mut on_frame).await
-    };
-    let failure = match ended {
-        Ended::Failed(f) => Some(f),
-        Ended::Stopped => closed,
-        Ended::Until => None,
-    };
-    match failure {
-        Some(f) => {
-            sh.cx.meters.sockets.closed_by_target(&f);
-            sh.listeners.closed(index, path);
+        let Some(loss) = Loss::of(ended, closed) else { break };
+        // Its node went away or told of a gap: rejoin (see `workloads::failover`). The
+        // page's presence comes afresh in the `presence_state` that follows the reply:
+        // the view waits for it (holding diffs meanwhile) and then starts from it. The
+        // joins and leaves missed while away stay lost.
+        let place = failover::Place { at: &mut at, topic: &topic, token: None };
+        match Box::pin(failover::recover(&sh.cx, loss, &mut socket, place, &JoinParams::PLAIN)).await {
+            Some(back) => {
+                view.rejoined();
+                back.deliver_early(&mut |text: &str, at: Instant| {
+                    let _ = on_text(&sh, &topic, &mut view, &mut end, text, at);
+                });
+            }
+            None => {
+                sh.listeners.closed(index, path);
+                return end;
+            }
         }
-        None => socket.close().await,
     }
+    socket.close().await;
     end
 }
 
@@ -200,6 +210,14 @@ impl View {
             }
             _ => false,
         }
+    }
+
+    /// The listener joined again (after its node went away, or a gap): the next
+    /// `presence_state` replaces what it holds; diffs wait for it as after a first join.
+    /// Until it comes, the count stays the one it held.
+    pub fn rejoined(&mut self) {
+        self.synced = false;
+        self.pending.clear();
     }
 
     fn diff(&mut self, payload: &Value) {
@@ -345,6 +363,27 @@ mod tests {
         let joins: Vec<usize> = applied.iter().map(|(keys, _)| keys.len()).collect();
         assert_eq!(joins, [1, 1, 0, 0], "the early diff first, at its own receipt time");
         assert_eq!(applied[0], (vec!["7".to_owned()], t));
+    }
+
+    #[test]
+    fn a_rejoin_starts_the_presence_afresh_from_the_next_state() {
+        let mut view = View::default();
+        let t = Instant::now();
+        let mut applied = 0;
+        let state = json!({ "anon:1": metas(&["x"]), "7": metas(&["a"]) });
+        view.apply(PRESENCE_STATE, state, t, &mut |_, _| applied += 1);
+        assert_eq!(view.count(), 2);
+        view.rejoined();
+        // A diff before the new state waits for it; the count stays meanwhile.
+        let diff = json!({ "joins": { "8": metas(&["c"]) }, "leaves": {} });
+        assert!(!view.apply(PRESENCE_DIFF, diff, t, &mut |_, _| applied += 1));
+        assert_eq!((view.count(), applied), (2, 0));
+        // The new node's state: the old node's presences are gone, the held diff applies.
+        let state = json!({ "anon:2": metas(&["y"]), "7": metas(&["b"]) });
+        assert!(view.apply(PRESENCE_STATE, state, t, &mut |_, _| applied += 1));
+        assert_eq!((view.count(), applied), (3, 1));
+        assert!(!view.present.contains_key("anon:1"));
+        assert_eq!(view.present["7"].len(), 1, "only the new node's meta of 7");
     }
 
     #[test]
