@@ -74,6 +74,11 @@ impl DiffThrottle {
         self.pending.as_ref().and(self.last_flush).map(|t| t + self.interval)
     }
 
+    /// The diff held now, if any.
+    pub fn pending(&self) -> Option<&Diff> {
+        self.pending.as_deref()
+    }
+
     /// Whether a diff is held.
     pub fn has_pending(&self) -> bool {
         self.pending.is_some()

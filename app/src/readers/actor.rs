@@ -48,7 +48,18 @@ struct Page {
     fragments: Option<Box<Fragments>>,
     /// The other nodes' readers here (in a cluster).
     remote: Remote,
+    /// Seats that joined while a diff was held, with the joins held then: their
+    /// `presence_state` showed those, and a leave that cancels one inside the held diff
+    /// would never reach them (see [`Page::release`]).
+    joined_in_hold: Option<Box<JoinedInHold>>,
 }
+
+/// Joined metas by key, as a held diff had them.
+type HeldJoins = Vec<(Arc<str>, Arc<presence::Meta>)>;
+
+/// The seats that joined while a diff was held (boxed, as most pages never have any).
+#[derive(Default)]
+struct JoinedInHold(Vec<(u64, HeldJoins)>);
 
 /// Each present key's `"<key>":{"metas":[…]}` text, in key order (the order of
 /// `Presences` and of its serialization): a join's `presence_state` is these joined, so
@@ -306,6 +317,15 @@ impl Actor {
             let local = serde_json::from_str(&state).unwrap_or_default();
             state = presence::merge(local, page.remote.states()).to_string();
         }
+        if let Some(held) = page.throttle.pending() {
+            let seen: HeldJoins =
+                held.joins().flat_map(|(k, metas)| metas.iter().map(move |m| (Arc::from(k), m.clone()))).collect();
+            if !seen.is_empty() {
+                let held = &mut page.joined_in_hold.get_or_insert_with(Box::default).0;
+                held.retain(|(id, _)| *id != socket_id);
+                held.push((socket_id, seen));
+            }
+        }
         page.seats.insert(socket_id, Seat { key, phx_ref, socket: reader.socket, vsn: reader.vsn });
         let readers = page.readers();
         for (k, present) in key_changes {
@@ -360,7 +380,7 @@ impl Actor {
         let total = self.total();
         let Some(page) = self.pages.get_mut(topic) else { return };
         if let Some(diff) = page.throttle.push(now.into_std(), diff) {
-            page.send(topic, presence::events::DIFF, &diff);
+            page.release(topic, &diff);
             tell(self.peers.as_deref(), topic, &diff);
         }
         if page.send_counts(topic, total, self.interval, now) || page.throttle.has_pending() {
@@ -382,7 +402,7 @@ impl Actor {
                 continue;
             };
             if let Some(diff) = page.throttle.poll(now.into_std()) {
-                page.send(&topic, presence::events::DIFF, &diff);
+                page.release(&topic, &diff);
                 tell(self.peers.as_deref(), &topic, &diff);
             }
             let counts_held = page.send_counts(&topic, total, self.interval, now);
@@ -409,6 +429,36 @@ impl Page {
             sent_at: None,
             fragments: None,
             remote: Remote::default(),
+            joined_in_hold: None,
+        }
+    }
+
+    /// Sends a diff the throttle released to every seat; a seat that joined while it was
+    /// held also gets the leaves of the joins its `presence_state` showed that cancelled
+    /// out inside it (joined and left within the hold), which the others never saw.
+    fn release(&mut self, topic: &str, diff: &Diff) {
+        self.send(topic, presence::events::DIFF, diff);
+        for (socket_id, seen) in self.joined_in_hold.take().map(|b| b.0).unwrap_or_default() {
+            let Some(seat) = self.seats.get(&socket_id) else { continue };
+            let mut leaves = serde_json::Map::new();
+            for (key, meta) in seen {
+                let r = meta.phx_ref();
+                let released = diff.joins().any(|(k, metas)| k == &*key && metas.iter().any(|m| m.phx_ref() == r));
+                if released || self.presences.meta(&key, r).is_some() {
+                    continue;
+                }
+                let entry = leaves.entry(key.to_string()).or_insert_with(|| serde_json::json!({"metas": []}));
+                if let Some(metas) = entry["metas"].as_array_mut() {
+                    metas.push(serde_json::to_value(&*meta).unwrap_or_default());
+                }
+            }
+            if !leaves.is_empty() {
+                let payload = serde_json::json!({ "joins": {}, "leaves": leaves });
+                let frame = wire::encode_broadcast(seat.vsn, topic, presence::events::DIFF, &payload);
+                if let Err(TrySendError::Full(_)) = seat.socket.outbox.try_send(Arc::new(Utf8Bytes::from(frame))) {
+                    seat.socket.slow.cancel();
+                }
+            }
         }
     }
 

@@ -52,30 +52,51 @@ pub fn is_readers_topic(topic: &str) -> bool {
 /// Metas by key (a `presence_state`'s content, as JSON objects with their `phx_ref`).
 type Group = BTreeMap<Arc<str>, Vec<Value>>;
 
-/// The other nodes' readers on one page.
+/// Each other node's readers on one page.
+type Nodes = HashMap<Arc<str>, Group>;
+
+/// The other nodes' readers on one page. One pointer while there are none (alone, every
+/// page): a page read by one socket stays under 1 KiB.
 #[derive(Default)]
 pub(super) struct Remote {
-    nodes: HashMap<Arc<str>, Group>,
+    nodes: Option<Box<Nodes>>,
 }
+
+static NO_NODES: std::sync::LazyLock<Nodes> = std::sync::LazyLock::new(HashMap::new);
 
 impl Remote {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.nodes.is_none()
+    }
+
+    fn nodes(&self) -> &Nodes {
+        self.nodes.as_deref().unwrap_or(&NO_NODES)
+    }
+
+    fn nodes_mut(&mut self) -> &mut Nodes {
+        self.nodes.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the map once no node has readers here.
+    fn tidy(&mut self) {
+        if self.nodes.as_ref().is_some_and(|n| n.is_empty()) {
+            self.nodes = None;
+        }
     }
 
     /// Whether any other node has `key` on this page.
     pub fn holds(&self, key: &str) -> bool {
-        self.nodes.values().any(|g| g.contains_key(key))
+        self.nodes().values().any(|g| g.contains_key(key))
     }
 
     /// Distinct keys on other nodes that `local` does not have.
     pub fn extra_keys(&self, local: impl Fn(&str) -> bool) -> usize {
-        match self.nodes.len() {
+        match self.nodes().len() {
             0 => 0,
-            1 => self.nodes.values().flat_map(|g| g.keys()).filter(|k| !local(k)).count(),
+            1 => self.nodes().values().flat_map(|g| g.keys()).filter(|k| !local(k)).count(),
             _ => {
                 let seen: std::collections::HashSet<&Arc<str>> =
-                    self.nodes.values().flat_map(|g| g.keys()).filter(|k| !local(k)).collect();
+                    self.nodes().values().flat_map(|g| g.keys()).filter(|k| !local(k)).collect();
                 seen.len()
             }
         }
@@ -83,7 +104,7 @@ impl Remote {
 
     /// Every other node's readers here, as `presence_state` objects.
     pub fn states(&self) -> Vec<Value> {
-        self.nodes.values().map(group_value).collect()
+        self.nodes().values().map(group_value).collect()
     }
 
     /// Applies `node`'s diff (`{"joins": …, "leaves": …}`; joins first, as phoenix.js
@@ -91,7 +112,7 @@ impl Remote {
     pub fn apply(&mut self, node: &Arc<str>, diff: &Value) -> Option<Vec<Arc<str>>> {
         let joins = diff.get("joins")?.as_object()?;
         let leaves = diff.get("leaves")?.as_object()?;
-        let group = self.nodes.entry(node.clone()).or_default();
+        let group = self.nodes_mut().entry(node.clone()).or_default();
         let mut touched = Vec::new();
         for (key, entry) in joins {
             let key: Arc<str> = key.as_str().into();
@@ -118,36 +139,38 @@ impl Remote {
             touched.push(key);
         }
         if group.is_empty() {
-            self.nodes.remove(node);
+            self.nodes_mut().remove(node);
         }
+        self.tidy();
         Some(touched)
     }
 
     /// Replaces what `node` has here with `state` (a `presence_state` object; `None`:
     /// nothing); returns the difference, as a diff for the seats.
     pub fn replace(&mut self, node: &Arc<str>, state: Option<&Value>) -> Value {
-        let old = self.nodes.remove(node).unwrap_or_default();
+        let old = self.nodes_mut().remove(node).unwrap_or_default();
         let new = state.map(group_of).unwrap_or_default();
         let (joins, leaves) = (not_in(&new, &old), not_in(&old, &new));
         if !new.is_empty() {
-            self.nodes.insert(node.clone(), new);
+            self.nodes_mut().insert(node.clone(), new);
         }
+        self.tidy();
         serde_json::json!({ "joins": group_value(&joins), "leaves": group_value(&leaves) })
     }
 
     /// Whether `node` has readers here.
     pub fn held_from(&self, node: &str) -> bool {
-        self.nodes.contains_key(node)
+        self.nodes().contains_key(node)
     }
 
     /// The keys `node` has here.
     pub fn keys_of(&self, node: &str) -> Vec<Arc<str>> {
-        self.nodes.get(node).map(|g| g.keys().cloned().collect()).unwrap_or_default()
+        self.nodes().get(node).map(|g| g.keys().cloned().collect()).unwrap_or_default()
     }
 
     /// The nodes held here that `live` does not name.
     pub fn gone_nodes(&self, live: &[Arc<str>]) -> Vec<Arc<str>> {
-        self.nodes.keys().filter(|n| !live.contains(n)).cloned().collect()
+        self.nodes().keys().filter(|n| !live.contains(n)).cloned().collect()
     }
 }
 

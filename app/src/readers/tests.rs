@@ -157,3 +157,27 @@ fn paths() {
     assert!(!valid_path("/a\u{0}b"));
     assert!(!valid_path("/a\u{7f}"));
 }
+
+#[tokio::test]
+async fn a_seat_that_saw_a_held_join_hears_its_leave_even_when_the_two_cancel_out() {
+    let readers = setup(400);
+    let mut watcher = socket(1);
+    readers.join("page:/hold", reader("w", &watcher)).await.unwrap();
+    drain(&mut watcher);
+    // V's join is held; N joins meanwhile, and its presence_state shows V.
+    let visitor = socket(2);
+    let v = readers.join("page:/hold", reader("v", &visitor)).await.unwrap();
+    let mut newcomer = socket(3);
+    let n = readers.join("page:/hold", reader("n", &newcomer)).await.unwrap();
+    assert!(n.state.contains("\"v\""), "the newcomer's state shows the held join: {}", n.state);
+    drain(&mut newcomer);
+    // V leaves inside the hold: its join and leave cancel out in the held diff.
+    readers.leave(v.ticket).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let watched = drain(&mut watcher);
+    assert_eq!(count(&watched, "presence_diff", "\"v\""), 0, "the watcher never saw V: {watched:?}");
+    let heard = drain(&mut newcomer);
+    let leaves: Vec<&Value> =
+        heard.iter().filter(|(e, p)| e == "presence_diff" && p["leaves"].get("v").is_some()).map(|(_, p)| p).collect();
+    assert_eq!(leaves.len(), 1, "the newcomer hears V leave once: {heard:?}");
+}
