@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, watch};
 
 use link::Outbound;
 pub use link::{Link, LinkTasks};
-pub use message::{Message, MessageError, Numbered, Signal, decode, encode_body, encode_signal};
+pub use message::{Message, MessageError, decode};
 use scripts::Keys;
 
 use crate::metrics::Metrics;

@@ -150,7 +150,7 @@ impl Actor {
                 let _ = reply.send((readers, self.total()));
             }
             Command::Peer { node, topic, event, payload } => self.on_peer_message(&node, topic, &event, &payload),
-            Command::Resync => self.tell_peers(CONTROL_TOPIC, peers::events::SYNC, &self.local_state()),
+            Command::Resync => tell(self.peers.as_deref(), CONTROL_TOPIC, peers::events::SYNC, &self.local_state()),
             Command::Live(nodes) => self.live(&nodes),
         }
     }
@@ -176,17 +176,7 @@ impl Actor {
         let back = self.dropped.iter().any(|n| nodes.contains(n));
         if back {
             self.dropped.retain(|n| !nodes.contains(n));
-            self.tell_peers(CONTROL_TOPIC, peers::events::SYNC, &self.local_state());
-        }
-    }
-
-    /// Sends a message to the other nodes' readers, if there are any.
-    fn tell_peers<P: Serialize + ?Sized>(&self, topic: &str, event: &str, payload: &P) {
-        if let Some(peers) = &self.peers {
-            match serde_json::to_string(payload) {
-                Ok(text) => peers.tell(topic, event, &text),
-                Err(err) => tracing::error!(%err, "readers message does not serialise"),
-            }
+            tell(self.peers.as_deref(), CONTROL_TOPIC, peers::events::SYNC, &self.local_state());
         }
     }
 
@@ -223,7 +213,7 @@ impl Actor {
                     }
                 }
                 if event == peers::events::SYNC {
-                    self.tell_peers(CONTROL_TOPIC, peers::events::STATE, &self.local_state());
+                    tell(self.peers.as_deref(), CONTROL_TOPIC, peers::events::STATE, &self.local_state());
                 }
             }
             (_, peers::events::DIFF) if super::valid_topic(&topic) => {
@@ -381,7 +371,7 @@ impl Actor {
         let Some(page) = self.pages.get_mut(topic) else { return };
         if let Some(diff) = page.throttle.push(now.into_std(), diff) {
             page.release(topic, &diff);
-            tell(self.peers.as_deref(), topic, &diff);
+            tell(self.peers.as_deref(), topic, presence::events::DIFF, &diff);
         }
         if page.send_counts(topic, total, self.interval, now) || page.throttle.has_pending() {
             self.dirty.insert(topic.clone());
@@ -403,7 +393,7 @@ impl Actor {
             };
             if let Some(diff) = page.throttle.poll(now.into_std()) {
                 page.release(&topic, &diff);
-                tell(self.peers.as_deref(), &topic, &diff);
+                tell(self.peers.as_deref(), &topic, presence::events::DIFF, &diff);
             }
             let counts_held = page.send_counts(&topic, total, self.interval, now);
             if counts_held || page.throttle.has_pending() {
@@ -560,12 +550,12 @@ impl Page {
     }
 }
 
-/// Sends a diff this node's throttle released for `topic` to the other nodes.
-fn tell(peers: Option<&dyn Peers>, topic: &str, diff: &Diff) {
+/// Sends a message to the other nodes' readers, if there are any (alone: nothing).
+fn tell<P: Serialize + ?Sized>(peers: Option<&dyn Peers>, topic: &str, event: &str, payload: &P) {
     if let Some(peers) = peers {
-        match serde_json::to_string(diff) {
-            Ok(text) => peers.tell(topic, presence::events::DIFF, &text),
-            Err(err) => tracing::error!(%err, "presence diff does not serialise"),
+        match serde_json::to_string(payload) {
+            Ok(text) => peers.tell(topic, event, &text),
+            Err(err) => tracing::error!(%err, topic, event, "readers message does not serialise"),
         }
     }
 }

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::route::Route;
 use crate::engine::workload::Cx;
-use crate::phoenix::{Ended, Failure, JOIN_TIMEOUT, JoinParams, Socket, replay};
+use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, Socket, replay};
 use crate::plan::seeded::draw;
 
 /// phoenix.js's default `reconnectAfterMs` (the `Socket` constructor in
@@ -49,6 +49,27 @@ pub fn reconnect_after(tries: u32) -> Duration {
 /// sockets no longer retry in lock-step.
 pub fn jittered(d: Duration, key: u64) -> Duration {
     d / 2 + d.mul_f64(draw(key) / 2.0)
+}
+
+/// Reads `socket` until `until` resolves, the socket ends, or `on_text` (a listener's
+/// frame handler) names a failure of its channel (a close, an error, a gap notice):
+/// how the read ended, and that failure ([`Loss::of`] makes of them what recovery
+/// needs).
+pub async fn read_until_failure<U: std::future::Future<Output = ()>>(
+    socket: &mut Socket,
+    until: std::pin::Pin<&mut U>,
+    mut on_text: impl FnMut(&str, Instant) -> Option<Failure> + Send,
+) -> (Ended, Option<Failure>) {
+    let mut closed = None;
+    let mut on_frame = |text: &str, at: Instant| match on_text(text, at) {
+        Some(f) => {
+            closed = Some(f);
+            Flow::Stop
+        }
+        None => Flow::Continue,
+    };
+    let ended = socket.read(until, None, &mut on_frame).await;
+    (ended, closed)
 }
 
 /// Why a listener's read ended, as recovery sees it.

@@ -141,6 +141,16 @@ impl Relay {
     }
 }
 
+/// Resolves `then` after the server has taken `joins` channel joins (at most 60 s on).
+async fn once_joined(server: &OwnServer, joins: u64, then: Duration) {
+    let taken = &server.server.state().metrics.joins;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while taken.load(Ordering::Relaxed) < joins && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(then).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_of_a_target_that_goes_away_move_to_the_next_and_recover_what_they_missed() {
     let server = OwnServer::start(true).await;
@@ -150,19 +160,11 @@ async fn listeners_of_a_target_that_goes_away_move_to_the_next_and_recover_what_
     // Entry 0 is the relay, entry 1 the server itself: half the listeners join through
     // the relay. Requests through the relay fail once it is gone (errors allowed here).
     let p = plan(&["--target", &relayed, "--target", &server.base, "--threshold", "errors.rate < 100%"]);
-    let thresholds = p.thresholds.clone();
-    let joins = &server.server.state().metrics.joins;
     let close_midway = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while joins.load(Ordering::Relaxed) < 30 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(1000)).await;
+        once_joined(&server, 30, Duration::from_millis(1000)).await;
         relay.close().await;
     };
-    let (result, ()) = tokio::join!(firehose_sim::run(p), close_midway);
-    let mut report = result.expect("run");
-    report.judge(&thresholds, false);
+    let (report, ()) = tokio::join!(run_judged(p), close_midway);
     let r = json_of(&report);
     let l = &r["listeners"];
     assert_eq!(n(&l["joined"]), 30, "{l}");
@@ -201,22 +203,14 @@ async fn room_likes_user_and_page_listeners_of_a_target_that_goes_away_move_and_
     // (whose `presence_state` lists it) would never hear it go.
     let pages = ["--page-listeners", "2", "--page-reader-rate", "4", "--page-dwell", "2s"];
     let p = super::actions::plan(&[&entries[..], &actions, &listeners, &pages].concat());
-    let thresholds = p.thresholds.clone();
-    let joins = &server.server.state().metrics.joins;
     let close_midway = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while joins.load(Ordering::Relaxed) < 14 && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        once_joined(&server, 14, Duration::from_millis(1500)).await;
         // Dark for a while first: the listeners there miss what is broadcast meanwhile.
         relay.go_dark();
         tokio::time::sleep(Duration::from_millis(600)).await;
         relay.close().await;
     };
-    let (result, ()) = tokio::join!(firehose_sim::run(p), close_midway);
-    let mut report = result.expect("run");
-    report.judge(&thresholds, false);
+    let (report, ()) = tokio::join!(run_judged(p), close_midway);
     let r = json_of(&report);
     let l = &r["listeners"];
     assert_eq!(n(&l["recovered"]), 2 + 5 + 1, "every listener at the relay moved and rejoined: {l}");

@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 
 use super::Shared;
 use crate::engine::delivery::Seen;
-use crate::phoenix::{Failure, Flow, JOIN_TIMEOUT, JoinParams, Position, SeqCheck, topic_event};
+use crate::phoenix::{Failure, JOIN_TIMEOUT, JoinParams, Position, SeqCheck, topic_event};
 use crate::report::names::{Group, Kind};
 use crate::workloads::failover::{self, Loss, Rejoined};
 
@@ -121,19 +121,12 @@ async fn listen(sh: &Shared, spec: Spec) -> Heard {
     }
     drop(response);
     loop {
-        let mut closed = None;
         let stopped = cx.stop.cancelled();
         tokio::pin!(stopped);
-        let ended = {
-            let mut on_frame = |text: &str, at: Instant| match on_text(sh, &spec, &mut heard, &mut seq, text, at) {
-                Some(f) => {
-                    closed = Some(f);
-                    Flow::Stop
-                }
-                None => Flow::Continue,
-            };
-            socket.read(stopped.as_mut(), None, &mut on_frame).await
-        };
+        let (ended, closed) = failover::read_until_failure(&mut socket, stopped.as_mut(), |text, at| {
+            on_text(sh, &spec, &mut heard, &mut seq, text, at)
+        })
+        .await;
         // The run stopped, or the node went away or told of a gap: rejoin (see
         // `workloads::failover`), with `since` where the topic keeps a history.
         let Some(loss) = Loss::of(ended, closed) else { break };

@@ -30,7 +30,7 @@ use crate::engine::delivery::{EventLedger, GroupStats, Seen};
 use crate::engine::dispatch::sleep_precisely_until;
 use crate::engine::workload::Cx;
 use crate::http::Draft;
-use crate::phoenix::{Ended, Failure, Flow, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, topic_event};
+use crate::phoenix::{Ended, Failure, JOIN_TIMEOUT, JoinParams, SeqCheck, Socket, topic_event};
 use crate::plan::profile::Profile;
 use crate::report::names::Group;
 use crate::workloads::failover::{self, Loss};
@@ -158,8 +158,7 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
         // The next churn or storm, once the clock started.
         let act =
             cx.t0().filter(|_| sh.life.enabled()).and_then(|t0| sh.life.next(spec.index, &cursor).map(|a| (a, t0)));
-        let mut closed = None;
-        let ended = {
+        let (ended, closed) = {
             // Most listeners have no churn or storm ahead and wait for the stop alone;
             // the lifecycle's waits are boxed, so only a listener that has one pays for
             // their timers (this future lives as long as the listener).
@@ -181,15 +180,10 @@ async fn listen(sh: &Shared, spec: Spec) -> End {
                 }))
             };
             tokio::pin!(wake);
-            let mut on_frame =
-                |text: &str, at: Instant| match on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at) {
-                    Some(f) => {
-                        closed = Some(f);
-                        Flow::Stop
-                    }
-                    None => Flow::Continue,
-                };
-            socket.read(wake.as_mut(), None, &mut on_frame).await
+            failover::read_until_failure(&mut socket, wake.as_mut(), |text, at| {
+                on_text(sh, &spec, &mut end.seen, &mut seq, &last, text, at)
+            })
+            .await
         };
         let handler_stopped = ended == Ended::Stopped;
         match Loss::of(ended, closed) {

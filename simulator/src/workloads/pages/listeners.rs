@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::Shared;
 use crate::engine::delivery::Seen;
-use crate::phoenix::{Failure, Flow, JOIN_TIMEOUT, JoinParams, topic_event};
+use crate::phoenix::{Failure, JOIN_TIMEOUT, JoinParams, topic_event};
 use crate::plan::pages::PATHS;
 use crate::workloads::failover::{self, Loss};
 
@@ -74,17 +74,10 @@ pub async fn listen(sh: Arc<Shared>, index: usize) -> End {
     loop {
         let until = stop.cancelled();
         tokio::pin!(until);
-        let mut closed = None;
-        let ended = {
-            let mut on_frame = |text: &str, at: Instant| match on_text(&sh, &topic, &mut view, &mut end, text, at) {
-                Some(f) => {
-                    closed = Some(f);
-                    Flow::Stop
-                }
-                None => Flow::Continue,
-            };
-            socket.read(until.as_mut(), None, &mut on_frame).await
-        };
+        let (ended, closed) = failover::read_until_failure(&mut socket, until.as_mut(), |text, at| {
+            on_text(&sh, &topic, &mut view, &mut end, text, at)
+        })
+        .await;
         let Some(loss) = Loss::of(ended, closed) else { break };
         // Its node went away or told of a gap: rejoin (see `workloads::failover`). The
         // page's presence comes afresh in the `presence_state` that follows the reply:
